@@ -1,0 +1,31 @@
+"""StableGrad for JAX/Optax: per-layer backward scale control without BatchNorm."""
+
+from stablegrad_optax._aliases import stablegrad_adam as stablegrad_adam
+from stablegrad_optax._aliases import stablegrad_adamw as stablegrad_adamw
+from stablegrad_optax._aliases import stablegrad_sgd as stablegrad_sgd
+from stablegrad_optax._diagnostics import Imbalance as Imbalance
+from stablegrad_optax._diagnostics import imbalance as imbalance
+from stablegrad_optax._diagnostics import layer_names as layer_names
+from stablegrad_optax._diagnostics import layer_statistics as layer_statistics
+from stablegrad_optax._diagnostics import (
+    prediction_gradient_std as prediction_gradient_std,
+)
+from stablegrad_optax._output_layer import find_output_layer as find_output_layer
+from stablegrad_optax._stablegrad import StableGradState as StableGradState
+from stablegrad_optax._stablegrad import stablegrad as stablegrad
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "Imbalance",
+    "StableGradState",
+    "find_output_layer",
+    "imbalance",
+    "layer_names",
+    "layer_statistics",
+    "prediction_gradient_std",
+    "stablegrad",
+    "stablegrad_adam",
+    "stablegrad_adamw",
+    "stablegrad_sgd",
+)

@@ -1,0 +1,292 @@
+"""StableGrad: per-layer gradient standardisation to a reference scale."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from stablegrad_optax import _layers, _output_layer, _statistic
+
+REFERENCES = ("output", "mean", "geometric_mean", "median", "max", "given")
+# References computed from the layer statistics need at least one weighted layer.
+_WEIGHT_BASED = ("output", "mean", "geometric_mean", "median", "max")
+_TINY = float(jnp.finfo(jnp.float32).tiny)
+
+
+def concrete_float(value: Any) -> float | None:
+    """`float(value)` when it is known now; None for a tracer (inject_hyperparams)."""
+    if isinstance(value, jax.core.Tracer):
+        return None
+    return float(value)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    return hasattr(value, "dtype") and jnp.issubdtype(value.dtype, jnp.number)
+
+
+def _validate_number(name: str, value: Any, ok: Callable[[float], bool], accepted: str):
+    if not _is_number(value):
+        raise ValueError(f"{name} must be {accepted}, got {value!r}.")
+    number = concrete_float(value)
+    if number is not None and not ok(number):
+        raise ValueError(f"{name} must be {accepted}, got {number!r}.")
+
+
+def _validate_reference(reference: Any) -> None:
+    if isinstance(reference, str):
+        if reference not in REFERENCES:
+            raise ValueError(
+                f"reference must be one of {REFERENCES}, a positive float or a "
+                f"callable on the per-layer statistics, got {reference!r}."
+            )
+    elif not callable(reference):
+        _validate_number(
+            "reference",
+            reference,
+            lambda x: math.isfinite(x) and x > 0,
+            f"one of {REFERENCES}, a positive finite float or a callable",
+        )
+
+
+class StableGradState(NamedTuple):
+    """State of `stablegrad`: step count and what the last step did, per layer."""
+
+    count: jax.typing.ArrayLike  # shape=(), dtype=int32
+    reference_index: jax.typing.ArrayLike  # shape=(), dtype=int32; -1 if unused
+    stats: jax.typing.ArrayLike  # shape=(num_layers,), dtype=float32
+    factors: jax.typing.ArrayLike  # shape=(num_layers,), dtype=float32
+    reference: jax.typing.ArrayLike  # shape=(), dtype=float32
+    ema: jax.typing.ArrayLike | None  # shape=(num_layers,), dtype=float32
+
+
+def _aggregate(stats: jax.Array, valid: jax.Array, mode: str) -> jax.Array:
+    """Mean, geometric mean, median or max of the valid statistics (NaN if none)."""
+    count = jnp.sum(valid)
+    if mode == "mean":
+        return jnp.sum(jnp.where(valid, stats, 0.0)) / count
+    if mode == "geometric_mean":
+        logs = jnp.log(jnp.where(valid, stats, 1.0))
+        return jnp.exp(jnp.sum(jnp.where(valid, logs, 0.0)) / count)
+    if mode == "median":
+        return jnp.nanmedian(jnp.where(valid, stats, jnp.nan))
+    if mode == "max":
+        return jnp.max(jnp.where(valid, stats, -jnp.inf))
+    raise ValueError(f"unknown aggregate {mode!r}")
+
+
+def _rescale(leaf: jax.Array, inverse: jax.Array, target: jax.Array) -> jax.Array:
+    """`leaf / stat * reference` in float32; finite entries saturate at dtype max."""
+    acc = jnp.promote_types(leaf.dtype, jnp.float32)
+    x = leaf.astype(acc)
+    y = (x * inverse.astype(acc)) * target.astype(acc)
+    largest = float(jnp.finfo(leaf.dtype).max)
+    y = jnp.where(jnp.isfinite(x), jnp.clip(y, -largest, largest), y)
+    return y.astype(leaf.dtype)
+
+
+def stablegrad(
+    reference: str | float | Callable[[jax.Array], jax.Array] = "output",
+    *,
+    statistic: str = "std",
+    output_layer: _output_layer.OutputLayer = None,
+    group_by: _layers.GroupBy = "parent",
+    mask: Any = None,
+    eps: jax.typing.ArrayLike = 0.0,
+    max_scale: jax.typing.ArrayLike | None = None,
+    ema_decay: jax.typing.ArrayLike | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    r"""Rescales each layer's gradient to a common reference scale (StableGrad).
+
+    After backpropagation and before the optimizer, the gradient :math:`g_l` of
+    every layer :math:`l` is divided by its own statistic and multiplied by a
+    reference scale:
+
+    .. math::
+
+      g_l \leftarrow g_l \, \frac{\sigma_\text{ref}}{\max(\sigma_l, \text{eps})},
+      \qquad \sigma_l = \operatorname{std}(\{g_{l,w}\}_{w \in \text{weights}(l)}),
+
+    where :math:`\sigma_l` is taken over all entries of the layer's weight leaves
+    (ndim >= 2) and the factor multiplies every leaf of the layer, bias
+    included. A layer is the parent key path of a leaf (a Flax ``Dense_3``
+    holding ``kernel`` and ``bias``). Layers with no weight leaf pass through.
+    With the default ``reference="output"``, :math:`\sigma_\text{ref}` is the
+    output (prediction) layer's statistic, as in the paper.
+
+    The forward model is untouched. Note that Adam is nearly invariant to a
+    per-layer gradient scale that is constant in time: chained before Adam, this
+    transform matters through the time variation of the factors and where
+    Adam's ``eps`` dominates (vanishing layers). Before SGD it sets each layer's
+    effective learning rate.
+
+    Safety: a layer whose statistic is zero (or subnormal) or not finite is left
+    unchanged; a non-finite gradient stays in its own layer (so
+    ``optax.apply_if_finite`` sees it) and is left out of references that
+    combine layers. If the reference itself is zero or not finite, no layer is
+    rescaled that step and ``state.reference`` shows it.
+
+    Args:
+      reference: the target scale: ``"output"`` (the output layer's statistic),
+        ``"mean"``, ``"geometric_mean"``, ``"median"`` or ``"max"`` of the layer
+        statistics, ``"given"`` (the ``reference_scale`` passed to ``update``),
+        a positive float, or a callable from the vector of layer statistics
+        (NaN where a layer has no valid statistic) to a scalar. A
+        ``reference_scale=`` passed to ``update`` overrides any of them.
+      statistic: ``"std"`` (population standard deviation) or ``"rms"``.
+      output_layer: for ``reference="output"``: the output layer's name (key
+        path joined with "/"), a compiled ``re.Pattern`` that fullmatches one
+        name, or a predicate on the layer's key path. None detects it at
+        ``init`` (see `find_output_layer` for the forward-pass helper).
+      group_by: ``"parent"``, ``"leaf"``, or a callable from a leaf's key path to
+        its layer key (a string or a key path).
+      mask: an optax-style mask (a pytree of bools, or a callable on the tree):
+        only ``True`` leaves are measured and rescaled.
+      eps: floor on each layer's statistic in the division; 0 gives exact
+        standardisation. Zero statistics are never divided by, whatever eps.
+      max_scale: if set (> 1), bounds each factor to [1/max_scale, max_scale].
+      ema_decay: if set (in [0, 1)), the statistics are smoothed over steps
+        with this decay before they set the factors and the reference.
+
+    Returns:
+      The corresponding `optax.GradientTransformationExtraArgs`. Its ``update``
+      accepts ``reference_scale=`` as an extra argument.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> import stablegrad_optax as sgo
+      >>> def f(p):
+      ...   return jnp.sum(p["hidden"]["w"] ** 2) + jnp.sum(p["out"]["w"] ** 2)
+      >>> params = {"hidden": {"w": jnp.array([[1.0, -2.0], [3.0, 0.5]])},
+      ...           "out": {"w": jnp.array([[0.5], [-1.0]])}}
+      >>> solver = optax.chain(sgo.stablegrad(output_layer="out"), optax.sgd(0.1))
+      >>> opt_state = solver.init(params)
+      >>> for _ in range(3):
+      ...   grad = jax.grad(f)(params)
+      ...   updates, opt_state = solver.update(grad, opt_state, params)
+      ...   params = optax.apply_updates(params, updates)
+      ...   print(f"{f(params):.4f}")
+      12.7507
+      10.7688
+      9.3226
+
+    References:
+      Mestre et al., `StableGrad: Backward Scale Control without Batch
+      Normalization <https://arxiv.org/abs/2605.19856>`_, 2026
+    """
+    _validate_reference(reference)
+    _statistic.validate_statistic(statistic)
+    _output_layer.validate_output_layer(output_layer)
+    _layers.validate_group_by(group_by)
+    if output_layer is not None and not (
+        isinstance(reference, str) and reference == "output"
+    ):
+        raise ValueError(
+            "output_layer only applies to reference='output', got "
+            f"reference={reference!r}."
+        )
+    _validate_number(
+        "eps", eps, lambda x: math.isfinite(x) and x >= 0, "a finite number >= 0"
+    )
+    if max_scale is not None:
+        _validate_number(
+            "max_scale", max_scale, lambda x: x > 1, "None or a number > 1"
+        )
+    if ema_decay is not None:
+        _validate_number(
+            "ema_decay", ema_decay, lambda x: 0 <= x < 1, "None or a number in [0, 1)"
+        )
+    mode = reference if isinstance(reference, str) else None
+
+    def layers_of(tree):
+        return _layers.tree_layers(tree, group_by=group_by, mask=mask)
+
+    def init_fn(params):
+        _, _, layers = layers_of(params)
+        if not layers and (mode in _WEIGHT_BASED or callable(reference)):
+            raise ValueError(
+                f"reference={reference!r} needs weight leaves (floating arrays with "
+                "ndim >= 2) but the tree has none; use a float reference or "
+                "reference='given', or shape the parameters as matrices."
+            )
+        index = -1
+        if mode == "output":
+            index = _output_layer.resolve_output_layer(
+                layers, params, output_layer, group_by
+            )
+        num = len(layers)
+        return StableGradState(
+            count=jnp.zeros([], jnp.int32),
+            reference_index=jnp.asarray(index, jnp.int32),
+            stats=jnp.zeros([num], jnp.float32),
+            factors=jnp.ones([num], jnp.float32),
+            reference=jnp.zeros([], jnp.float32),
+            ema=None if ema_decay is None else jnp.zeros([num], jnp.float32),
+        )
+
+    def reference_of(stats, valid, state, reference_scale):
+        if reference_scale is not None:
+            return jnp.asarray(reference_scale, jnp.float32).reshape(())
+        if mode == "given":
+            raise ValueError(
+                "reference='given' needs update(..., reference_scale=...) at every "
+                "step."
+            )
+        if mode == "output":
+            return stats[state.reference_index]
+        if mode is not None:
+            return _aggregate(stats, valid, mode)
+        if callable(reference):
+            given = reference(jnp.where(valid, stats, jnp.nan))
+            return jnp.asarray(given, jnp.float32).reshape(())
+        return jnp.asarray(reference, jnp.float32)
+
+    def update_fn(updates, state, params=None, *, reference_scale=None, **extra_args):
+        del params, extra_args
+        leaves, treedef, layers = layers_of(updates)
+        count = optax.safe_increment(state.count)
+        if not layers:
+            return updates, state._replace(count=count)
+
+        groups = [[leaves[i] for i in layer.weights] for layer in layers]
+        stats = _statistic.group_statistics(groups, statistic)
+        valid = jnp.isfinite(stats) & (stats >= _TINY)
+        ema = state.ema
+        if ema_decay is not None:
+            decay = jnp.asarray(ema_decay, jnp.float32)
+            blended = decay * ema + (1 - decay) * stats
+            ema = jnp.where(valid, jnp.where(ema > 0, blended, stats), ema)
+        used = stats if ema is None else ema
+
+        ref = reference_of(used, valid, state, reference_scale)
+        use = valid & jnp.isfinite(ref) & (ref >= _TINY)
+        denominator = jnp.maximum(jnp.where(use, used, 1.0), eps)
+        inverse = jnp.where(use, 1.0 / denominator, 1.0)
+        target = jnp.where(use, ref, 1.0)
+        if max_scale is not None:
+            low, high = denominator / max_scale, denominator * max_scale
+            target = jnp.where(use, jnp.clip(ref, low, high), 1.0)
+
+        out = list(leaves)
+        for i, layer in enumerate(layers):
+            for j in layer.leaves:
+                out[j] = _rescale(leaves[j], inverse[i], target[i])
+        new_state = StableGradState(
+            count=count,
+            reference_index=state.reference_index,
+            stats=stats,
+            factors=inverse * target,
+            reference=ref,
+            ema=ema,
+        )
+        return jax.tree.unflatten(treedef, out), new_state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
