@@ -1,4 +1,8 @@
-"""Strict JAX settings and hypothesis profiles for the test suite."""
+"""Strict JAX settings and hypothesis profiles for the test suite.
+
+Profiles: "default" (40 examples), "ci" (the same, derandomised; chosen when
+CI is set) and "thorough" (1000 examples): HYPOTHESIS_PROFILE=thorough pytest.
+"""
 
 import os
 
@@ -13,7 +17,10 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+settings.register_profile("ci", parent=settings.get_profile("default"), derandomize=True)
 settings.register_profile(
-    "ci", parent=settings.get_profile("default"), derandomize=True
+    "thorough", parent=settings.get_profile("default"), max_examples=1000
 )
-settings.load_profile("ci" if os.environ.get("CI") else "default")
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default")
+)
