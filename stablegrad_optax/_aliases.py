@@ -54,8 +54,8 @@ def stablegrad_adam(
       >>> import jax.numpy as jnp, optax, stablegrad_optax as sgo
       >>> tx = optax.inject_hyperparams(sgo.stablegrad_adam)(learning_rate=1e-3)
       >>> state = tx.init({"Dense_0": {"kernel": jnp.ones((2, 2))}})
-      >>> float(state.hyperparams["learning_rate"])
-      0.001
+      >>> print(f"{state.hyperparams['learning_rate']:.0e}")
+      1e-03
     """
     return optax.chain(
         stablegrad(

@@ -101,9 +101,15 @@ def mask_leaves(mask: Any, tree: Any, num_leaves: int) -> list[bool]:
     if mask is None:
         return [True] * num_leaves
     mask_tree = mask(tree) if callable(mask) else mask
-    spread = jax.tree.map(
-        lambda m, sub: jax.tree.map(lambda _: bool(m), sub), mask_tree, tree
-    )
+    try:
+        spread = jax.tree.map(
+            lambda m, sub: jax.tree.map(lambda _: bool(m), sub), mask_tree, tree
+        )
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            "mask must be a pytree of bools with the structure of the parameters "
+            f"(or a prefix of it), or a callable returning one: {error}"
+        ) from error
     flat = jax.tree.leaves(spread)
     if len(flat) != num_leaves:
         raise ValueError(

@@ -17,7 +17,9 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-settings.register_profile("ci", parent=settings.get_profile("default"), derandomize=True)
+settings.register_profile(
+    "ci", parent=settings.get_profile("default"), derandomize=True
+)
 settings.register_profile(
     "thorough", parent=settings.get_profile("default"), max_examples=1000
 )

@@ -1,0 +1,71 @@
+"""Per-layer statistics, names, imbalance and the prediction-gradient helper."""
+
+import doctest
+import importlib
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import mlp_params_and_grads, std64
+
+import stablegrad_optax as sgo
+
+
+def test_layer_statistics_match_numpy_and_state_order():
+    _, grads, _ = mlp_params_and_grads(depth=4)
+    stats = jax.jit(sgo.layer_statistics)(grads)
+    assert list(stats) == sgo.layer_names(grads)
+    for name, value in stats.items():
+        assert float(value) == pytest.approx(std64(grads[name]["kernel"]), rel=1e-6)
+    rms = sgo.layer_statistics(grads, statistic="rms")
+    kernel = np.asarray(grads["Dense_0"]["kernel"], np.float64)
+    assert float(rms["Dense_0"]) == pytest.approx(np.sqrt(np.mean(kernel**2)), rel=1e-6)
+    _, state = sgo.stablegrad().update(grads, sgo.stablegrad().init(grads))
+    np.testing.assert_allclose(state.stats, list(stats.values()), rtol=1e-6)
+
+
+def test_layer_statistics_of_a_tree_without_weights_is_empty():
+    assert sgo.layer_statistics({"b": jnp.ones(3)}) == {}
+
+
+def test_imbalance_skips_zero_and_non_finite():
+    summary = sgo.imbalance({"a": 4.0, "b": 0.5, "dead": 0.0, "bad": jnp.nan})
+    assert summary.ratio == 8.0
+    assert (summary.largest, summary.smallest) == ("a", "b")
+    assert (summary.largest_value, summary.smallest_value) == (4.0, 0.5)
+    empty = sgo.imbalance({"dead": 0.0})
+    assert math.isnan(empty.ratio) and empty.largest is None
+
+
+def test_prediction_gradient_std_feeds_reference_scale():
+    _, grads, _ = mlp_params_and_grads(depth=2)
+    prediction = jnp.linspace(-1.0, 1.0, 8).reshape(8, 1)
+    target = jnp.zeros((8, 1))
+
+    def loss(u, y):
+        return jnp.mean((u - y) ** 2)
+
+    scale = sgo.prediction_gradient_std(loss, prediction, target)
+    expected = np.std(2 * np.asarray(prediction, np.float64) / 8)
+    assert float(scale) == pytest.approx(expected, rel=1e-6)
+    tx = sgo.stablegrad("given")
+    updates, state = tx.update(grads, tx.init(grads), reference_scale=scale)
+    assert float(state.reference) == pytest.approx(expected, rel=1e-6)
+    assert std64(updates["Dense_1"]["kernel"]) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "stablegrad_optax._stablegrad",
+        "stablegrad_optax._aliases",
+        "stablegrad_optax._diagnostics",
+        "stablegrad_optax._output_layer",
+    ],
+)
+def test_docstring_examples_run(module):
+    result = doctest.testmod(importlib.import_module(module), verbose=False)
+    assert result.attempted > 0
+    assert result.failed == 0
