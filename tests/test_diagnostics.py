@@ -7,6 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from helpers import mlp_params_and_grads, std64
 
@@ -69,3 +70,14 @@ def test_docstring_examples_run(module):
     result = doctest.testmod(importlib.import_module(module), verbose=False)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_readme_logging_snippet():
+    params, grads, _ = mlp_params_and_grads(depth=2)
+    tx = sgo.stablegrad_adam(1e-3)
+    opt_state = tx.init(params)
+    _, opt_state = tx.update(grads, opt_state, params)
+    sg_state = optax.tree_utils.tree_get(opt_state, "StableGradState")
+    logged = dict(zip(sgo.layer_names(params), sg_state.factors, strict=True))
+    assert list(logged) == ["Dense_0", "Dense_1", "Dense_2"]
+    assert float(logged["Dense_2"]) == 1.0
