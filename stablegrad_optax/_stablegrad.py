@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -16,6 +15,7 @@ REFERENCES = ("output", "mean", "geometric_mean", "median", "max", "given")
 # References computed from the layer statistics need at least one weighted layer.
 _WEIGHT_BASED = ("output", "mean", "geometric_mean", "median", "max")
 _TINY = float(jnp.finfo(jnp.float32).tiny)
+_LARGEST = float(jnp.finfo(jnp.float32).max)
 
 
 def concrete_float(value: Any) -> float | None:
@@ -34,7 +34,7 @@ def _is_number(value: Any) -> bool:
 
 
 def _validate_number(name: str, value: Any, ok: Callable[[float], bool], accepted: str):
-    if not _is_number(value):
+    if not _is_number(value) or jnp.ndim(value) != 0:
         raise ValueError(f"{name} must be {accepted}, got {value!r}.")
     number = concrete_float(value)
     if number is not None and not ok(number):
@@ -52,8 +52,9 @@ def _validate_reference(reference: Any) -> None:
         _validate_number(
             "reference",
             reference,
-            lambda x: math.isfinite(x) and x > 0,
-            f"one of {REFERENCES}, a positive finite float or a callable",
+            lambda x: _TINY <= x <= _LARGEST,
+            f"one of {REFERENCES}, a positive float normal in float32 "
+            f"([{_TINY:.3g}, {_LARGEST:.3g}]) or a callable",
         )
 
 
@@ -194,7 +195,7 @@ def stablegrad(
             f"reference={reference!r}."
         )
     _validate_number(
-        "eps", eps, lambda x: math.isfinite(x) and x >= 0, "a finite number >= 0"
+        "eps", eps, lambda x: 0 <= x <= _LARGEST, "a number >= 0, finite in float32"
     )
     if max_scale is not None:
         _validate_number(
