@@ -52,8 +52,8 @@ def is_float(leaf: Any) -> bool:
 
 
 def is_weight(leaf: Any) -> bool:
-    """A weight leaf is a floating array with at least two dimensions."""
-    return is_float(leaf) and np.ndim(leaf) >= 2
+    """A weight leaf is a non-empty floating array with at least two dimensions."""
+    return is_float(leaf) and np.ndim(leaf) >= 2 and np.size(leaf) > 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -291,3 +291,23 @@ def test_constant_and_offset_layers():
     stats = sgo.layer_statistics(grads)
     assert float(stats["a"]) == 0.0
     assert float(stats["b"]) == pytest.approx(std64(grads["b"]["w"]), rel=1e-6)
+
+
+def test_layer_with_several_weight_leaves_and_an_empty_leaf():
+    rng = np.random.default_rng(0)
+    grads = {
+        "cell": {
+            "input_kernel": jnp.asarray(1e3 + rng.standard_normal((3, 5)), jnp.float32),
+            "hidden_kernel": jnp.asarray(1e3 + 2 * rng.standard_normal((5, 5))),
+            "bias": jnp.ones(5),
+            "unused": jnp.zeros((0, 3)),
+        },
+        "head": {"kernel": jnp.asarray(rng.standard_normal((5, 1)), jnp.float32)},
+    }
+    expected = std64(grads["cell"]["input_kernel"], grads["cell"]["hidden_kernel"])
+    stats = sgo.layer_statistics(grads)
+    assert float(stats["cell"]) == pytest.approx(expected, rel=1e-5)
+    updates, state = _apply(sgo.stablegrad(), grads)
+    both = (updates["cell"]["input_kernel"], updates["cell"]["hidden_kernel"])
+    assert std64(*both) == pytest.approx(float(state.reference), rel=1e-5)
+    assert updates["cell"]["unused"].shape == (0, 3)
