@@ -524,6 +524,17 @@ def kernel_reads(text: str, leaves: Sequence[tuple[str, tuple[int, ...]]]):
             and any(u.opcode == "conditional" for u in users[ins.name])
         ):
             return "passed to the lax.cond (read only if the rescaled branch runs)"
+        if ins.opcode in ("bitcast", "reshape"):
+            inner = sorted({kind(u, size) for u in users[ins.name]})
+            return f"{ins.opcode}, then " + " and ".join(inner)
+        if ins.opcode == "concatenate":
+            readers = users[ins.name]
+            temps = sum(u.opcode == "fusion" and not reduces(u) for u in readers)
+            return (
+                "copied into a concatenate that stacks same-shaped kernels (a "
+                f"full read plus write); {len(readers)} ops read the stack, {temps} "
+                "of them elementwise fusions writing full-size temporaries"
+            )
         if ins.opcode != "fusion":
             return f"{ins.opcode} (not a fusion)"
         if reduces(ins):
@@ -706,16 +717,18 @@ def hlo_summary(hlo: dict[str, Any]) -> str:
     full = sum(
         n
         for k, n in common.items()
-        if k.startswith("elementwise") or k.startswith("fusion that reduces")
+        for part in k.split(" and ")
+        if any(w in part for w in ("elementwise", "reduces it", "concatenate"))
     )
-    temporaries = sum(n for k, n in common.items() if "temporary" in k)
-    direct = sum(n for k, n in common.items() if k.startswith("fusion that reduces"))
+    temporaries = sum(n for k, n in common.items() if "temporar" in k)
+    direct = sum(n for k, n in common.items() if "reduces it directly" in k)
     branches = reads["conditional_branch_fusions"]
     lines += [
         "",
         f"So on the fast path each kernel is read in full {full} times "
-        f"({direct} by a fusion that reduces it directly), and {temporaries} "
-        "full-size temporaries are written and read back before the sums; "
+        f"({direct} by a fusion that reduces it directly); {temporaries} of "
+        "these reads feed elementwise fusions that write full-size temporaries "
+        "which the reductions then read back; "
         "a sum and a sum of squares fused into one pass plus the rescale "
         "would be 2 reads and no temporary. The `lax.cond` compiles to a "
         f"rescaled branch of {max(branches, default=0)} fusions (run only when "
