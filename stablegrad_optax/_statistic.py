@@ -5,7 +5,9 @@ The fast path reads each leaf once for a sum and a sum of squares, in float32
 shift is the layer's first entry, so a constant layer gives exactly zero and a
 large mean does not cancel the variance away; "rms" uses no shift. Leaves of
 the same shape and dtype are stacked and reduced together: a 64-layer MLP
-compiles to a handful of reductions instead of two per layer.
+compiles to a handful of reductions instead of two per layer (measured on CPU:
+23 us instead of 81 us per update at depth 16, width 50). The stack is a
+transient copy of those weight gradients.
 
 A float32 sum of squares overflows for entries above about 1e19 and flushes to
 zero below about 1e-19. When any layer's mean square falls outside the safe
