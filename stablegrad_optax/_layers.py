@@ -165,6 +165,6 @@ def tree_layers(
     with_path, treedef = jax.tree_util.tree_flatten_with_path(tree)
     paths = [p for p, _ in with_path]
     leaves = [leaf for _, leaf in with_path]
-    selected = mask_leaves(mask, tree, len(leaves)) if mask is not None else None
+    selected = mask_leaves(mask, tree, len(leaves))
     layers = group_layers(paths, leaves, group_by=group_by, mask=selected)
     return leaves, treedef, layers
