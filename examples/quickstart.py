@@ -40,6 +40,7 @@ import json
 import math
 import os
 import pathlib
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -298,7 +299,31 @@ def run_metadata() -> dict[str, str]:
         "jax": jax.__version__,
         "optax": optax.__version__,
         "stablegrad_optax": sgo.__version__,
+        "git_commit": git_commit(),
     }
+
+
+def git_commit() -> str:
+    """The checkout's commit (with "+dirty" for uncommitted changes), if any."""
+    here = pathlib.Path(__file__).parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
 
 
 def train_and_evaluate(config: argparse.Namespace, outdir: str | pathlib.Path):
@@ -352,9 +377,8 @@ def train_and_evaluate(config: argparse.Namespace, outdir: str | pathlib.Path):
     meta = results["meta"]
     (outdir / "table.md").write_text(
         f"Command: `{meta['command']}`  \nDevice: {meta['device']}  \n"
-        f"Date: {meta['date']}; jax {meta['jax']}, optax {meta['optax']}\n\n"
-        + table
-        + "\n"
+        f"Date: {meta['date']}; git {meta['git_commit']}; jax {meta['jax']}, "
+        f"optax {meta['optax']}\n\n" + table + "\n"
     )
     plot_val_curves(chosen, outdir / "val_mse.png")
     print(f"\nWrote results.json, table.md and val_mse.png to {outdir}")
