@@ -304,7 +304,7 @@ def run_metadata() -> dict[str, str]:
 
 
 def git_commit() -> str:
-    """The checkout's commit (with "+dirty" for uncommitted changes), if any."""
+    """The checkout's commit, "+dirty" if the library or examples have changes."""
     here = pathlib.Path(__file__).parent
     try:
         commit = subprocess.run(
@@ -315,7 +315,7 @@ def git_commit() -> str:
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--", ":/stablegrad_optax", ":/examples"],
             cwd=here,
             capture_output=True,
             text=True,
