@@ -254,6 +254,12 @@ def stablegrad(
         del params, extra_args
         leaves, treedef, layers = layers_of(updates)
         count = optax.safe_increment(state.count)
+        if len(layers) != state.stats.shape[0]:
+            raise ValueError(
+                f"stablegrad: the updates have {len(layers)} weighted layers but the "
+                f"state was initialised for {state.stats.shape[0]}; call init with a "
+                "tree of the same structure (and the same mask and group_by)."
+            )
         if not layers:
             return updates, state._replace(count=count)
 

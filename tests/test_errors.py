@@ -118,3 +118,11 @@ def test_mask_of_the_wrong_shape_raises():
     tx = sgo.stablegrad(1.0, mask=[True, False])
     with pytest.raises(ValueError, match="mask"):
         tx.init(PARAMS)
+
+
+def test_updates_that_do_not_match_the_state_raise():
+    tx = sgo.stablegrad()
+    state = tx.init(PARAMS)
+    fewer = {k: v for k, v in PARAMS.items() if k != "Dense_1"}
+    with pytest.raises(ValueError, match="weighted layers"):
+        tx.update(fewer, state)
