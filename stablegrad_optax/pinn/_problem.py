@@ -1,0 +1,131 @@
+"""What every PDE problem offers: domain, samplers, residual, losses, error."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ScalarField = Callable[[jax.Array], jax.Array]  # one point (d,) -> scalar
+
+
+def relative_l2(prediction: jax.typing.ArrayLike, reference: jax.typing.ArrayLike):
+    """||prediction - reference||_2 / ||reference||_2 over all points."""
+    prediction = jnp.ravel(jnp.asarray(prediction, jnp.float32))
+    reference = jnp.ravel(jnp.asarray(reference, jnp.float32))
+    return jnp.linalg.norm(prediction - reference) / jnp.linalg.norm(reference)
+
+
+def uniform(key: jax.Array, n: int, lower, upper) -> jax.Array:
+    """n points uniform in the box [lower, upper], shape (n, d)."""
+    lower, upper = jnp.asarray(lower, jnp.float32), jnp.asarray(upper, jnp.float32)
+    return jax.random.uniform(key, (n, lower.shape[0]), minval=lower, maxval=upper)
+
+
+def box_boundary(key: jax.Array, n: int, lower, upper) -> jax.Array:
+    """n points uniform on the faces of a box (each face equally likely)."""
+    dim = len(lower)
+    k_face, k_side, k_point = jax.random.split(key, 3)
+    points = uniform(k_point, n, lower, upper)
+    face = jax.random.randint(k_face, (n,), 0, dim)
+    side = jax.random.bernoulli(k_side, 0.5, (n,))
+    value = jnp.where(side, jnp.asarray(upper)[face], jnp.asarray(lower)[face])
+    return points.at[jnp.arange(n), face].set(value.astype(jnp.float32))
+
+
+def box_grid(lower, upper, resolution: int) -> np.ndarray:
+    """A regular grid on the box, shape (resolution**d, d), last axis fastest."""
+    axes = [
+        np.linspace(lo, hi, resolution) for lo, hi in zip(lower, upper, strict=True)
+    ]
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.stack([m.ravel() for m in mesh], axis=-1).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """A PDE on a box with Dirichlet data; subclasses fill in the physics.
+
+    Attributes:
+      name: the problem's name.
+      lower: lower corner of the domain, one entry per coordinate.
+      upper: upper corner of the domain.
+      residual_weight: weight of the residual term in `loss`.
+      boundary_weight: weight of the boundary term in `loss`.
+    """
+
+    name: str = "problem"
+    lower: tuple[float, ...] = ()
+    upper: tuple[float, ...] = ()
+    residual_weight: float = 1.0
+    boundary_weight: float = 1.0
+
+    @property
+    def dim(self) -> int:
+        return len(self.lower)
+
+    def exact(self, points: jax.typing.ArrayLike) -> jax.Array:
+        """The solution at points of shape (N, d), shape (N,)."""
+        raise NotImplementedError
+
+    def residual(self, u: ScalarField, point: jax.Array) -> jax.Array:
+        """The PDE residual of `u` at one point (d,)."""
+        raise NotImplementedError
+
+    def boundary_values(self, points: jax.Array) -> jax.Array:
+        """Dirichlet data at boundary points, shape (N,)."""
+        return self.exact(points)
+
+    def sample_interior(self, key: jax.Array, n: int) -> jax.Array:
+        return uniform(key, n, self.lower, self.upper)
+
+    def sample_boundary(self, key: jax.Array, n: int) -> jax.Array:
+        return box_boundary(key, n, self.lower, self.upper)
+
+    def sample(self, key: jax.Array, num_interior: int, num_boundary: int) -> dict:
+        """A batch of collocation points and the data on them."""
+        k_in, k_bd = jax.random.split(key)
+        boundary = self.sample_boundary(k_bd, num_boundary)
+        return {
+            "interior": self.sample_interior(k_in, num_interior),
+            "boundary": boundary,
+            "boundary_values": self.boundary_values(boundary),
+        }
+
+    def losses(self, u: ScalarField, batch: dict) -> dict[str, jax.Array]:
+        """Mean squared residual and data misfits, unweighted, by name."""
+        residual = jax.vmap(lambda p: self.residual(u, p))(batch["interior"])
+        boundary = jax.vmap(u)(batch["boundary"]) - batch["boundary_values"]
+        return {
+            "residual": jnp.mean(residual**2),
+            "boundary": jnp.mean(boundary**2),
+        }
+
+    def weights(self) -> dict[str, float]:
+        return {"residual": self.residual_weight, "boundary": self.boundary_weight}
+
+    def loss(self, u: ScalarField, batch: dict) -> jax.Array:
+        """The weighted sum of `losses`."""
+        terms = self.losses(u, batch)
+        weights = self.weights()
+        return sum(weights[name] * value for name, value in terms.items())
+
+    def grid(self, resolution: int = 101) -> np.ndarray:
+        """A regular evaluation grid, shape (resolution**d, d), last axis fastest."""
+        return box_grid(self.lower, self.upper, resolution)
+
+    def reference_on_grid(self, resolution: int = 101) -> np.ndarray:
+        """The exact (or reference) solution on `grid(resolution)`."""
+        return np.asarray(self.exact(self.grid(resolution)))
+
+    def error(self, u_batched: Callable[[jax.Array], jax.Array], resolution: int = 101):
+        """Relative L2 error of a batched predictor on `grid(resolution)`."""
+        prediction = u_batched(jnp.asarray(self.grid(resolution)))
+        return relative_l2(prediction, self.reference_on_grid(resolution))
+
+    def options(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
