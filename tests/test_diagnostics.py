@@ -66,6 +66,8 @@ def test_prediction_gradient_std_feeds_reference_scale():
         "stablegrad_optax._output_layer",
         "stablegrad_optax.pinn",
         "stablegrad_optax.models",
+        "stablegrad_optax.init",
+        "stablegrad_optax.init._critical",
     ],
 )
 def test_docstring_examples_run(module):
