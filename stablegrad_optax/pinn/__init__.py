@@ -24,6 +24,10 @@ from stablegrad_optax.pinn._elliptic import Helmholtz as Helmholtz
 from stablegrad_optax.pinn._elliptic import Poisson as Poisson
 from stablegrad_optax.pinn._problem import Problem as Problem
 from stablegrad_optax.pinn._problem import relative_l2 as relative_l2
+from stablegrad_optax.pinn._train import TrainState as TrainState
+from stablegrad_optax.pinn._train import make_chunk as make_chunk
+from stablegrad_optax.pinn._train import scalar_field as scalar_field
+from stablegrad_optax.pinn._train import train as train
 
 PROBLEMS = {"burgers": Burgers, "helmholtz": Helmholtz, "poisson": Poisson}
 
@@ -61,7 +65,11 @@ __all__ = (
     "Helmholtz",
     "Poisson",
     "Problem",
+    "TrainState",
     "cole_hopf",
     "get_problem",
+    "make_chunk",
     "relative_l2",
+    "scalar_field",
+    "train",
 )

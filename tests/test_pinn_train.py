@@ -1,0 +1,94 @@
+"""The jitted PINN training loop."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import stablegrad_optax as sgo
+from stablegrad_optax import pinn
+from stablegrad_optax.models import MLP
+
+
+def _setup(name="poisson", depth=2, width=8, **options):
+    problem = pinn.get_problem(name, **options)
+    model = MLP(depth=depth, width=width, input_bounds=(problem.lower, problem.upper))
+    params = model.init(jax.random.key(0), jnp.ones((1, problem.dim)))
+    return problem, model, params
+
+
+def test_records_per_chunk_with_a_partial_last_chunk():
+    problem, model, params = _setup("burgers")
+    seen = []
+    _, records = pinn.train(
+        problem,
+        model.apply,
+        params,
+        sgo.stablegrad_adam(1e-3),
+        key=jax.random.key(1),
+        steps=6,
+        log_every=4,
+        num_interior=32,
+        num_boundary=16,
+        eval_resolution=11,
+        callback=seen.append,
+    )
+    assert [r["step"] for r in records] == [4, 6] and seen == records
+    record = records[-1]
+    assert {"loss", "residual", "boundary", "initial", "rel_l2"} <= set(record)
+    assert set(record["grad_std"]) == {
+        "params/head",
+        "params/hidden_0",
+        "params/hidden_1",
+    }
+    assert np.isfinite(record["rel_l2"]) and not record["diverged"]
+    assert record["imbalance"] >= 1.0
+
+
+def test_training_reduces_the_loss_and_the_error():
+    problem, model, params = _setup("poisson", width=16, k=1, boundary_weight=10.0)
+    _, records = pinn.train(
+        problem,
+        model.apply,
+        params,
+        optax.chain(sgo.stablegrad(), optax.adam(1e-2)),
+        key=jax.random.key(1),
+        steps=300,
+        log_every=100,
+        num_interior=64,
+        num_boundary=64,
+        eval_resolution=21,
+    )
+    assert records[-1]["loss"] < 0.1 * records[0]["loss"]
+    assert records[-1]["rel_l2"] < records[0]["rel_l2"]
+
+
+def test_divergence_stops_the_run():
+    problem, model, params = _setup("poisson")
+    _, records = pinn.train(
+        problem,
+        model.apply,
+        params,
+        optax.sgd(1e12),
+        key=jax.random.key(1),
+        steps=50,
+        log_every=5,
+        num_interior=16,
+        num_boundary=16,
+        eval_resolution=5,
+    )
+    assert records[-1]["diverged"] and len(records) < 10
+
+
+def test_bad_step_counts_raise():
+    problem, model, params = _setup()
+    with pytest.raises(ValueError, match="steps"):
+        pinn.train(
+            problem,
+            model.apply,
+            params,
+            optax.adam(1e-3),
+            key=jax.random.key(0),
+            steps=0,
+        )
