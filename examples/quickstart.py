@@ -56,27 +56,16 @@ from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 import stablegrad_optax as sgo
+from stablegrad_optax.models import MLP
 
 OPTIMIZERS = ("adam", "stablegrad+adam", "sgd-momentum", "stablegrad+sgd-momentum")
 ADAM_LRS = (3e-4, 1e-3, 3e-3, 1e-2)
 SGD_LRS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 
 
-class MLP(nn.Module):
-    """A tanh MLP: hidden layers ``hidden_0``..``hidden_{depth-1}``, then ``head``."""
-
-    depth: int = 16
-    width: int = 32
-
-    @nn.compact
-    def __call__(self, x):
-        for i in range(self.depth):
-            x = jnp.tanh(nn.Dense(self.width, name=f"hidden_{i}")(x))
-        return nn.Dense(1, name="head")(x)
-
-
 def create_model(config: argparse.Namespace) -> MLP:
-    return MLP(depth=config.depth, width=config.width)
+    """The library's deep MLP: tanh, `hidden_0`.. then `head`, LeCun init."""
+    return MLP(depth=config.depth, width=config.width, activation="tanh")
 
 
 def target_fn(x: jax.Array) -> jax.Array:
