@@ -92,3 +92,30 @@ def test_bad_step_counts_raise():
             key=jax.random.key(0),
             steps=0,
         )
+
+
+def test_seeds_by_vmap_match_single_runs():
+    problem, model, _ = _setup("poisson")
+    init_keys = jax.random.split(jax.random.key(0), 3)
+    data_keys = jax.random.split(jax.random.key(1), 3)
+    x = jnp.ones((1, 2))
+    batched = jax.vmap(model.init, in_axes=(0, None))(init_keys, x)
+    tx = sgo.stablegrad_adam(1e-2)
+    kwargs = dict(
+        steps=8, log_every=4, num_interior=32, num_boundary=16, eval_resolution=9
+    )
+    _, records = pinn.train_seeds(
+        problem, model.apply, batched, tx, keys=data_keys, **kwargs
+    )
+    assert len(records[-1]["rel_l2"]) == 3 and len(records[-1]["imbalance"]) == 3
+    _, single = pinn.train(
+        problem,
+        model.apply,
+        model.init(init_keys[1], x),
+        tx,
+        key=data_keys[1],
+        **kwargs,
+    )
+    assert records[-1]["loss"][1] == pytest.approx(single[-1]["loss"], rel=1e-4)
+    assert records[-1]["rel_l2"][1] == pytest.approx(single[-1]["rel_l2"], rel=1e-4)
+    assert records[-1]["diverged"] == [False, False, False]

@@ -38,10 +38,11 @@ def make_chunk(
     num_boundary: int,
     length: int,
 ):
-    """A jitted function running `length` steps, each on fresh collocation points.
+    """A function running `length` steps, each on fresh collocation points.
 
     It returns the new `TrainState` and, per step, the weighted loss and each
-    loss term, and for the last step the per-layer gradient statistics.
+    loss term, and for the last step the per-layer gradient statistics. Wrap it
+    in `jax.jit` (and `jax.vmap` for several seeds).
     """
 
     def loss_fn(params, batch):
@@ -60,13 +61,96 @@ def make_chunk(
         new_state = TrainState(params, opt_state, key, state.step + 1)
         return new_state, ({"loss": loss, **terms}, grads)
 
-    @jax.jit
     def chunk(state: TrainState):
         state, (logs, grads) = jax.lax.scan(step, state, length=length)
         last = jax.tree.map(lambda g: g[-1], grads)
         return state, logs, _diagnostics.layer_statistics(last)
 
     return chunk
+
+
+def _host(value: jax.Array, batched: bool):
+    """A float, or a list of floats (one per seed) when batched."""
+    value = jax.device_get(value)
+    return [float(v) for v in value] if batched else float(value)
+
+
+def _run(
+    problem,
+    apply_fn,
+    params,
+    tx,
+    key,
+    steps,
+    log_every,
+    num_interior,
+    num_boundary,
+    eval_resolution,
+    callback,
+    batched,
+):
+    """The loop behind `train` and `train_seeds` (vmapped over seeds if batched)."""
+    if steps < 1 or log_every < 1:
+        raise ValueError(
+            f"steps and log_every must be >= 1, got steps={steps}, "
+            f"log_every={log_every}."
+        )
+    lift = jax.vmap if batched else lambda f: f
+    opt_state = lift(tx.init)(params)
+    count = jnp.zeros(key.shape[:1] if batched else (), jnp.int32)
+    state = TrainState(params, opt_state, key, count)
+    predict = lambda p, x: apply_fn(p, x)[:, 0]
+    predict = jax.jit(jax.vmap(predict, in_axes=(0, None)) if batched else predict)
+    grid = jnp.asarray(problem.grid(eval_resolution))
+    reference = jnp.asarray(problem.reference_on_grid(eval_resolution))
+
+    def rel_l2(params):
+        prediction = predict(params, grid)
+        error = prediction - jnp.broadcast_to(reference, prediction.shape)
+        return jnp.linalg.norm(error, axis=-1) / jnp.linalg.norm(reference)
+
+    chunks: dict[int, Callable] = {}
+    records = []
+    done = 0
+    while done < steps:
+        length = min(log_every, steps - done)
+        if length not in chunks:
+            body = make_chunk(
+                problem,
+                apply_fn,
+                tx,
+                num_interior=num_interior,
+                num_boundary=num_boundary,
+                length=length,
+            )
+            chunks[length] = jax.jit(lift(body))
+        state, logs, grad_std = chunks[length](state)
+        done += length
+        finite = jnp.all(
+            jnp.stack([jnp.all(jnp.isfinite(v), axis=-1) for v in logs.values()]),
+            axis=0,
+        )
+        record = {k: _host(jnp.mean(v, axis=-1), batched) for k, v in logs.items()}
+        record["step"] = done
+        record["rel_l2"] = _host(rel_l2(state.params), batched)
+        record["grad_std"] = {k: _host(v, batched) for k, v in grad_std.items()}
+        if batched:
+            per_seed = [
+                {k: v[i] for k, v in record["grad_std"].items()}
+                for i in range(len(record["rel_l2"]))
+            ]
+            record["imbalance"] = [_diagnostics.imbalance(g).ratio for g in per_seed]
+        else:
+            record["imbalance"] = _diagnostics.imbalance(record["grad_std"]).ratio
+        record["diverged"] = (
+            [not bool(f) for f in finite] if batched else not bool(finite)
+        )
+        records.append(record)
+        if callback is not None:
+            callback(record)
+        if all(record["diverged"]) if batched else record["diverged"]:
+            break
+    return state.params, records
 
 
 def train(
@@ -107,46 +191,69 @@ def train(
     Returns:
       (params, records).
     """
-    if steps < 1 or log_every < 1:
-        raise ValueError(
-            f"steps and log_every must be >= 1, got steps={steps}, "
-            f"log_every={log_every}."
-        )
-    state = TrainState(params, tx.init(params), key, jnp.zeros([], jnp.int32))
-    predict = jax.jit(lambda p, x: apply_fn(p, x)[:, 0])
-    grid = jnp.asarray(problem.grid(eval_resolution))
-    reference = problem.reference_on_grid(eval_resolution)
-    chunks: dict[int, Callable] = {}
-    records = []
-    done = 0
-    while done < steps:
-        length = min(log_every, steps - done)
-        if length not in chunks:
-            chunks[length] = make_chunk(
-                problem,
-                apply_fn,
-                tx,
-                num_interior=num_interior,
-                num_boundary=num_boundary,
-                length=length,
-            )
-        state, logs, grad_std = chunks[length](state)
-        done += length
-        grad_std = {k: float(v) for k, v in grad_std.items()}
-        record = {k: float(jnp.mean(v)) for k, v in logs.items()}
-        record["step"] = done
-        record["rel_l2"] = float(
-            jnp.linalg.norm(predict(state.params, grid) - reference)
-            / jnp.linalg.norm(reference)
-        )
-        record["grad_std"] = grad_std
-        record["imbalance"] = _diagnostics.imbalance(grad_std).ratio
-        record["diverged"] = not all(
-            bool(jnp.all(jnp.isfinite(v))) for v in logs.values()
-        )
-        records.append(record)
-        if callback is not None:
-            callback(record)
-        if record["diverged"]:
-            break
-    return state.params, records
+    return _run(
+        problem,
+        apply_fn,
+        params,
+        tx,
+        key,
+        steps,
+        log_every,
+        num_interior,
+        num_boundary,
+        eval_resolution,
+        callback,
+        batched=False,
+    )
+
+
+def train_seeds(
+    problem: Problem,
+    apply_fn: ApplyFn,
+    params: Any,
+    tx: optax.GradientTransformation,
+    *,
+    keys: jax.Array,
+    steps: int,
+    log_every: int = 100,
+    num_interior: int = 256,
+    num_boundary: int = 256,
+    eval_resolution: int = 101,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[Any, list[dict[str, Any]]]:
+    """`train` for several seeds at once, by `jax.vmap`.
+
+    `params` carry a leading seed axis (e.g. ``jax.vmap(model.init)(keys, x)``)
+    and `keys` one collocation key per seed. Record values are lists with one
+    entry per seed; the run stops when every seed has diverged.
+
+    Args:
+      problem: a `Problem`.
+      apply_fn: the network, ``apply_fn(params, points) -> (N, 1)``.
+      params: initial parameters, stacked over seeds.
+      tx: any optax transformation.
+      keys: PRNG keys, shape (num_seeds,).
+      steps: number of steps.
+      log_every: steps per chunk.
+      num_interior: interior points per step.
+      num_boundary: boundary (and initial) points per step.
+      eval_resolution: grid points per axis for the relative L2 error.
+      callback: called with each record.
+
+    Returns:
+      (params stacked over seeds, records).
+    """
+    return _run(
+        problem,
+        apply_fn,
+        params,
+        tx,
+        keys,
+        steps,
+        log_every,
+        num_interior,
+        num_boundary,
+        eval_resolution,
+        callback,
+        batched=True,
+    )
