@@ -228,17 +228,17 @@ def train_seeds(
     entry per seed; the run stops when every seed has diverged.
 
     Args:
-      problem: a `Problem`.
-      apply_fn: the network, ``apply_fn(params, points) -> (N, 1)``.
+      problem: as in `train`.
+      apply_fn: as in `train`.
       params: initial parameters, stacked over seeds.
-      tx: any optax transformation.
+      tx: as in `train`.
       keys: PRNG keys, shape (num_seeds,).
-      steps: number of steps.
-      log_every: steps per chunk.
-      num_interior: interior points per step.
-      num_boundary: boundary (and initial) points per step.
-      eval_resolution: grid points per axis for the relative L2 error.
-      callback: called with each record.
+      steps: as in `train`.
+      log_every: as in `train`.
+      num_interior: as in `train`.
+      num_boundary: as in `train`.
+      eval_resolution: as in `train`.
+      callback: as in `train`.
 
     Returns:
       (params stacked over seeds, records).
