@@ -108,11 +108,14 @@ class Problem:
     def weights(self) -> dict[str, float]:
         return {"residual": self.residual_weight, "boundary": self.boundary_weight}
 
-    def loss(self, u: ScalarField, batch: dict) -> jax.Array:
-        """The weighted sum of `losses`."""
-        terms = self.losses(u, batch)
+    def weighted_sum(self, terms: dict[str, jax.Array]) -> jax.Array:
+        """The terms of `losses` combined with the problem's weights."""
         weights = self.weights()
         return sum(weights[name] * value for name, value in terms.items())
+
+    def loss(self, u: ScalarField, batch: dict) -> jax.Array:
+        """The weighted sum of `losses`."""
+        return self.weighted_sum(self.losses(u, batch))
 
     def grid(self, resolution: int = 101) -> np.ndarray:
         """A regular evaluation grid, shape (resolution**d, d), last axis fastest."""

@@ -47,8 +47,7 @@ def make_chunk(
 
     def loss_fn(params, batch):
         terms = problem.losses(scalar_field(apply_fn, params), batch)
-        weights = problem.weights()
-        return sum(weights[k] * v for k, v in terms.items()), terms
+        return problem.weighted_sum(terms), terms
 
     def step(state: TrainState, _):
         key, sample_key = jax.random.split(state.key)
