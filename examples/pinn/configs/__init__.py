@@ -1,0 +1,1 @@
+"""Configurations of the PINN example: `default` and overrides of it."""
