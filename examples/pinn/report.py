@@ -204,7 +204,8 @@ def write(results, problem, predictions, outdir) -> None:
         f"{config['activation']}, {config['init']} init, {config['steps']} steps of "
         f"{config['num_interior']} + {config['num_boundary']} points, seed "
         f"{config['seed']}. Final loss terms: mean over the last "
-        f"{config['log_every']} steps; ms/step: compilation excluded."
+        f"{config['log_every']} steps; ms/step: compilation excluded. Training "
+        f"and evaluation took {meta['total_time_s']:.0f} s in all."
     )
     table = results_table(results)
     (outdir / "table.md").write_text(

@@ -152,6 +152,7 @@ def choose(runs: dict[float, dict[str, Any]]) -> float:
 
 def train_and_evaluate(config: Config, outdir: str | pathlib.Path) -> dict[str, Any]:
     """Trains every optimizer from the same start; writes and returns results."""
+    start = time.perf_counter()
     problem = create_problem(config)
     model = create_model(config, problem)
     init_key, points_key, profile_key = jax.random.split(jax.random.key(config.seed), 3)
@@ -186,5 +187,6 @@ def train_and_evaluate(config: Config, outdir: str | pathlib.Path) -> dict[str, 
     for name, by_lr in runs.items():
         for lr, run in zip(by_lr, results["runs"][name], strict=True):
             run["learning_rate"] = lr
+    results["meta"]["total_time_s"] = time.perf_counter() - start
     report.write(results, problem, predictions, outdir)
     return results
