@@ -54,10 +54,10 @@ class Config:
     optimizers: tuple[str, ...] = OPTIMIZERS
     learning_rates: Mapping[str, tuple[float, ...]] = dataclasses.field(
         default_factory=lambda: {
-            "adam": (1e-3,),
-            "stablegrad+adam": (1e-3,),
-            "sgd-momentum": (1e-6,),
-            "stablegrad+sgd-momentum": (1e-4,),
+            "adam": (3e-4,),
+            "stablegrad+adam": (3e-4,),
+            "sgd-momentum": (3e-6,),
+            "stablegrad+sgd-momentum": (1e-6,),
         }
     )
     momentum: float = 0.9
