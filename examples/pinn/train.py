@@ -63,19 +63,27 @@ def create_optimizer(
     return tx
 
 
-def gradient_profile(
-    problem: pinn.Problem, apply_fn, params, config: Config, key: jax.Array
-) -> dict[str, dict[str, float]]:
-    """Per-layer gradient std on one batch, as is and after `stablegrad`."""
+def gradient_profile(problem: pinn.Problem, apply_fn, config: Config, key: jax.Array):
+    """A function: params -> per-layer gradient std, as is and after `stablegrad`.
+
+    The gradient is taken on one fixed batch; the function is jitted once.
+    """
     batch = problem.sample(key, config.num_interior, config.num_boundary)
-    loss = lambda p: problem.loss(pinn.scalar_field(apply_fn, p), batch)
-    grads = jax.grad(loss)(params)
     tx = sgo.stablegrad(config.reference)
-    rescaled, _ = tx.update(grads, tx.init(params), params)
-    as_floats = lambda tree: {
-        k: float(v) for k, v in sgo.layer_statistics(tree).items()
-    }
-    return {"raw": as_floats(grads), "stablegrad": as_floats(rescaled)}
+
+    @jax.jit
+    def stats(params):
+        loss = lambda p: problem.loss(pinn.scalar_field(apply_fn, p), batch)
+        grads = jax.grad(loss)(params)
+        rescaled, _ = tx.update(grads, tx.init(params), params)
+        return sgo.layer_statistics(grads), sgo.layer_statistics(rescaled)
+
+    def profile(params) -> dict[str, dict[str, float]]:
+        raw, rescaled = stats(params)
+        as_floats = lambda d: {k: float(v) for k, v in d.items()}
+        return {"raw": as_floats(raw), "stablegrad": as_floats(rescaled)}
+
+    return profile
 
 
 def train_one(
@@ -161,7 +169,7 @@ def train_and_evaluate(config: Config, outdir: str | pathlib.Path) -> dict[str, 
     predict = jax.jit(lambda p, x: apply_fn(p, x)[:, 0])
     grid = problem.grid(config.eval_resolution)
 
-    profile = lambda p: gradient_profile(problem, apply_fn, p, config, profile_key)
+    profile = gradient_profile(problem, apply_fn, config, profile_key)
     profiles = {"init": profile(params)}
     runs, chosen, predictions = {}, {}, {}
     for name in config.optimizers:
