@@ -177,9 +177,10 @@ def train_and_evaluate(config: Config, outdir: str | pathlib.Path) -> dict[str, 
         for lr in config.learning_rates[name]:
             tx = create_optimizer(name, lr, config)
             desc = f"{name} lr={lr:g}"
-            runs[name][lr], finals[lr] = train_one(
+            run, finals[lr] = train_one(
                 problem, apply_fn, params, tx, config, points_key, desc
             )
+            runs[name][lr] = {"learning_rate": lr, **run}
         chosen[name] = choose(runs[name])
         best = finals[chosen[name]]
         predictions[name] = predict(best, grid)
@@ -192,9 +193,6 @@ def train_and_evaluate(config: Config, outdir: str | pathlib.Path) -> dict[str, 
         "gradient_std": profiles,
         "runs": {name: list(by_lr.values()) for name, by_lr in runs.items()},
     }
-    for name, by_lr in runs.items():
-        for lr, run in zip(by_lr, results["runs"][name], strict=True):
-            run["learning_rate"] = lr
     results["meta"]["total_time_s"] = time.perf_counter() - start
     report.write(results, problem, predictions, outdir)
     return results
