@@ -49,17 +49,14 @@ def create_optimizer(
     name: str, learning_rate: float, config: Config
 ) -> optax.GradientTransformation:
     """Adam or SGD with momentum, after `stablegrad` if the name says so."""
-    base, _, rest = name.rpartition("+")
-    if rest == "adam":
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}.")
+    if name.endswith("adam"):
         tx = optax.adam(learning_rate)
-    elif rest == "sgd-momentum":
-        tx = optax.sgd(learning_rate, momentum=config.momentum)
     else:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}.")
-    if base == "stablegrad":
+        tx = optax.sgd(learning_rate, momentum=config.momentum)
+    if name.startswith("stablegrad+"):
         return optax.chain(sgo.stablegrad(config.reference), tx)
-    if base:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}.")
     return tx
 
 
