@@ -123,3 +123,20 @@ def test_get_problem_rejects_bad_names_and_options():
         pinn.get_problem("heat")
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['kappa'\]"):
         pinn.get_problem("poisson", kappa=2)
+
+
+def test_directional_derivatives_match_the_hessian_of_a_network():
+    """Forward-over-forward derivatives agree with reverse-mode grad and hessian."""
+    keys = jax.random.split(jax.random.key(3), 4)
+    w1 = jax.random.normal(keys[0], (3, 16))
+    w2 = jax.random.normal(keys[1], (16,)) / 4
+    u = lambda p: jnp.tanh(p @ w1 + 0.1) @ w2
+    point = jax.random.normal(keys[2], (3,))
+    direction = jax.random.normal(keys[3], (3,))
+    value, first, second = pinn.directional_derivatives(u, point, direction)
+    np.testing.assert_allclose(value, u(point), rtol=1e-6)
+    np.testing.assert_allclose(first, jax.grad(u)(point) @ direction, rtol=1e-5)
+    hessian = jax.hessian(u)(point)
+    np.testing.assert_allclose(second, direction @ hessian @ direction, rtol=1e-4)
+    laplacian = sum(pinn.directional_derivatives(u, point, e)[2] for e in jnp.eye(3))
+    np.testing.assert_allclose(laplacian, jnp.trace(hessian), rtol=1e-4)

@@ -1,8 +1,8 @@
 """PDE problems for physics-informed networks, with exact or reference solutions.
 
 Each problem gives its domain, `exact(points)`, `residual(u, point)` written
-with `jax.grad`/`jax.hessian`, samplers, `losses(u, batch)` (a dict of named
-terms) and the relative L2 error on an evaluation grid.
+with `directional_derivatives` (nested `jax.jvp`), samplers, `losses(u, batch)`
+(a dict of named terms) and the relative L2 error on an evaluation grid.
 
 Examples:
   >>> import jax, jax.numpy as jnp
@@ -23,6 +23,9 @@ from stablegrad_optax.pinn._burgers import cole_hopf as cole_hopf
 from stablegrad_optax.pinn._elliptic import Helmholtz as Helmholtz
 from stablegrad_optax.pinn._elliptic import Poisson as Poisson
 from stablegrad_optax.pinn._problem import Problem as Problem
+from stablegrad_optax.pinn._problem import (
+    directional_derivatives as directional_derivatives,
+)
 from stablegrad_optax.pinn._problem import relative_l2 as relative_l2
 from stablegrad_optax.pinn._train import TrainState as TrainState
 from stablegrad_optax.pinn._train import make_chunk as make_chunk
@@ -68,6 +71,7 @@ __all__ = (
     "Problem",
     "TrainState",
     "cole_hopf",
+    "directional_derivatives",
     "get_problem",
     "make_chunk",
     "relative_l2",
