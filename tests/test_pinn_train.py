@@ -119,3 +119,32 @@ def test_seeds_by_vmap_match_single_runs():
     assert records[-1]["loss"][1] == pytest.approx(single[-1]["loss"], rel=1e-4)
     assert records[-1]["rel_l2"][1] == pytest.approx(single[-1]["rel_l2"], rel=1e-4)
     assert records[-1]["diverged"] == [False, False, False]
+
+
+def test_runs_with_their_own_learning_rates_match_single_runs():
+    """A stacked `opt_state` gives each vmapped run its own hyperparameters."""
+    problem, model, params = _setup("poisson")
+    key = jax.random.key(1)
+    kwargs = dict(
+        steps=6, log_every=3, num_interior=32, num_boundary=16, eval_resolution=9
+    )
+    tx = optax.inject_hyperparams(sgo.stablegrad_adam)(learning_rate=1.0)
+    learning_rates = jnp.array([1e-3, 3e-2])
+    stacked = jax.tree.map(lambda x: jnp.stack([x, x]), params)
+    opt_state = jax.vmap(tx.init)(stacked)
+    opt_state.hyperparams["learning_rate"] = learning_rates
+    _, records = pinn.train_seeds(
+        problem,
+        model.apply,
+        stacked,
+        tx,
+        keys=jnp.stack([key, key]),
+        opt_state=opt_state,
+        **kwargs,
+    )
+    for i, lr in enumerate([1e-3, 3e-2]):
+        _, single = pinn.train(
+            problem, model.apply, params, sgo.stablegrad_adam(lr), key=key, **kwargs
+        )
+        assert records[-1]["loss"][i] == pytest.approx(single[-1]["loss"], rel=1e-4)
+    assert records[-1]["loss"][0] != pytest.approx(records[-1]["loss"][1], rel=1e-2)

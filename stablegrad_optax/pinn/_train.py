@@ -87,6 +87,7 @@ def _run(
     eval_resolution,
     callback,
     batched,
+    opt_state,
 ):
     """The loop behind `train` and `train_seeds` (vmapped over seeds if batched)."""
     if steps < 1 or log_every < 1:
@@ -95,7 +96,8 @@ def _run(
             f"log_every={log_every}."
         )
     lift = jax.vmap if batched else lambda f: f
-    opt_state = lift(tx.init)(params)
+    if opt_state is None:
+        opt_state = lift(tx.init)(params)
     count = jnp.zeros(key.shape[:1] if batched else (), jnp.int32)
     state = TrainState(params, opt_state, key, count)
     predict = lambda p, x: apply_fn(p, x)[:, 0]
@@ -165,6 +167,7 @@ def train(
     num_boundary: int = 256,
     eval_resolution: int = 101,
     callback: Callable[[dict[str, Any]], None] | None = None,
+    opt_state: Any = None,
 ) -> tuple[Any, list[dict[str, Any]]]:
     """Trains a PINN; returns the final parameters and one log record per chunk.
 
@@ -186,6 +189,7 @@ def train(
       num_boundary: boundary (and initial) points per step.
       eval_resolution: grid points per axis for the relative L2 error.
       callback: called with each record (e.g. to update a progress bar).
+      opt_state: the initial optimizer state; None gives ``tx.init(params)``.
 
     Returns:
       (params, records).
@@ -203,6 +207,7 @@ def train(
         eval_resolution,
         callback,
         batched=False,
+        opt_state=opt_state,
     )
 
 
@@ -219,12 +224,16 @@ def train_seeds(
     num_boundary: int = 256,
     eval_resolution: int = 101,
     callback: Callable[[dict[str, Any]], None] | None = None,
+    opt_state: Any = None,
 ) -> tuple[Any, list[dict[str, Any]]]:
     """`train` for several seeds at once, by `jax.vmap`.
 
     `params` carry a leading seed axis (e.g. ``jax.vmap(model.init)(keys, x)``)
     and `keys` one collocation key per seed. Record values are lists with one
-    entry per seed; the run stops when every seed has diverged.
+    entry per seed; the run stops when every seed has diverged. The runs may
+    differ in more than the seed: pass an `opt_state` stacked over runs, e.g.
+    with per-run learning rates in the hyperparameters of an
+    `optax.inject_hyperparams` state.
 
     Args:
       problem: as in `train`.
@@ -238,6 +247,8 @@ def train_seeds(
       num_boundary: as in `train`.
       eval_resolution: as in `train`.
       callback: as in `train`.
+      opt_state: the initial optimizer state, stacked over seeds; None gives
+        ``jax.vmap(tx.init)(params)``.
 
     Returns:
       (params stacked over seeds, records).
@@ -255,4 +266,5 @@ def train_seeds(
         eval_resolution,
         callback,
         batched=True,
+        opt_state=opt_state,
     )
