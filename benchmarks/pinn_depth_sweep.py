@@ -1,0 +1,357 @@
+"""Deep-PINN depth sweep: does StableGrad make deep PINNs train, and train better?
+
+For every problem, depth, initialisation and optimizer (a *cell*), tanh MLPs of
+a fixed width are trained for the same number of steps on the same sequence of
+collocation points from the same initial parameters (both set by the seed).
+Learning rates come from a grid per optimizer family, in two stages:
+
+1. every grid point on the tuning seed (``--tune-seed``), at every depth;
+2. the other seeds at the learning rate each protocol picks from stage 1 by
+   final validation error (random points, not the test grid): ``tuned`` picks
+   per depth, ``fixed`` picks once at ``--tune-depth`` and keeps it.
+
+All runs of one stage of one cell are a single vmapped batch (one compile; the
+learning rate is an `optax.inject_hyperparams` state leaf). One CSV row per run
+goes to ``--results`` as soon as its batch ends; runs already in the file are
+skipped, so the sweep can be stopped and resumed. ``--max-minutes`` stops it
+from starting a new batch after that long.
+
+  python benchmarks/pinn_depth_sweep.py --optimizers adam,stablegrad+adam
+  python benchmarks/pinn_depth_sweep_report.py   # tables, plots, README section
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import pathlib
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import stablegrad_optax as sgo
+from stablegrad_optax import init, pinn
+from stablegrad_optax.models import ACTIVATIONS, MLP
+
+import sweep_results
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "pinn_depth_sweep.csv"
+
+LR_GRIDS = {
+    # Adam-like steps are about lr per weight whatever the gradient's scale.
+    "adaptive": (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3),
+    # SGD's step is lr times a gradient of std ~1e2-1e3 on these losses: it
+    # diverges where Adam trains (DESIGN.md), so its grid sits lower.
+    "sgd": (1e-7, 3e-7, 1e-6, 3e-6, 1e-5, 3e-5),
+}
+MOMENTUM = 0.9
+
+
+def _sgd(learning_rate):
+    return optax.sgd(learning_rate, momentum=MOMENTUM)
+
+
+def _after_stablegrad(reference, inner) -> Callable[[Any], Any]:
+    return lambda learning_rate: optax.chain(
+        sgo.stablegrad(reference), inner(learning_rate)
+    )
+
+
+# name -> (lr -> transformation, lr grid).
+OPTIMIZERS: dict[str, tuple[Callable[[Any], optax.GradientTransformation], str]] = {
+    "adam": (optax.adam, "adaptive"),
+    "stablegrad+adam": (_after_stablegrad("output", optax.adam), "adaptive"),
+    "stablegrad(geometric_mean)+adam": (
+        _after_stablegrad("geometric_mean", optax.adam),
+        "adaptive",
+    ),
+    "adamw": (optax.adamw, "adaptive"),
+    "agc+adam": (
+        lambda lr: optax.chain(optax.adaptive_grad_clip(0.01), optax.adam(lr)),
+        "adaptive",
+    ),
+    "lamb": (optax.lamb, "adaptive"),
+    "sgd-momentum": (_sgd, "sgd"),
+    "stablegrad+sgd-momentum": (_after_stablegrad("output", _sgd), "sgd"),
+    # A constant reference: per-layer normalised SGD, whose step does not
+    # follow the loss scale, so it shares Adam's grid.
+    "stablegrad(1)+sgd-momentum": (_after_stablegrad(1.0, _sgd), "adaptive"),
+}
+USUAL_INIT = "glorot"  # Raissi et al.'s PINNs (Xavier); Flax's default is LeCun.
+
+
+def grid_of(optimizer: str) -> tuple[float, ...]:
+    return LR_GRIDS[OPTIMIZERS[optimizer][1]]
+
+
+def _names(choices: Sequence[str], kind: str) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        names = [n for n in text.split(",") if n]
+        unknown = [n for n in names if n not in choices]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {kind} {unknown}; choose from {list(choices)}"
+            )
+        return names
+
+    return parse
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v]
+    except ValueError:
+        values = []
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected integers >= 0, got {text!r}")
+    return values
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--problems",
+        type=_names(tuple(pinn.PROBLEMS), "problem"),
+        default="burgers,poisson,helmholtz",
+    )
+    parser.add_argument("--depths", type=_ints, default="4,8,16,32,64")
+    parser.add_argument("--width", type=int, default=50)
+    parser.add_argument(
+        "--activation", choices=sorted(ACTIVATIONS), default="tanh", type=str
+    )
+    parser.add_argument(
+        "--inits",
+        type=_names(tuple(init.INITIALIZERS), "initialiser"),
+        default=f"{USUAL_INIT},critical",
+    )
+    parser.add_argument(
+        "--optimizers",
+        type=_names(tuple(OPTIMIZERS), "optimizer"),
+        default=",".join(OPTIMIZERS),
+    )
+    parser.add_argument("--seeds", type=_ints, default="0,1,2")
+    parser.add_argument("--tune-seed", type=int, default=0)
+    parser.add_argument("--tune-depth", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--num-interior", type=int, default=256)
+    parser.add_argument("--num-boundary", type=int, default=256)
+    parser.add_argument("--eval-resolution", type=int, default=101)
+    parser.add_argument("--num-validation", type=int, default=1024)
+    parser.add_argument("--results", type=pathlib.Path, default=RESULTS)
+    parser.add_argument("--max-minutes", type=float, default=None)
+    args = parser.parse_args(argv)
+    for name in ("width", "steps", "eval_every", "num_interior", "num_boundary"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.tune_seed not in args.seeds:
+        parser.error(f"--tune-seed {args.tune_seed} is not in --seeds {args.seeds}")
+    return args
+
+
+def metadata() -> dict[str, str]:
+    """Device, date and commit, stored in every row."""
+    device = jax.devices()[0]
+    try:
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--exclude=*"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {
+        "device": f"{device.platform}: {device.device_kind} ({os.cpu_count()} cores)",
+        "date": datetime.date.today().isoformat(),
+        "git_commit": commit,
+    }
+
+
+def validation_set(problem: pinn.Problem, count: int) -> tuple[jax.Array, jax.Array]:
+    """Random points (a fixed key, apart from every seed) and the solution there."""
+    points = problem.sample_interior(jax.random.key(2**31 - 1), count)
+    return points, jnp.asarray(problem.exact(np.asarray(points)))
+
+
+def run_batch(
+    problem_name: str,
+    depth: int,
+    init_name: str,
+    optimizer: str,
+    runs: Sequence[tuple[float, int]],
+    args: argparse.Namespace,
+) -> list[dict[str, Any]]:
+    """Trains the (learning rate, seed) runs of one cell together; their rows."""
+    problem = pinn.get_problem(problem_name)
+    kernel_init, bias_init = init.get_initializers(
+        init_name, ACTIVATIONS[args.activation]
+    )
+    model = MLP(
+        depth=depth,
+        width=args.width,
+        activation=args.activation,
+        input_bounds=(problem.lower, problem.upper),
+        kernel_init=kernel_init,
+        bias_init=bias_init,
+    )
+    lrs = jnp.asarray([lr for lr, _ in runs], jnp.float32)
+    init_keys, data_keys = jax.vmap(lambda s: jax.random.split(jax.random.key(s)))(
+        jnp.asarray([seed for _, seed in runs])
+    ).swapaxes(0, 1)
+    x = jnp.zeros((1, problem.dim))
+    params = jax.vmap(model.init, in_axes=(0, None))(init_keys, x)
+    make, _ = OPTIMIZERS[optimizer]
+    tx = optax.inject_hyperparams(make)(learning_rate=1.0)
+    opt_state = jax.vmap(tx.init)(params)
+    opt_state.hyperparams["learning_rate"] = lrs
+
+    start = time.perf_counter()
+    params, records = pinn.train_seeds(
+        problem,
+        model.apply,
+        params,
+        tx,
+        keys=data_keys,
+        steps=args.steps,
+        log_every=args.eval_every,
+        num_interior=args.num_interior,
+        num_boundary=args.num_boundary,
+        eval_resolution=args.eval_resolution,
+        opt_state=opt_state,
+    )
+    points, exact = validation_set(problem, args.num_validation)
+    prediction = jax.vmap(lambda p: model.apply(p, points)[:, 0])(params)
+    val = jnp.linalg.norm(prediction - exact, axis=-1) / jnp.linalg.norm(exact)
+    wall = time.perf_counter() - start
+
+    last = records[-1]
+    rows = []
+    for i, (lr, seed) in enumerate(runs):
+        stds = [v[i] for v in last["grad_std"].values()]
+        rows.append(
+            {
+                "problem": problem_name,
+                "depth": depth,
+                "width": args.width,
+                "activation": args.activation,
+                "init": init_name,
+                "optimizer": optimizer,
+                "lr": lr,
+                "seed": seed,
+                "steps": args.steps,
+                "final_rel_l2": last["rel_l2"][i],
+                "best_rel_l2": float(np.nanmin([r["rel_l2"][i] for r in records])),
+                "val_rel_l2": float(val[i]),
+                "final_loss": last["loss"][i],
+                "loss_residual": last["residual"][i],
+                "loss_boundary": last["boundary"][i],
+                "loss_initial": last.get("initial", [float("nan")] * len(runs))[i],
+                "min_layer_grad_std": float(np.min(stds)),
+                "grad_imbalance": last["imbalance"][i],
+                "diverged": last["diverged"][i] or last["step"] < args.steps,
+                "wall_s": wall / len(runs),
+                "batch_runs": len(runs),
+            }
+        )
+    return rows
+
+
+def cell_plan(args: argparse.Namespace):
+    """(problem, init, optimizer, depth, stage) in the order they run."""
+    depths = [args.tune_depth] + [d for d in args.depths if d != args.tune_depth]
+    for problem in args.problems:
+        for init_name in args.inits:
+            for optimizer in args.optimizers:
+                yield problem, init_name, optimizer, args.tune_depth, "tune"
+                for depth in depths[1:]:
+                    yield problem, init_name, optimizer, depth, "tune"
+                for depth in args.depths:
+                    yield problem, init_name, optimizer, depth, "seeds"
+
+
+def pending_runs(rows, problem, init_name, optimizer, depth, stage, args):
+    """The (lr, seed) runs of one stage of a cell that the file does not hold."""
+    cell = {
+        "problem": problem,
+        "width": args.width,
+        "activation": args.activation,
+        "init": init_name,
+        "optimizer": optimizer,
+        "steps": args.steps,
+    }
+    grid = grid_of(optimizer)
+    if stage == "tune":
+        wanted = [(lr, args.tune_seed) for lr in grid]
+    else:
+        lrs = {
+            sweep_results.protocol_lr(
+                rows,
+                grid,
+                protocol,
+                depth=depth,
+                tune_depth=args.tune_depth,
+                tune_seed=args.tune_seed,
+                **cell,
+            )
+            for protocol in sweep_results.PROTOCOLS
+        }
+        wanted = [
+            (lr, seed)
+            for lr in sorted(lr for lr in lrs if lr is not None)
+            for seed in args.seeds
+            if seed != args.tune_seed
+        ]
+    return [
+        (lr, seed)
+        for lr, seed in wanted
+        if not sweep_results.select(rows, depth=depth, lr=lr, seed=seed, **cell)
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    meta = metadata()
+    print(f"device: {meta['device']}; results: {args.results}", flush=True)
+    start = time.perf_counter()
+    rows = sweep_results.read_rows(args.results)
+    for problem, init_name, optimizer, depth, stage in cell_plan(args):
+        runs = pending_runs(rows, problem, init_name, optimizer, depth, stage, args)
+        if not runs:
+            continue
+        elapsed = (time.perf_counter() - start) / 60
+        if args.max_minutes is not None and elapsed >= args.max_minutes:
+            print(f"stopping after {elapsed:.1f} min (--max-minutes)", flush=True)
+            return
+        new = [
+            {**row, **meta}
+            for row in run_batch(problem, depth, init_name, optimizer, runs, args)
+        ]
+        sweep_results.append_rows(args.results, new)
+        rows = sweep_results.read_rows(args.results)
+        errors = " ".join(
+            f"{sweep_results.lr_text(r['lr'])}/s{r['seed']}:{r['final_rel_l2']:.3g}"
+            for r in new
+        )
+        print(
+            f"[{elapsed:6.1f} min] {problem} depth {depth} {init_name} {optimizer} "
+            f"{stage} ({new[0]['wall_s'] * len(new):.0f} s): {errors}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

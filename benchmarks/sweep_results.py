@@ -1,0 +1,193 @@
+"""The depth sweep's results file: its columns, reading, appending, lr choice.
+
+One CSV row per training run. Shared by `pinn_depth_sweep.py` (which appends
+rows and needs the tuning choice to know which runs come next) and
+`pinn_depth_sweep_report.py` (which makes the tables, plots and README section).
+
+The learning-rate protocols, both computed from the same rows:
+
+* ``tuned``: per (problem, init, optimizer, depth), the grid point with the
+  lowest final validation error on the tuning seed;
+* ``fixed``: per (problem, init, optimizer), the grid point chosen that way at
+  the tuning depth only, then kept at every depth.
+
+A run *trains* when its final relative L2 error on the test grid is below
+`TRAINED`.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import pathlib
+import statistics
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+COLUMNS = (
+    "problem",
+    "depth",
+    "width",
+    "activation",
+    "init",
+    "optimizer",
+    "lr",
+    "seed",
+    "steps",
+    "final_rel_l2",
+    "best_rel_l2",
+    "val_rel_l2",
+    "final_loss",
+    "loss_residual",
+    "loss_boundary",
+    "loss_initial",
+    "min_layer_grad_std",
+    "grad_imbalance",
+    "diverged",
+    "wall_s",
+    "batch_runs",
+    "device",
+    "date",
+    "git_commit",
+)
+# What identifies a run: a row with the same values is not run again.
+KEY = (
+    "problem",
+    "depth",
+    "width",
+    "activation",
+    "init",
+    "optimizer",
+    "lr",
+    "seed",
+    "steps",
+)
+TRAINED = 0.1
+PROTOCOLS = ("tuned", "fixed")
+_INTS = ("depth", "width", "seed", "steps", "batch_runs")
+_FLOATS = (
+    "lr",
+    "final_rel_l2",
+    "best_rel_l2",
+    "val_rel_l2",
+    "final_loss",
+    "loss_residual",
+    "loss_boundary",
+    "loss_initial",
+    "min_layer_grad_std",
+    "grad_imbalance",
+    "wall_s",
+)
+
+
+def lr_text(lr: float) -> str:
+    """The learning rate as written in the file and in tables: ``3e-04``."""
+    return f"{lr:.0e}" if lr == float(f"{lr:.0e}") else f"{lr:.3g}"
+
+
+def _parse(row: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = dict(row)
+    for name in _INTS:
+        out[name] = int(row[name])
+    for name in _FLOATS:
+        out[name] = float(row[name]) if row[name] != "" else math.nan
+    out["diverged"] = row["diverged"] == "True"
+    return out
+
+
+def read_rows(path: str | pathlib.Path) -> list[dict[str, Any]]:
+    """The rows of a results file (none if it does not exist yet)."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if tuple(reader.fieldnames or ()) != COLUMNS:
+            raise ValueError(
+                f"{path} has columns {reader.fieldnames}, expected {list(COLUMNS)}."
+            )
+        return [_parse(row) for row in reader]
+
+
+def append_rows(path: str | pathlib.Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Appends rows (writing the header first into a new file)."""
+    path = pathlib.Path(path)
+    new = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        if new:
+            writer.writeheader()
+        for row in rows:
+            text = {k: row[k] for k in COLUMNS}
+            text["lr"] = lr_text(row["lr"])
+            for name in _FLOATS[1:]:
+                value = row[name]
+                missing = value is None or math.isnan(value)
+                text[name] = "" if missing else f"{value:.6g}"
+            writer.writerow(text)
+
+
+def key_of(row: dict[str, Any]) -> tuple:
+    return tuple(lr_text(row[k]) if k == "lr" else row[k] for k in KEY)
+
+
+def select(rows: Sequence[dict[str, Any]], **where) -> list[dict[str, Any]]:
+    """The rows whose fields equal `where` (learning rates compared as written)."""
+    if "lr" in where:
+        where = {**where, "lr": lr_text(where["lr"])}
+    return [
+        r
+        for r in rows
+        if all((lr_text(r[k]) if k == "lr" else r[k]) == v for k, v in where.items())
+    ]
+
+
+def _error(value: float) -> float:
+    return math.inf if math.isnan(value) else value
+
+
+def choose_lr(
+    rows: Sequence[dict[str, Any]], grid: Sequence[float], **cell
+) -> float | None:
+    """The grid point with the lowest final validation error, or None.
+
+    `cell` names one depth and one seed (the tuning seed); None until every
+    grid point has a row there. Ties go to the smaller learning rate.
+    """
+    errors = {}
+    for lr in grid:
+        found = select(rows, lr=lr, **cell)
+        if not found:
+            return None
+        errors[lr] = _error(found[0]["val_rel_l2"])
+    return min(sorted(errors), key=lambda lr: errors[lr])
+
+
+def protocol_lr(
+    rows: Sequence[dict[str, Any]],
+    grid: Sequence[float],
+    protocol: str,
+    *,
+    depth: int,
+    tune_depth: int,
+    tune_seed: int,
+    **cell,
+) -> float | None:
+    """The learning rate a protocol (`PROTOCOLS`) gives at `depth`."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
+    at = depth if protocol == "tuned" else tune_depth
+    return choose_lr(rows, grid, depth=at, seed=tune_seed, **cell)
+
+
+def summarize(errors: Sequence[float]) -> dict[str, float]:
+    """Median, min, max of final errors (a diverged run counts as infinite)."""
+    values = sorted(_error(e) for e in errors)
+    return {
+        "n": len(values),
+        "median": statistics.median(values) if values else math.nan,
+        "min": values[0] if values else math.nan,
+        "max": values[-1] if values else math.nan,
+        "trained": sum(v < TRAINED for v in values),
+    }
