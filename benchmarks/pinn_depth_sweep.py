@@ -253,6 +253,8 @@ def run_batch(
                 "lr": lr,
                 "seed": seed,
                 "steps": args.steps,
+                "num_interior": args.num_interior,
+                "num_boundary": args.num_boundary,
                 "final_rel_l2": last["rel_l2"][i],
                 "best_rel_l2": float(np.nanmin([r["rel_l2"][i] for r in records])),
                 "val_rel_l2": float(val[i]),
@@ -292,6 +294,8 @@ def pending_runs(rows, problem, init_name, optimizer, depth, stage, args):
         "init": init_name,
         "optimizer": optimizer,
         "steps": args.steps,
+        "num_interior": args.num_interior,
+        "num_boundary": args.num_boundary,
     }
     grid = grid_of(optimizer)
     if stage == "tune":

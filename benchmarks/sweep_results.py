@@ -34,6 +34,8 @@ COLUMNS = (
     "lr",
     "seed",
     "steps",
+    "num_interior",
+    "num_boundary",
     "final_rel_l2",
     "best_rel_l2",
     "val_rel_l2",
@@ -61,10 +63,20 @@ KEY = (
     "lr",
     "seed",
     "steps",
+    "num_interior",
+    "num_boundary",
 )
 TRAINED = 0.1
 PROTOCOLS = ("tuned", "fixed")
-_INTS = ("depth", "width", "seed", "steps", "batch_runs")
+_INTS = (
+    "depth",
+    "width",
+    "seed",
+    "steps",
+    "num_interior",
+    "num_boundary",
+    "batch_runs",
+)
 _FLOATS = (
     "lr",
     "final_rel_l2",

@@ -1,0 +1,421 @@
+"""Tables, plots and the README's results section, from the depth sweep's CSV.
+
+  python benchmarks/pinn_depth_sweep_report.py            # write all, update README
+  python benchmarks/pinn_depth_sweep_report.py --check    # README up to date?
+
+Writes ``pinn_depth_sweep.md`` (every table) and ``pinn_depth_sweep_<problem>.png``
+(relative L2 error against depth) beside the CSV, and rewrites the part of
+README.md between ``<!-- depth-sweep -->`` and ``<!-- /depth-sweep -->``. Every
+number in that part comes from the CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import math
+import pathlib
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import sweep_results as sr
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "pinn_depth_sweep.csv"
+START, END = "<!-- depth-sweep -->", "<!-- /depth-sweep -->"
+# Shown in the README (in this order, those present); the .md file has all.
+HEADLINE = (
+    "adam",
+    "stablegrad+adam",
+    "stablegrad(geometric_mean)+adam",
+    "sgd-momentum",
+    "stablegrad+sgd-momentum",
+)
+BETTER = 0.9  # a ratio of medians below this counts as better, above 1/BETTER worse
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--results", type=pathlib.Path, default=RESULTS)
+    parser.add_argument("--outdir", type=pathlib.Path, default=None)
+    parser.add_argument("--readme", type=pathlib.Path, default=ROOT / "README.md")
+    parser.add_argument("--tune-seed", type=int, default=0)
+    parser.add_argument("--tune-depth", type=int, default=16)
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="only check that the README section matches the CSV (exit 1 if not)",
+    )
+    return parser.parse_args(argv)
+
+
+class Sweep:
+    """The rows of one sweep, with the protocol and summary lookups."""
+
+    def __init__(self, rows: list[dict[str, Any]], tune_seed: int, tune_depth: int):
+        if not rows:
+            raise ValueError("the results file has no rows.")
+        self.rows = rows
+        self.tune_seed = tune_seed
+        self.tune_depth = tune_depth
+        ordered = lambda name: list(dict.fromkeys(r[name] for r in rows))
+        self.problems = ordered("problem")
+        self.inits = ordered("init")
+        self.optimizers = ordered("optimizer")
+        self.depths = sorted(set(r["depth"] for r in rows))
+        self.seeds = sorted(set(r["seed"] for r in rows))
+
+    def cell(self, problem, init, optimizer) -> list[dict[str, Any]]:
+        return sr.select(self.rows, problem=problem, init=init, optimizer=optimizer)
+
+    def grid(self, problem, init, optimizer) -> list[float]:
+        tuned = [r for r in self.cell(problem, init, optimizer) if self._tuning(r)]
+        return sorted(set(r["lr"] for r in tuned))
+
+    def _tuning(self, row) -> bool:
+        return row["seed"] == self.tune_seed
+
+    def lr(self, protocol, problem, init, optimizer, depth) -> float | None:
+        rows = self.cell(problem, init, optimizer)
+        return sr.protocol_lr(
+            rows,
+            self.grid(problem, init, optimizer),
+            protocol,
+            depth=depth,
+            tune_depth=self.tune_depth,
+            tune_seed=self.tune_seed,
+        )
+
+    def summary(self, protocol, problem, init, optimizer, depth) -> dict | None:
+        """Final relative L2 over seeds at the protocol's lr (None if not run)."""
+        lr = self.lr(protocol, problem, init, optimizer, depth)
+        if lr is None:
+            return None
+        runs = sr.select(self.cell(problem, init, optimizer), depth=depth, lr=lr)
+        return {"lr": lr, **sr.summarize([r["final_rel_l2"] for r in runs])}
+
+    def grid_trained(self, problem, init, optimizer, depth) -> tuple[int, int]:
+        """(runs that train, runs) over the lr grid on the tuning seed."""
+        runs = [
+            r
+            for r in sr.select(self.cell(problem, init, optimizer), depth=depth)
+            if self._tuning(r)
+        ]
+        return sum(r["final_rel_l2"] < sr.TRAINED for r in runs), len(runs)
+
+
+def _num(value: float) -> str:
+    if math.isinf(value) or math.isnan(value):
+        return "nan"
+    return f"{value:.2g}" if value < 0.01 else f"{value:.3f}"
+
+
+def _cell_text(summary: dict | None, full: bool) -> str:
+    if summary is None:
+        return "–"
+    text = _num(summary["median"])
+    if full:
+        text += (
+            f" [{_num(summary['min'])}, {_num(summary['max'])}]"
+            f" @{sr.lr_text(summary['lr'])}"
+        )
+    return text + f" ({summary['trained']}/{summary['n']})"
+
+
+def _table(header: list[str], body: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(row) + " |" for row in body),
+    ]
+
+
+def provenance(sweep: Sweep) -> str:
+    """Which grid ran where: devices, dates, commits, runs."""
+    by_device = collections.defaultdict(list)
+    for r in sweep.rows:
+        by_device[r["device"]].append(r)
+    parts = []
+    for device, rows in by_device.items():
+        dates = sorted(set(r["date"] for r in rows))
+        commits = sorted(set(r["git_commit"] for r in rows))
+        span = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
+        parts.append(
+            f"{len(rows)} runs on {device}, {span}, commit(s) {', '.join(commits)}"
+        )
+    return "; ".join(parts)
+
+
+def setting(sweep: Sweep) -> str:
+    """The training setting, from the rows (several values joined by "/")."""
+    values = lambda name: "/".join(
+        str(v) for v in sorted(set(r[name] for r in sweep.rows))
+    )
+    return (
+        f"{values('activation')} MLPs of width {values('width')}, "
+        f"{values('steps')} Adam-or-SGD steps of {values('num_interior')} interior "
+        f"+ {values('num_boundary')} boundary points (Burgers: as many initial "
+        f"points again), depths {', '.join(map(str, sweep.depths))}, seeds "
+        f"{', '.join(map(str, sweep.seeds))}"
+    )
+
+
+def full_tables(sweep: Sweep) -> str:
+    """Every cell, both protocols and the grid reliability, as markdown."""
+    lines = [
+        "# Deep-PINN depth sweep: every cell",
+        "",
+        "Generated by `python benchmarks/pinn_depth_sweep_report.py` from "
+        f"`pinn_depth_sweep.csv`. {setting(sweep)}. {provenance(sweep)}.",
+        "",
+        "Cells: median final relative L2 error on the test grid over seeds "
+        "[min, max] @ learning rate (seeds with error < "
+        f"{sr.TRAINED} / seeds run). `tuned`: the lr with the lowest final "
+        f"validation error on seed {sweep.tune_seed} at that depth; `fixed`: the "
+        f"one chosen that way at depth {sweep.tune_depth}, kept at every depth.",
+    ]
+    header = ["optimizer", *(f"depth {d}" for d in sweep.depths)]
+    for problem in sweep.problems:
+        lines += ["", f"## {problem}"]
+        for init in sweep.inits:
+            for protocol in sr.PROTOCOLS:
+                body = [
+                    [
+                        opt,
+                        *(
+                            _cell_text(
+                                sweep.summary(protocol, problem, init, opt, d), True
+                            )
+                            for d in sweep.depths
+                        ),
+                    ]
+                    for opt in sweep.optimizers
+                ]
+                lines += [
+                    "",
+                    f"### {init} init, {protocol} lr",
+                    "",
+                    *_table(header, body),
+                ]
+            body = []
+            for opt in sweep.optimizers:
+                counts = [
+                    sweep.grid_trained(problem, init, opt, d) for d in sweep.depths
+                ]
+                body.append([opt, *(f"{k}/{n}" if n else "–" for k, n in counts)])
+            lines += [
+                "",
+                f"### {init} init: learning-rate grid points that train "
+                f"(seed {sweep.tune_seed})",
+                "",
+                *_table(header, body),
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def base_of(optimizer: str) -> str | None:
+    """``stablegrad(...)+adam`` -> ``adam``; None for a non-StableGrad name."""
+    head, plus, base = optimizer.partition("+")
+    return base if plus and head.startswith("stablegrad") else None
+
+
+def comparisons(sweep: Sweep) -> list[str]:
+    """One sentence per StableGrad variant against its base optimizer."""
+    sentences = []
+    for opt in sweep.optimizers:
+        base = base_of(opt)
+        if base not in sweep.optimizers:
+            continue
+        ratios, wins, losses, grid = [], 0, 0, [0, 0, 0, 0]
+        for problem in sweep.problems:
+            for init in sweep.inits:
+                for depth in sweep.depths:
+                    ours = sweep.summary("tuned", problem, init, opt, depth)
+                    theirs = sweep.summary("tuned", problem, init, base, depth)
+                    if ours and theirs and ours["n"] and theirs["n"]:
+                        ratio = _ratio(ours["median"], theirs["median"])
+                        ratios.append(ratio)
+                        wins += ratio < BETTER
+                        losses += ratio > 1 / BETTER
+                    a = sweep.grid_trained(problem, init, opt, depth)
+                    b = sweep.grid_trained(problem, init, base, depth)
+                    if a[1] and b[1]:
+                        grid = [
+                            grid[0] + a[0],
+                            grid[1] + a[1],
+                            grid[2] + b[0],
+                            grid[3] + b[1],
+                        ]
+        if not ratios:
+            continue
+        geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+        sentences.append(
+            f"* **{opt} against {base}** (tuned lr, median over seeds, "
+            f"{len(ratios)} problem x init x depth cells): better by more than "
+            f"{round((1 - BETTER) * 100)}% in {wins}, worse by more than that in "
+            f"{losses}, within it in {len(ratios) - wins - losses}; error ratio "
+            f"{geo:.2f}x in geometric mean (below 1: StableGrad better). Grid "
+            f"points that train on seed {sweep.tune_seed}: {grid[0]}/{grid[1]} "
+            f"against {grid[2]}/{grid[3]}."
+        )
+    return sentences
+
+
+def _ratio(a: float, b: float) -> float:
+    """a / b for errors, with non-finite errors capped at 10 (a failed run)."""
+    cap = lambda x: min(x, 10.0) if not math.isnan(x) else 10.0
+    return max(cap(a), 1e-12) / max(cap(b), 1e-12)
+
+
+def regime(sweep: Sweep) -> str | None:
+    """Where Adam's eps stands against the per-layer gradient std."""
+    stds = [
+        r["min_layer_grad_std"]
+        for r in sweep.rows
+        if r["optimizer"].endswith("adam") and math.isfinite(r["min_layer_grad_std"])
+    ]
+    if not stds:
+        return None
+    stds.sort()
+    return (
+        f"Smallest per-layer gradient std at the end of an Adam-family run: "
+        f"{_num(stds[0])} (median over runs {_num(stds[len(stds) // 2])}), "
+        "against Adam's eps of 1e-8: the Adam pair is in the regime where Adam "
+        "undoes a per-layer rescale that is constant in time."
+        if stds[0] > 1e-6
+        else f"Smallest per-layer gradient std at the end of an Adam-family run: "
+        f"{_num(stds[0])}: some layers reach the scale of Adam's eps (1e-8), where "
+        "a per-layer rescale changes Adam's step."
+    )
+
+
+def readme_section(sweep: Sweep, figures: Sequence[str]) -> str:
+    """The README's results section; every number from the CSV."""
+    shown = [o for o in HEADLINE if o in sweep.optimizers]
+    header = ["problem", "init", "optimizer", *(f"depth {d}" for d in sweep.depths)]
+    body = []
+    for problem in sweep.problems:
+        for init in sweep.inits:
+            for opt in shown:
+                cells = [
+                    _cell_text(sweep.summary("tuned", problem, init, opt, d), False)
+                    for d in sweep.depths
+                ]
+                body.append([problem, init, opt, *cells])
+    lines = [
+        START,
+        "<!-- generated by benchmarks/pinn_depth_sweep_report.py from "
+        "benchmarks/results/pinn_depth_sweep.csv: do not edit by hand -->",
+        "",
+        f"{setting(sweep)}; {len(sweep.rows)} runs in "
+        "[`benchmarks/results/pinn_depth_sweep.csv`]"
+        f"(benchmarks/results/pinn_depth_sweep.csv) ({provenance(sweep)}).",
+        "",
+        "Median final relative L2 error over seeds at the per-depth tuned "
+        f"learning rate (in brackets: seeds with error < {sr.TRAINED} / seeds). "
+        "Every cell, the ranges, the learning rates, the fixed-lr protocol and the "
+        "grid counts: [`pinn_depth_sweep.md`]"
+        "(benchmarks/results/pinn_depth_sweep.md).",
+        "",
+        *_table(header, body),
+        "",
+        *comparisons(sweep),
+    ]
+    note = regime(sweep)
+    if note:
+        lines += ["", note]
+    lines += [""] + [f"![{f}](benchmarks/results/{f})" for f in figures]
+    return "\n".join(lines + ["", END])
+
+
+def plot(sweep: Sweep, problem: str, path: pathlib.Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        len(sr.PROTOCOLS),
+        len(sweep.inits),
+        figsize=(5.5 * len(sweep.inits), 4 * len(sr.PROTOCOLS)),
+        squeeze=False,
+        sharey=True,
+    )
+    for row, protocol in enumerate(sr.PROTOCOLS):
+        for col, init in enumerate(sweep.inits):
+            ax = axes[row, col]
+            for opt in sweep.optimizers:
+                points = [
+                    (d, s)
+                    for d in sweep.depths
+                    if (s := sweep.summary(protocol, problem, init, opt, d))
+                ]
+                if not points:
+                    continue
+                depths = [d for d, _ in points]
+                clip = lambda x: min(x, 10.0)
+                median = [clip(s["median"]) for _, s in points]
+                low = [
+                    m - clip(s["min"]) for m, (_, s) in zip(median, points, strict=True)
+                ]
+                high = [
+                    clip(s["max"]) - m for m, (_, s) in zip(median, points, strict=True)
+                ]
+                ax.errorbar(
+                    depths, median, yerr=[low, high], marker="o", capsize=3, label=opt
+                )
+            ax.axhline(sr.TRAINED, color="grey", lw=0.8, ls=":")
+            ax.set(
+                xscale="log",
+                yscale="log",
+                xlabel="hidden layers",
+                title=f"{problem}, {init} init, {protocol} lr",
+            )
+            ax.set_xticks(sweep.depths, [str(d) for d in sweep.depths])
+            ax.minorticks_off()
+            if col == 0:
+                ax.set_ylabel("final relative L2 (median, min-max)")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def replace_section(text: str, section: str) -> str:
+    if START not in text or END not in text:
+        raise ValueError(f"README has no {START} ... {END} markers.")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return head + section + tail
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    sweep = Sweep(sr.read_rows(args.results), args.tune_seed, args.tune_depth)
+    outdir = args.outdir or args.results.parent
+    figures = [f"pinn_depth_sweep_{p}.png" for p in sweep.problems]
+    readme = args.readme.read_text()
+    updated = replace_section(readme, readme_section(sweep, figures))
+    if args.check:
+        if updated != readme:
+            print(
+                f"{args.readme} is not up to date with {args.results}: run "
+                "python benchmarks/pinn_depth_sweep_report.py",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / "pinn_depth_sweep.md").write_text(full_tables(sweep))
+    for problem, name in zip(sweep.problems, figures, strict=True):
+        plot(sweep, problem, outdir / name)
+    args.readme.write_text(updated)
+    print(
+        f"wrote {outdir / 'pinn_depth_sweep.md'}, {len(figures)} figures, {args.readme}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
