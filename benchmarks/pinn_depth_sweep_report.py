@@ -108,7 +108,7 @@ class Sweep:
 def _num(value: float) -> str:
     if math.isinf(value) or math.isnan(value):
         return "nan"
-    return f"{value:.2g}" if value < 0.01 else f"{value:.3f}"
+    return f"{value:.2g}" if value < 0.01 or value >= 10 else f"{value:.3f}"
 
 
 def _cell_text(summary: dict | None, full: bool) -> str:
@@ -152,11 +152,16 @@ def setting(sweep: Sweep) -> str:
     values = lambda name: "/".join(
         str(v) for v in sorted(set(r[name] for r in sweep.rows))
     )
+    weights = ", ".join(
+        f"{p} {sr.select(sweep.rows, problem=p)[0]['boundary_weight']:g}"
+        for p in sweep.problems
+    )
     return (
         f"{values('activation')} MLPs of width {values('width')}, "
-        f"{values('steps')} Adam-or-SGD steps of {values('num_interior')} interior "
+        f"{values('steps')} steps of {values('num_interior')} interior "
         f"+ {values('num_boundary')} boundary points (Burgers: as many initial "
-        f"points again), depths {', '.join(map(str, sweep.depths))}, seeds "
+        f"points again; boundary weight: {weights}), depths "
+        f"{', '.join(map(str, sweep.depths))}, seeds "
         f"{', '.join(map(str, sweep.seeds))}"
     )
 

@@ -36,6 +36,7 @@ COLUMNS = (
     "steps",
     "num_interior",
     "num_boundary",
+    "boundary_weight",
     "final_rel_l2",
     "best_rel_l2",
     "val_rel_l2",
@@ -65,6 +66,7 @@ KEY = (
     "steps",
     "num_interior",
     "num_boundary",
+    "boundary_weight",
 )
 TRAINED = 0.1
 PROTOCOLS = ("tuned", "fixed")
@@ -79,6 +81,7 @@ _INTS = (
 )
 _FLOATS = (
     "lr",
+    "boundary_weight",
     "final_rel_l2",
     "best_rel_l2",
     "val_rel_l2",
