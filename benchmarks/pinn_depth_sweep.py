@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -66,25 +66,36 @@ def _after_stablegrad(reference, inner) -> Callable[[Any], Any]:
     )
 
 
-# name -> (lr -> transformation, lr grid).
-OPTIMIZERS: dict[str, tuple[Callable[[Any], optax.GradientTransformation], str]] = {
-    "adam": (optax.adam, "adaptive"),
-    "stablegrad+adam": (_after_stablegrad("output", optax.adam), "adaptive"),
-    "stablegrad(geometric_mean)+adam": (
-        _after_stablegrad("geometric_mean", optax.adam),
-        "adaptive",
+class Optimizer(NamedTuple):
+    """How the sweep builds one optimizer."""
+
+    make: Callable[[Any], optax.GradientTransformation]  # lr -> transformation
+    grid: str  # a key of LR_GRIDS
+    # If set, `stablegrad(reference="given")` gets, at every step, the std of
+    # dL/du over the data points (boundary, initial): the prediction gradient.
+    prediction_reference: bool = False
+
+
+OPTIMIZERS: dict[str, Optimizer] = {
+    "adam": Optimizer(optax.adam, "adaptive"),
+    "stablegrad+adam": Optimizer(_after_stablegrad("output", optax.adam), "adaptive"),
+    "stablegrad(geometric_mean)+adam": Optimizer(
+        _after_stablegrad("geometric_mean", optax.adam), "adaptive"
     ),
-    "adamw": (optax.adamw, "adaptive"),
-    "agc+adam": (
+    "stablegrad(prediction)+adam": Optimizer(
+        _after_stablegrad("given", optax.adam), "adaptive", prediction_reference=True
+    ),
+    "adamw": Optimizer(optax.adamw, "adaptive"),
+    "agc+adam": Optimizer(
         lambda lr: optax.chain(optax.adaptive_grad_clip(0.01), optax.adam(lr)),
         "adaptive",
     ),
-    "lamb": (optax.lamb, "adaptive"),
-    "sgd-momentum": (_sgd, "sgd"),
-    "stablegrad+sgd-momentum": (_after_stablegrad("output", _sgd), "sgd"),
+    "lamb": Optimizer(optax.lamb, "adaptive"),
+    "sgd-momentum": Optimizer(_sgd, "sgd"),
+    "stablegrad+sgd-momentum": Optimizer(_after_stablegrad("output", _sgd), "sgd"),
     # A constant reference: per-layer normalised SGD, whose step does not
     # follow the loss scale, so it shares Adam's grid.
-    "stablegrad(1)+sgd-momentum": (_after_stablegrad(1.0, _sgd), "adaptive"),
+    "stablegrad(1)+sgd-momentum": Optimizer(_after_stablegrad(1.0, _sgd), "adaptive"),
 }
 # The boundary term's weight: 100 for the elliptic problems, whose residual is
 # ~1e3-1e4 at init and drowns an unweighted boundary term (DESIGN.md measured
@@ -95,7 +106,33 @@ USUAL_INIT = "glorot"  # Raissi et al.'s PINNs (Xavier); Flax's default is LeCun
 
 
 def grid_of(optimizer: str) -> tuple[float, ...]:
-    return LR_GRIDS[OPTIMIZERS[optimizer][1]]
+    return LR_GRIDS[OPTIMIZERS[optimizer].grid]
+
+
+def prediction_reference(problem: pinn.Problem, apply_fn) -> Callable:
+    """``update_args`` for `pinn.train`: the std of dL/du at the data points.
+
+    In a PINN the loss sees u's values only through the data terms (the
+    residual sees its derivatives), so the prediction gradient is taken there.
+    """
+    terms = [("boundary", problem.boundary_weight)]
+    if isinstance(problem, pinn.Burgers):
+        terms.append(("initial", problem.initial_weight))
+
+    def update_args(params, batch):
+        points = [batch[name] for name, _ in terms]
+        sizes = np.cumsum([len(x) for x in points])[:-1]
+
+        def data_loss(u):
+            return sum(
+                weight * jnp.mean((part - batch[f"{name}_values"]) ** 2)
+                for (name, weight), part in zip(terms, jnp.split(u, sizes), strict=True)
+            )
+
+        u = apply_fn(params, jnp.concatenate(points))[:, 0]
+        return {"reference_scale": sgo.prediction_gradient_std(data_loss, u)}
+
+    return update_args
 
 
 def _names(choices: Sequence[str], kind: str) -> Callable[[str], list[str]]:
@@ -221,8 +258,8 @@ def run_batch(
     ).swapaxes(0, 1)
     x = jnp.zeros((1, problem.dim))
     params = jax.vmap(model.init, in_axes=(0, None))(init_keys, x)
-    make, _ = OPTIMIZERS[optimizer]
-    tx = optax.inject_hyperparams(make)(learning_rate=1.0)
+    spec = OPTIMIZERS[optimizer]
+    tx = optax.inject_hyperparams(spec.make)(learning_rate=1.0)
     opt_state = jax.vmap(tx.init)(params)
     opt_state.hyperparams["learning_rate"] = lrs
 
@@ -239,6 +276,11 @@ def run_batch(
         num_boundary=args.num_boundary,
         eval_resolution=args.eval_resolution,
         opt_state=opt_state,
+        update_args=(
+            prediction_reference(problem, model.apply)
+            if spec.prediction_reference
+            else None
+        ),
     )
     points, exact = validation_set(problem, args.num_validation)
     prediction = jax.vmap(lambda p: model.apply(p, points)[:, 0])(params)

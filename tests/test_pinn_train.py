@@ -148,3 +148,31 @@ def test_runs_with_their_own_learning_rates_match_single_runs():
         )
         assert records[-1]["loss"][i] == pytest.approx(single[-1]["loss"], rel=1e-4)
     assert records[-1]["loss"][0] != pytest.approx(records[-1]["loss"][1], rel=1e-2)
+
+
+def test_update_args_reach_the_optimizer_at_every_step():
+    """A reference_scale from update_args acts like the same constant reference."""
+    problem, model, params = _setup("poisson")
+    kwargs = dict(
+        key=jax.random.key(2),
+        steps=4,
+        log_every=2,
+        num_interior=32,
+        num_boundary=16,
+        eval_resolution=9,
+    )
+    given = optax.chain(sgo.stablegrad("given"), optax.sgd(1e-3))
+    _, records = pinn.train(
+        problem,
+        model.apply,
+        params,
+        given,
+        update_args=lambda p, batch: {"reference_scale": 0.5},
+        **kwargs,
+    )
+    constant = optax.chain(sgo.stablegrad(0.5), optax.sgd(1e-3))
+    _, expected = pinn.train(problem, model.apply, params, constant, **kwargs)
+    assert records[-1]["loss"] == pytest.approx(expected[-1]["loss"], rel=1e-5)
+    assert records[-1]["rel_l2"] == pytest.approx(expected[-1]["rel_l2"], rel=1e-5)
+    with pytest.raises(ValueError, match="reference_scale"):
+        pinn.train(problem, model.apply, params, given, **kwargs)

@@ -13,6 +13,7 @@ from stablegrad_optax import _diagnostics
 from stablegrad_optax.pinn._problem import Problem
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]  # (params, points (N, d)) -> (N, 1)
+UpdateArgs = Callable[[Any, dict], dict[str, Any]]  # (params, batch) -> kwargs
 
 
 class TrainState(NamedTuple):
@@ -37,12 +38,15 @@ def make_chunk(
     num_interior: int,
     num_boundary: int,
     length: int,
+    update_args: UpdateArgs | None = None,
 ):
     """A function running `length` steps, each on fresh collocation points.
 
     It returns the new `TrainState` and, per step, the weighted loss and each
     loss term, and for the last step the per-layer gradient statistics. Wrap it
-    in `jax.jit` (and `jax.vmap` for several seeds).
+    in `jax.jit` (and `jax.vmap` for several seeds). `update_args(params,
+    batch)`, if given, returns extra keyword arguments for ``tx.update`` at each
+    step (e.g. ``reference_scale`` for `stablegrad`).
     """
 
     def loss_fn(params, batch):
@@ -55,7 +59,8 @@ def make_chunk(
         (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, batch
         )
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        extra = {} if update_args is None else update_args(state.params, batch)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params, **extra)
         params = optax.apply_updates(state.params, updates)
         new_state = TrainState(params, opt_state, key, state.step + 1)
         return new_state, ({"loss": loss, **terms}, grads)
@@ -88,6 +93,7 @@ def _run(
     callback,
     batched,
     opt_state,
+    update_args,
 ):
     """The loop behind `train` and `train_seeds` (vmapped over seeds if batched)."""
     if steps < 1 or log_every < 1:
@@ -123,6 +129,7 @@ def _run(
                 num_interior=num_interior,
                 num_boundary=num_boundary,
                 length=length,
+                update_args=update_args,
             )
             chunks[length] = jax.jit(lift(body))
         state, logs, grad_std = chunks[length](state)
@@ -168,6 +175,7 @@ def train(
     eval_resolution: int = 101,
     callback: Callable[[dict[str, Any]], None] | None = None,
     opt_state: Any = None,
+    update_args: UpdateArgs | None = None,
 ) -> tuple[Any, list[dict[str, Any]]]:
     """Trains a PINN; returns the final parameters and one log record per chunk.
 
@@ -190,6 +198,9 @@ def train(
       eval_resolution: grid points per axis for the relative L2 error.
       callback: called with each record (e.g. to update a progress bar).
       opt_state: the initial optimizer state; None gives ``tx.init(params)``.
+      update_args: a function ``(params, batch) -> dict`` of extra keyword
+        arguments for ``tx.update`` at every step, e.g. a `stablegrad`
+        ``reference_scale`` from `prediction_gradient_std`; None for none.
 
     Returns:
       (params, records).
@@ -208,6 +219,7 @@ def train(
         callback,
         batched=False,
         opt_state=opt_state,
+        update_args=update_args,
     )
 
 
@@ -225,6 +237,7 @@ def train_seeds(
     eval_resolution: int = 101,
     callback: Callable[[dict[str, Any]], None] | None = None,
     opt_state: Any = None,
+    update_args: UpdateArgs | None = None,
 ) -> tuple[Any, list[dict[str, Any]]]:
     """`train` for several seeds at once, by `jax.vmap`.
 
@@ -249,6 +262,7 @@ def train_seeds(
       callback: as in `train`.
       opt_state: the initial optimizer state, stacked over seeds; None gives
         ``jax.vmap(tx.init)(params)``.
+      update_args: as in `train`.
 
     Returns:
       (params stacked over seeds, records).
@@ -267,4 +281,5 @@ def train_seeds(
         callback,
         batched=True,
         opt_state=opt_state,
+        update_args=update_args,
     )
