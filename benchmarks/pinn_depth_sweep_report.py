@@ -226,45 +226,66 @@ def base_of(optimizer: str) -> str | None:
 
 
 def comparisons(sweep: Sweep) -> list[str]:
-    """One sentence per StableGrad variant against its base optimizer."""
-    sentences = []
+    """Each StableGrad variant against its base optimizer, per depth.
+
+    Only cells where both have every seed at their tuned learning rate count.
+    """
+    header = ["StableGrad vs its base", *(f"depth {d}" for d in sweep.depths), "all"]
+    body, sentences = [], []
     for opt in sweep.optimizers:
         base = base_of(opt)
         if base not in sweep.optimizers:
             continue
-        ratios, wins, losses, grid = [], 0, 0, [0, 0, 0, 0]
+        verdicts = {d: [0, 0, 0] for d in sweep.depths}  # better, same, worse
+        trained = {d: [0, 0, 0] for d in sweep.depths}  # ours, base, seeds
+        ratios = []
         for problem in sweep.problems:
             for init in sweep.inits:
                 for depth in sweep.depths:
                     ours = sweep.summary("tuned", problem, init, opt, depth)
                     theirs = sweep.summary("tuned", problem, init, base, depth)
-                    if ours and theirs and ours["n"] and theirs["n"]:
-                        ratio = _ratio(ours["median"], theirs["median"])
-                        ratios.append(ratio)
-                        wins += ratio < BETTER
-                        losses += ratio > 1 / BETTER
-                    a = sweep.grid_trained(problem, init, opt, depth)
-                    b = sweep.grid_trained(problem, init, base, depth)
-                    if a[1] and b[1]:
-                        grid = [
-                            grid[0] + a[0],
-                            grid[1] + a[1],
-                            grid[2] + b[0],
-                            grid[3] + b[1],
-                        ]
+                    complete = len(sweep.seeds)
+                    if not (ours and theirs and ours["n"] == theirs["n"] == complete):
+                        continue
+                    ratio = _ratio(ours["median"], theirs["median"])
+                    ratios.append(ratio)
+                    verdict = 0 if ratio < BETTER else 2 if ratio > 1 / BETTER else 1
+                    verdicts[depth][verdict] += 1
+                    trained[depth][0] += ours["trained"]
+                    trained[depth][1] += theirs["trained"]
+                    trained[depth][2] += complete
         if not ratios:
             continue
+        total = [sum(v[i] for v in verdicts.values()) for i in range(3)]
+        won = [sum(v[i] for v in trained.values()) for i in range(3)]
+        body.append(
+            [
+                f"{opt} vs {base}: better / same / worse",
+                *("/".join(map(str, verdicts[d])) for d in sweep.depths),
+                "/".join(map(str, total)),
+            ]
+        )
+        body.append(
+            [
+                "runs that train (of seeds), StableGrad vs base",
+                *(
+                    f"{k} vs {m} (of {n})" if n else "–"
+                    for k, m, n in (trained[d] for d in sweep.depths)
+                ),
+                f"{won[0]} vs {won[1]} (of {won[2]})",
+            ]
+        )
         geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
         sentences.append(
-            f"* **{opt} against {base}** (tuned lr, median over seeds, "
-            f"{len(ratios)} problem x init x depth cells): better by more than "
-            f"{round((1 - BETTER) * 100)}% in {wins}, worse by more than that in "
-            f"{losses}, within it in {len(ratios) - wins - losses}; error ratio "
-            f"{geo:.2f}x in geometric mean (below 1: StableGrad better). Grid "
-            f"points that train on seed {sweep.tune_seed}: {grid[0]}/{grid[1]} "
-            f"against {grid[2]}/{grid[3]}."
+            f"* **{opt} against {base}**: over {len(ratios)} complete problem x "
+            f"init x depth cells, better (median error more than "
+            f"{round((1 - BETTER) * 100)}% lower) in {total[0]}, worse in "
+            f"{total[2]}, the same in {total[1]}; median-error ratio "
+            f"{geo:.2f} in geometric mean (below 1: StableGrad better)."
         )
-    return sentences
+    if not body:
+        return []
+    return [*_table(header, body), "", *sentences]
 
 
 def _ratio(a: float, b: float) -> float:
