@@ -24,7 +24,8 @@ import statistics
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-COLUMNS = (
+# What identifies a run: a row with the same values is not run again.
+KEY = (
     "problem",
     "depth",
     "width",
@@ -37,6 +38,9 @@ COLUMNS = (
     "num_interior",
     "num_boundary",
     "boundary_weight",
+)
+COLUMNS = (
+    *KEY,
     "final_rel_l2",
     "best_rel_l2",
     "val_rel_l2",
@@ -52,21 +56,6 @@ COLUMNS = (
     "device",
     "date",
     "git_commit",
-)
-# What identifies a run: a row with the same values is not run again.
-KEY = (
-    "problem",
-    "depth",
-    "width",
-    "activation",
-    "init",
-    "optimizer",
-    "lr",
-    "seed",
-    "steps",
-    "num_interior",
-    "num_boundary",
-    "boundary_weight",
 )
 TRAINED = 0.1
 PROTOCOLS = ("tuned", "fixed")
@@ -141,10 +130,6 @@ def append_rows(path: str | pathlib.Path, rows: Iterable[dict[str, Any]]) -> Non
                 missing = value is None or math.isnan(value)
                 text[name] = "" if missing else f"{value:.6g}"
             writer.writerow(text)
-
-
-def key_of(row: dict[str, Any]) -> tuple:
-    return tuple(lr_text(row[k]) if k == "lr" else row[k] for k in KEY)
 
 
 def select(rows: Sequence[dict[str, Any]], **where) -> list[dict[str, Any]]:
