@@ -3,12 +3,14 @@
 For every problem, depth, initialisation and optimizer (a *cell*), tanh MLPs of
 a fixed width are trained for the same number of steps on the same sequence of
 collocation points from the same initial parameters (both set by the seed).
-Learning rates come from a grid per optimizer family, in two stages:
+Learning rates come from a grid per optimizer family (SGD's also per problem),
+in two stages:
 
 1. every grid point on the tuning seed (``--tune-seed``), at every depth;
-2. the other seeds at the learning rate each protocol picks from stage 1 by
-   final validation error (random points, not the test grid): ``tuned`` picks
-   per depth, ``fixed`` picks once at ``--tune-depth`` and keeps it.
+2. the other seeds, which the report summarises, at the learning rate each
+   protocol picks from stage 1 by final validation error (relative L2 error
+   against the exact solution on random points, not the test grid): ``tuned``
+   picks per depth, ``fixed`` picks once at ``--tune-depth`` and keeps it.
 
 All runs of one stage of one cell are a single vmapped batch (one compile; the
 learning rate is an `optax.inject_hyperparams` state leaf). One CSV row per run
@@ -41,17 +43,19 @@ import stablegrad_optax as sgo
 from stablegrad_optax import init, pinn
 from stablegrad_optax.models import ACTIVATIONS, MLP
 
-import sweep_results
+import pinn_depth_sweep_results as results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "pinn_depth_sweep.csv"
 
+# (grid family, problem) -> learning rates; problem None: every problem.
 LR_GRIDS = {
     # Adam-like steps are about lr per weight whatever the gradient's scale.
-    "adaptive": (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3),
-    # SGD's step is lr times a gradient of std ~1e2-1e3 on these losses: it
-    # diverges where Adam trains (DESIGN.md), so its grid sits lower.
-    "sgd": (1e-7, 3e-7, 1e-6, 3e-6, 1e-5, 3e-5),
+    ("adaptive", None): (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3),
+    # SGD's step is lr times the gradient, whose scale follows the loss: per-layer
+    # std ~1e2-1e3 for Poisson and Helmholtz (residual ~1e3-1e4, boundary weight
+    # 100), where SGD diverges at Adam's rates (DESIGN.md); ~1e-3-1 for Burgers.
+    ("sgd", None): (1e-7, 3e-7, 1e-6, 3e-6, 1e-5, 3e-5),
+    ("sgd", "burgers"): (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
 }
 MOMENTUM = 0.9
 
@@ -70,7 +74,7 @@ class Optimizer(NamedTuple):
     """How the sweep builds one optimizer."""
 
     make: Callable[[Any], optax.GradientTransformation]  # lr -> transformation
-    grid: str  # a key of LR_GRIDS
+    grid: str  # a grid family of LR_GRIDS
     # If set, `stablegrad(reference="given")` gets, at every step, the std of
     # dL/du over the data points (boundary, initial): the prediction gradient.
     prediction_reference: bool = False
@@ -105,19 +109,22 @@ BOUNDARY_WEIGHTS = {"burgers": 1.0, "poisson": 100.0, "helmholtz": 100.0}
 USUAL_INIT = "glorot"  # Raissi et al.'s PINNs (Xavier); Flax's default is LeCun.
 
 
-def grid_of(optimizer: str) -> tuple[float, ...]:
-    return LR_GRIDS[OPTIMIZERS[optimizer].grid]
+def grid_of(optimizer: str, problem: str) -> tuple[float, ...]:
+    """The learning-rate grid of an optimizer (by its family) on a problem."""
+    family = OPTIMIZERS[optimizer].grid
+    return LR_GRIDS.get((family, problem), LR_GRIDS[family, None])
 
 
 def prediction_reference(problem: pinn.Problem, apply_fn) -> Callable:
     """``update_args`` for `pinn.train`: the std of dL/du at the data points.
 
-    In a PINN the loss sees u's values only through the data terms (the
-    residual sees its derivatives), so the prediction gradient is taken there.
+    The prediction gradient of the data terms only (boundary, and Burgers'
+    initial condition): the residual's dependence on u (through its
+    derivatives, and directly in Burgers' u u_x and Helmholtz's k^2 u) is left
+    out. It shrinks as the data are fitted, so under Adam it also acts as a
+    step-size schedule driven by the data misfit.
     """
-    terms = [("boundary", problem.boundary_weight)]
-    if isinstance(problem, pinn.Burgers):
-        terms.append(("initial", problem.initial_weight))
+    terms = [(name, w) for name, w in problem.weights().items() if name != "residual"]
 
     def update_args(params, batch):
         points = [batch[name] for name, _ in terms]
@@ -148,14 +155,19 @@ def _names(choices: Sequence[str], kind: str) -> Callable[[str], list[str]]:
     return parse
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v]
-    except ValueError:
-        values = []
-    if not values or min(values) < 0:
-        raise argparse.ArgumentTypeError(f"expected integers >= 0, got {text!r}")
-    return values
+def _ints(minimum: int) -> Callable[[str], list[int]]:
+    def parse(text: str) -> list[int]:
+        try:
+            values = [int(v) for v in text.split(",") if v]
+        except ValueError:
+            values = []
+        if not values or min(values) < minimum:
+            raise argparse.ArgumentTypeError(
+                f"expected integers >= {minimum}, got {text!r}"
+            )
+        return values
+
+    return parse
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -168,11 +180,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=_names(tuple(pinn.PROBLEMS), "problem"),
         default="burgers,poisson,helmholtz",
     )
-    parser.add_argument("--depths", type=_ints, default="4,8,16,32,64")
+    parser.add_argument("--depths", type=_ints(1), default="4,8,16,32,64")
     parser.add_argument("--width", type=int, default=50)
-    parser.add_argument(
-        "--activation", choices=sorted(ACTIVATIONS), default="tanh", type=str
-    )
+    parser.add_argument("--activation", choices=sorted(ACTIVATIONS), default="tanh")
     parser.add_argument(
         "--inits",
         type=_names(tuple(init.INITIALIZERS), "initialiser"),
@@ -183,19 +193,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=_names(tuple(OPTIMIZERS), "optimizer"),
         default=",".join(OPTIMIZERS),
     )
-    parser.add_argument("--seeds", type=_ints, default="0,1,2")
-    parser.add_argument("--tune-seed", type=int, default=0)
-    parser.add_argument("--tune-depth", type=int, default=16)
+    parser.add_argument("--seeds", type=_ints(0), default="0,1,2,3")
+    parser.add_argument("--tune-seed", type=int, default=results.TUNE_SEED)
+    parser.add_argument("--tune-depth", type=int, default=results.TUNE_DEPTH)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--num-interior", type=int, default=256)
     parser.add_argument("--num-boundary", type=int, default=256)
     parser.add_argument("--eval-resolution", type=int, default=101)
     parser.add_argument("--num-validation", type=int, default=1024)
-    parser.add_argument("--results", type=pathlib.Path, default=RESULTS)
+    parser.add_argument("--results", type=pathlib.Path, default=results.RESULTS)
     parser.add_argument("--max-minutes", type=float, default=None)
     args = parser.parse_args(argv)
-    for name in ("width", "steps", "eval_every", "num_interior", "num_boundary"):
+    positive = (
+        "width",
+        "steps",
+        "eval_every",
+        "num_interior",
+        "num_boundary",
+        "eval_resolution",
+        "num_validation",
+        "tune_depth",
+    )
+    for name in positive:
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.tune_seed not in args.seeds:
@@ -203,17 +223,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def metadata() -> dict[str, str]:
-    """Device, date and commit, stored in every row."""
+    """Device, date and commit, stored in every row.
+
+    The commit is marked ``-dirty`` if tracked files other than the results
+    (which the sweep itself appends to) differ from it.
+    """
     device = jax.devices()[0]
     try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--exclude=*"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        commit = _git("rev-parse", "--short", "HEAD")
+        changed = _git(
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            ":!benchmarks/results",
+        )
+        commit += "-dirty" if changed else ""
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     return {
@@ -227,6 +260,12 @@ def validation_set(problem: pinn.Problem, count: int) -> tuple[jax.Array, jax.Ar
     """Random points (a fixed key, apart from every seed) and the solution there."""
     points = problem.sample_interior(jax.random.key(2**31 - 1), count)
     return points, jnp.asarray(problem.exact(np.asarray(points)))
+
+
+def _lowest(values: Sequence[float]) -> float:
+    """The smallest finite value (NaN if none): a diverged run's best error."""
+    finite = [v for v in values if np.isfinite(v)]
+    return min(finite) if finite else float("nan")
 
 
 def run_batch(
@@ -306,7 +345,7 @@ def run_batch(
                 "num_boundary": args.num_boundary,
                 "boundary_weight": problem.boundary_weight,
                 "final_rel_l2": last["rel_l2"][i],
-                "best_rel_l2": float(np.nanmin([r["rel_l2"][i] for r in records])),
+                "best_rel_l2": _lowest([r["rel_l2"][i] for r in records]),
                 "val_rel_l2": float(val[i]),
                 "final_loss": last["loss"][i],
                 "loss_residual": last["residual"][i],
@@ -348,12 +387,12 @@ def pending_runs(rows, problem, init_name, optimizer, depth, stage, args):
         "num_boundary": args.num_boundary,
         "boundary_weight": BOUNDARY_WEIGHTS[problem],
     }
-    grid = grid_of(optimizer)
+    grid = grid_of(optimizer, problem)
     if stage == "tune":
         wanted = [(lr, args.tune_seed) for lr in grid]
     else:
         lrs = {
-            sweep_results.protocol_lr(
+            results.protocol_lr(
                 rows,
                 grid,
                 protocol,
@@ -362,7 +401,7 @@ def pending_runs(rows, problem, init_name, optimizer, depth, stage, args):
                 tune_seed=args.tune_seed,
                 **cell,
             )
-            for protocol in sweep_results.PROTOCOLS
+            for protocol in results.PROTOCOLS
         }
         wanted = [
             (lr, seed)
@@ -373,16 +412,17 @@ def pending_runs(rows, problem, init_name, optimizer, depth, stage, args):
     return [
         (lr, seed)
         for lr, seed in wanted
-        if not sweep_results.select(rows, depth=depth, lr=lr, seed=seed, **cell)
+        if not results.select(rows, depth=depth, lr=lr, seed=seed, **cell)
     ]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    meta = metadata()
-    print(f"device: {meta['device']}; results: {args.results}", flush=True)
+    print(f"device: {metadata()['device']}; results: {args.results}", flush=True)
+    if results.drop_partial_line(args.results):
+        print("dropped a partly written last line of the results file", flush=True)
     start = time.perf_counter()
-    rows = sweep_results.read_rows(args.results)
+    rows = results.read_rows(args.results)
     for problem, init_name, optimizer, depth, stage in cell_plan(args):
         runs = pending_runs(rows, problem, init_name, optimizer, depth, stage, args)
         if not runs:
@@ -391,14 +431,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.max_minutes is not None and elapsed >= args.max_minutes:
             print(f"stopping after {elapsed:.1f} min (--max-minutes)", flush=True)
             return
+        meta = metadata()
         new = [
             {**row, **meta}
             for row in run_batch(problem, depth, init_name, optimizer, runs, args)
         ]
-        sweep_results.append_rows(args.results, new)
-        rows = sweep_results.read_rows(args.results)
+        results.append_rows(args.results, new)
+        rows = results.read_rows(args.results)
         errors = " ".join(
-            f"{sweep_results.lr_text(r['lr'])}/s{r['seed']}:{r['final_rel_l2']:.3g}"
+            f"{results.lr_text(r['lr'])}/s{r['seed']}:{r['final_rel_l2']:.3g}"
             for r in new
         )
         print(

@@ -65,6 +65,7 @@ def test_prediction_gradient_std_feeds_reference_scale():
         "stablegrad_optax._diagnostics",
         "stablegrad_optax._output_layer",
         "stablegrad_optax.pinn",
+        "stablegrad_optax.pinn._problem",
         "stablegrad_optax.models",
         "stablegrad_optax.init",
         "stablegrad_optax.init._critical",

@@ -14,10 +14,16 @@ from stablegrad_optax.pinn._problem import (
 )
 
 
-def laplacian(u: ScalarField, point: jax.Array) -> jax.Array:
-    """The trace of the Hessian of `u` at one point, one axis at a time."""
+def value_and_laplacian(u: ScalarField, point: jax.Array):
+    """u and the trace of its Hessian at one point, one axis at a time."""
     axes = jnp.eye(point.shape[0], dtype=point.dtype)
-    return sum(directional_derivatives(u, point, e)[2] for e in axes)
+    derivatives = [directional_derivatives(u, point, e) for e in axes]
+    return derivatives[0][0], sum(second for _, _, second in derivatives)
+
+
+def laplacian(u: ScalarField, point: jax.Array) -> jax.Array:
+    """The trace of the Hessian of `u` at one point."""
+    return value_and_laplacian(u, point)[1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,4 +83,5 @@ class Helmholtz(Problem):
         return scale * self.exact(point)
 
     def residual(self, u, point):
-        return laplacian(u, point) + self.k**2 * u(point) - self.source(point)
+        value, lap = value_and_laplacian(u, point)
+        return lap + self.k**2 * value - self.source(point)

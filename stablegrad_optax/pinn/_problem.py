@@ -21,6 +21,24 @@ def directional_derivatives(
     Forward mode over forward mode (two nested `jax.jvp`): for a network with a
     few inputs this is several times cheaper than `jax.hessian` (reverse mode
     inside forward mode), and it is all a residual with u_x and u_xx needs.
+
+    Args:
+      u: a scalar field, one point (d,) -> scalar.
+      point: the point, shape (d,).
+      direction: the direction, shape (d,) (a unit axis gives partial
+        derivatives).
+
+    Returns:
+      (u(point), D_v u(point), D_v^2 u(point)) for v = `direction`, scalars.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from stablegrad_optax import pinn
+      >>> u = lambda p: p[0] ** 3 + p[0] * p[1]
+      >>> values = pinn.directional_derivatives(u, jnp.array([2.0, 1.0]),
+      ...                                       jnp.array([1.0, 0.0]))
+      >>> [float(v) for v in values]  # u, u_x = 3x^2 + y, u_xx = 6x
+      [10.0, 13.0, 12.0]
     """
 
     def along(p):

@@ -12,7 +12,17 @@ The learning-rate protocols, both computed from the same rows:
   the tuning depth only, then kept at every depth.
 
 A run *trains* when its final relative L2 error on the test grid is below
-`TRAINED`.
+`TRAINED`. Seed `TUNE_SEED` picks the learning rates; results are reported over
+the other seeds, so that no reported number was used to choose its own lr.
+
+Columns: the run's key (`KEY`), then its results: the relative L2 error on the
+test grid at the end (``final_rel_l2``) and the lowest of those logged every
+``eval_every`` steps (``best_rel_l2``), on the validation points at the end
+(``val_rel_l2``); the weighted loss and its terms as means over the last
+``eval_every`` steps; the smallest per-layer weight-gradient std and the
+imbalance (largest / smallest) at the last step; whether the run diverged; the
+batch's wall time (compilation and evaluation included) divided by its number
+of runs (``wall_s``, ``batch_runs``); device, date and commit.
 """
 
 from __future__ import annotations
@@ -59,6 +69,9 @@ COLUMNS = (
 )
 TRAINED = 0.1
 PROTOCOLS = ("tuned", "fixed")
+TUNE_SEED = 0
+TUNE_DEPTH = 16
+RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "pinn_depth_sweep.csv"
 _INTS = (
     "depth",
     "width",
@@ -99,6 +112,18 @@ def _parse(row: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+def drop_partial_line(path: str | pathlib.Path) -> bool:
+    """Removes a last line cut short (a run killed while writing); True if one was."""
+    path = pathlib.Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    text = path.read_text()
+    if text.endswith("\n"):
+        return False
+    path.write_text(text[: text.rfind("\n") + 1])
+    return True
+
+
 def read_rows(path: str | pathlib.Path) -> list[dict[str, Any]]:
     """The rows of a results file (none if it does not exist yet)."""
     path = pathlib.Path(path)
@@ -125,7 +150,9 @@ def append_rows(path: str | pathlib.Path, rows: Iterable[dict[str, Any]]) -> Non
         for row in rows:
             text = {k: row[k] for k in COLUMNS}
             text["lr"] = lr_text(row["lr"])
-            for name in _FLOATS[1:]:
+            for name in _FLOATS:
+                if name == "lr":
+                    continue
                 value = row[name]
                 missing = value is None or math.isnan(value)
                 text[name] = "" if missing else f"{value:.6g}"
