@@ -6,7 +6,8 @@
 Writes ``pinn_depth_sweep.md`` (every table) and ``pinn_depth_sweep_<problem>.png``
 (relative L2 error against depth) beside the CSV, and rewrites the part of
 README.md between ``<!-- depth-sweep -->`` and ``<!-- /depth-sweep -->``. Every
-number in that part comes from the CSV.
+number in that part comes from the CSV. Results are summarised over the seeds
+other than the tuning seed (which only picks learning rates).
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import sweep_results as sr
+import pinn_depth_sweep_results as results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "pinn_depth_sweep.csv"
 START, END = "<!-- depth-sweep -->", "<!-- /depth-sweep -->"
 # Shown in the README (in this order, those present); the .md file has all.
 HEADLINE = (
@@ -37,25 +37,44 @@ BETTER = 0.9  # a ratio of medians below this counts as better, above 1/BETTER w
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--results", type=pathlib.Path, default=RESULTS)
+    parser.add_argument("--results", type=pathlib.Path, default=results.RESULTS)
     parser.add_argument("--outdir", type=pathlib.Path, default=None)
     parser.add_argument("--readme", type=pathlib.Path, default=ROOT / "README.md")
-    parser.add_argument("--tune-seed", type=int, default=0)
-    parser.add_argument("--tune-depth", type=int, default=16)
+    parser.add_argument("--tune-seed", type=int, default=results.TUNE_SEED)
+    parser.add_argument("--tune-depth", type=int, default=results.TUNE_DEPTH)
     parser.add_argument(
         "--check",
         action="store_true",
-        help="only check that the README section matches the CSV (exit 1 if not)",
+        help="only check that the README section and the tables match the CSV "
+        "(exit 1 if not)",
     )
     return parser.parse_args(argv)
 
 
+# Columns that must hold one value in a report (per problem for the last).
+SETTING = ("width", "activation", "steps", "num_interior", "num_boundary")
+
+
 class Sweep:
-    """The rows of one sweep, with the protocol and summary lookups."""
+    """The rows of one sweep, with the protocol and summary lookups.
+
+    A *group* is one (problem, init, optimizer): its runs span depths, learning
+    rates and seeds.
+    """
 
     def __init__(self, rows: list[dict[str, Any]], tune_seed: int, tune_depth: int):
         if not rows:
             raise ValueError("the results file has no rows.")
+        for name in SETTING:
+            if len(set(r[name] for r in rows)) > 1:
+                raise ValueError(
+                    f"the results mix several values of {name!r}: report one "
+                    "setting at a time (one results file per setting)."
+                )
+        for problem in set(r["problem"] for r in rows):
+            weights = set(r["boundary_weight"] for r in rows if r["problem"] == problem)
+            if len(weights) > 1:
+                raise ValueError(f"{problem} runs mix boundary weights {weights}.")
         self.rows = rows
         self.tune_seed = tune_seed
         self.tune_depth = tune_depth
@@ -64,21 +83,25 @@ class Sweep:
         self.inits = ordered("init")
         self.optimizers = ordered("optimizer")
         self.depths = sorted(set(r["depth"] for r in rows))
-        self.seeds = sorted(set(r["seed"] for r in rows))
+        self.seeds = sorted(set(r["seed"] for r in rows) - {tune_seed})
 
-    def cell(self, problem, init, optimizer) -> list[dict[str, Any]]:
-        return sr.select(self.rows, problem=problem, init=init, optimizer=optimizer)
+    def runs_of(self, problem, init, optimizer) -> list[dict[str, Any]]:
+        """The rows of one group."""
+        return results.select(
+            self.rows, problem=problem, init=init, optimizer=optimizer
+        )
 
     def grid(self, problem, init, optimizer) -> list[float]:
-        tuned = [r for r in self.cell(problem, init, optimizer) if self._tuning(r)]
+        """The learning rates run on the tuning seed in a group."""
+        tuned = [r for r in self.runs_of(problem, init, optimizer) if self._tuning(r)]
         return sorted(set(r["lr"] for r in tuned))
 
     def _tuning(self, row) -> bool:
         return row["seed"] == self.tune_seed
 
     def lr(self, protocol, problem, init, optimizer, depth) -> float | None:
-        rows = self.cell(problem, init, optimizer)
-        return sr.protocol_lr(
+        rows = self.runs_of(problem, init, optimizer)
+        return results.protocol_lr(
             rows,
             self.grid(problem, init, optimizer),
             protocol,
@@ -88,37 +111,55 @@ class Sweep:
         )
 
     def summary(self, protocol, problem, init, optimizer, depth) -> dict | None:
-        """Final relative L2 over seeds at the protocol's lr (None if not run)."""
+        """Final relative L2 over the reported seeds at the protocol's lr.
+
+        None until the lr is chosen; ``edge`` marks an lr at the top (↑) or the
+        bottom (↓) of the grid, where a wider grid might do better.
+        """
         lr = self.lr(protocol, problem, init, optimizer, depth)
         if lr is None:
             return None
-        runs = sr.select(self.cell(problem, init, optimizer), depth=depth, lr=lr)
-        return {"lr": lr, **sr.summarize([r["final_rel_l2"] for r in runs])}
+        runs = [
+            r
+            for r in results.select(
+                self.runs_of(problem, init, optimizer), depth=depth, lr=lr
+            )
+            if not self._tuning(r)
+        ]
+        grid = self.grid(problem, init, optimizer)
+        edge = "↑" if lr == grid[-1] else "↓" if lr == grid[0] else ""
+        return {
+            "lr": lr,
+            "edge": edge,
+            **results.summarize([r["final_rel_l2"] for r in runs]),
+        }
 
     def grid_trained(self, problem, init, optimizer, depth) -> tuple[int, int]:
         """(runs that train, runs) over the lr grid on the tuning seed."""
         runs = [
             r
-            for r in sr.select(self.cell(problem, init, optimizer), depth=depth)
+            for r in results.select(self.runs_of(problem, init, optimizer), depth=depth)
             if self._tuning(r)
         ]
-        return sum(r["final_rel_l2"] < sr.TRAINED for r in runs), len(runs)
+        return sum(r["final_rel_l2"] < results.TRAINED for r in runs), len(runs)
 
 
 def _num(value: float) -> str:
+    """An error for a table; a diverged run (infinite or NaN) reads "div"."""
     if math.isinf(value) or math.isnan(value):
-        return "nan"
+        return "div"
     return f"{value:.2g}" if value < 0.01 or value >= 10 else f"{value:.3f}"
 
 
 def _cell_text(summary: dict | None, full: bool) -> str:
-    if summary is None:
+    """median (trained/seeds), and with `full` the [min, max] range and the lr."""
+    if summary is None or not summary["n"]:
         return "–"
     text = _num(summary["median"])
     if full:
         text += (
             f" [{_num(summary['min'])}, {_num(summary['max'])}]"
-            f" @{sr.lr_text(summary['lr'])}"
+            f" @{results.lr_text(summary['lr'])}{summary['edge']}"
         )
     return text + f" ({summary['trained']}/{summary['n']})"
 
@@ -153,7 +194,7 @@ def setting(sweep: Sweep) -> str:
         str(v) for v in sorted(set(r[name] for r in sweep.rows))
     )
     weights = ", ".join(
-        f"{p} {sr.select(sweep.rows, problem=p)[0]['boundary_weight']:g}"
+        f"{p} {results.select(sweep.rows, problem=p)[0]['boundary_weight']:g}"
         for p in sweep.problems
     )
     return (
@@ -175,16 +216,18 @@ def full_tables(sweep: Sweep) -> str:
         f"`pinn_depth_sweep.csv`. {setting(sweep)}. {provenance(sweep)}.",
         "",
         "Cells: median final relative L2 error on the test grid over seeds "
-        "[min, max] @ learning rate (seeds with error < "
-        f"{sr.TRAINED} / seeds run). `tuned`: the lr with the lowest final "
+        f"{', '.join(map(str, sweep.seeds))} [min, max] @ learning rate (↑/↓: "
+        f"the top/bottom of the grid) (seeds with error < {results.TRAINED} / "
+        f"seeds run; div: diverged). `tuned`: the lr with the lowest final "
         f"validation error on seed {sweep.tune_seed} at that depth; `fixed`: the "
-        f"one chosen that way at depth {sweep.tune_depth}, kept at every depth.",
+        f"one chosen that way at depth {sweep.tune_depth}, kept at every depth. "
+        "Loss values in the CSV are means over the last logging interval.",
     ]
     header = ["optimizer", *(f"depth {d}" for d in sweep.depths)]
     for problem in sweep.problems:
         lines += ["", f"## {problem}"]
         for init in sweep.inits:
-            for protocol in sr.PROTOCOLS:
+            for protocol in results.PROTOCOLS:
                 body = [
                     [
                         opt,
@@ -295,40 +338,63 @@ def _ratio(a: float, b: float) -> float:
 
 
 def regime(sweep: Sweep) -> str | None:
-    """Where Adam's eps stands against the per-layer gradient std."""
-    stds = [
-        r["min_layer_grad_std"]
-        for r in sweep.rows
-        if r["optimizer"].endswith("adam") and math.isfinite(r["min_layer_grad_std"])
-    ]
+    """Where Adam's eps stands against the per-layer gradient std Adam sees.
+
+    Plain Adam's runs at their tuned learning rate that trained at all (error
+    below 0.9: not collapsed to u = 0); the statistic is the smallest
+    per-layer weight-gradient std at the last step.
+    """
+    stds = []
+    for problem in sweep.problems:
+        for init in sweep.inits:
+            for depth in sweep.depths:
+                lr = sweep.lr("tuned", problem, init, "adam", depth)
+                if lr is None:
+                    continue
+                runs = results.select(
+                    sweep.runs_of(problem, init, "adam"), depth=depth, lr=lr
+                )
+                stds += [
+                    r["min_layer_grad_std"] for r in runs if r["final_rel_l2"] < 0.9
+                ]
     if not stds:
         return None
     stds.sort()
+    below = sum(v < 1e-6 for v in stds)
     return (
-        f"Smallest per-layer gradient std at the end of an Adam-family run: "
-        f"{_num(stds[0])} (median over runs {_num(stds[len(stds) // 2])}), "
-        "against Adam's eps of 1e-8: the Adam pair is in the regime where Adam "
-        "undoes a per-layer rescale that is constant in time."
-        if stds[0] > 1e-6
-        else f"Smallest per-layer gradient std at the end of an Adam-family run: "
-        f"{_num(stds[0])}: some layers reach the scale of Adam's eps (1e-8), where "
-        "a per-layer rescale changes Adam's step."
+        f"Adam's regime: in {len(stds)} plain-Adam runs at their tuned learning "
+        "rate (collapsed runs left out), the smallest per-layer gradient std at "
+        f"the last step ranges from {_num(stds[0])} to {_num(stds[-1])} (median "
+        f"{_num(stds[len(stds) // 2])}); {below} are below 1e-6, near Adam's eps "
+        "(1e-8). Where it is far above eps, Adam undoes a per-layer rescale that "
+        "is constant in time, and StableGrad + Adam differs from Adam only through "
+        "the factors' changes over time."
     )
+
+
+def _protocol_table(sweep: Sweep, protocol: str, shown: Sequence[str]) -> list[str]:
+    header = ["problem", "init", "optimizer", *(f"depth {d}" for d in sweep.depths)]
+    body = [
+        [
+            problem,
+            init,
+            opt,
+            *(
+                _cell_text(sweep.summary(protocol, problem, init, opt, d), False)
+                for d in sweep.depths
+            ),
+        ]
+        for problem in sweep.problems
+        for init in sweep.inits
+        for opt in shown
+    ]
+    return _table(header, body)
 
 
 def readme_section(sweep: Sweep, figures: Sequence[str]) -> str:
     """The README's results section; every number from the CSV."""
     shown = [o for o in HEADLINE if o in sweep.optimizers]
-    header = ["problem", "init", "optimizer", *(f"depth {d}" for d in sweep.depths)]
-    body = []
-    for problem in sweep.problems:
-        for init in sweep.inits:
-            for opt in shown:
-                cells = [
-                    _cell_text(sweep.summary("tuned", problem, init, opt, d), False)
-                    for d in sweep.depths
-                ]
-                body.append([problem, init, opt, *cells])
+    seeds = ", ".join(map(str, sweep.seeds))
     lines = [
         START,
         "<!-- generated by benchmarks/pinn_depth_sweep_report.py from "
@@ -338,13 +404,19 @@ def readme_section(sweep: Sweep, figures: Sequence[str]) -> str:
         "[`benchmarks/results/pinn_depth_sweep.csv`]"
         f"(benchmarks/results/pinn_depth_sweep.csv) ({provenance(sweep)}).",
         "",
-        "Median final relative L2 error over seeds at the per-depth tuned "
-        f"learning rate (in brackets: seeds with error < {sr.TRAINED} / seeds). "
-        "Every cell, the ranges, the learning rates, the fixed-lr protocol and the "
-        "grid counts: [`pinn_depth_sweep.md`]"
+        f"Cells: median final relative L2 error over seeds {seeds} (seed "
+        f"{sweep.tune_seed} only picks learning rates), and in parentheses how "
+        f"many of those seeds end below {results.TRAINED}. Every cell with its "
+        "range, learning rate and grid counts: [`pinn_depth_sweep.md`]"
         "(benchmarks/results/pinn_depth_sweep.md).",
         "",
-        *_table(header, body),
+        "**Learning rate tuned per depth:**",
+        "",
+        *_protocol_table(sweep, "tuned", shown),
+        "",
+        f"**One learning rate per optimizer, chosen at depth {sweep.tune_depth}:**",
+        "",
+        *_protocol_table(sweep, "fixed", shown),
         "",
         *comparisons(sweep),
     ]
@@ -356,19 +428,20 @@ def readme_section(sweep: Sweep, figures: Sequence[str]) -> str:
 
 
 def plot(sweep: Sweep, problem: str, path: pathlib.Path) -> None:
+    """Median error (min-max bars) against depth: protocols x initialisations."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(
-        len(sr.PROTOCOLS),
+        len(results.PROTOCOLS),
         len(sweep.inits),
-        figsize=(5.5 * len(sweep.inits), 4 * len(sr.PROTOCOLS)),
+        figsize=(5.5 * len(sweep.inits), 4 * len(results.PROTOCOLS)),
         squeeze=False,
         sharey=True,
     )
-    for row, protocol in enumerate(sr.PROTOCOLS):
+    for row, protocol in enumerate(results.PROTOCOLS):
         for col, init in enumerate(sweep.inits):
             ax = axes[row, col]
             for opt in sweep.optimizers:
@@ -391,7 +464,7 @@ def plot(sweep: Sweep, problem: str, path: pathlib.Path) -> None:
                 ax.errorbar(
                     depths, median, yerr=[low, high], marker="o", capsize=3, label=opt
                 )
-            ax.axhline(sr.TRAINED, color="grey", lw=0.8, ls=":")
+            ax.axhline(results.TRAINED, color="grey", lw=0.8, ls=":")
             ax.set(
                 xscale="log",
                 yscale="log",
@@ -409,6 +482,7 @@ def plot(sweep: Sweep, problem: str, path: pathlib.Path) -> None:
 
 
 def replace_section(text: str, section: str) -> str:
+    """`text` with the part between the markers (included) replaced."""
     if START not in text or END not in text:
         raise ValueError(f"README has no {START} ... {END} markers.")
     head, rest = text.split(START, 1)
@@ -418,22 +492,31 @@ def replace_section(text: str, section: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    sweep = Sweep(sr.read_rows(args.results), args.tune_seed, args.tune_depth)
+    sweep = Sweep(results.read_rows(args.results), args.tune_seed, args.tune_depth)
     outdir = args.outdir or args.results.parent
     figures = [f"pinn_depth_sweep_{p}.png" for p in sweep.problems]
     readme = args.readme.read_text()
     updated = replace_section(readme, readme_section(sweep, figures))
+    tables, tables_path = full_tables(sweep), outdir / "pinn_depth_sweep.md"
     if args.check:
-        if updated != readme:
+        stale = [
+            str(path)
+            for path, text, new in (
+                (args.readme, readme, updated),
+                (tables_path, tables_path.exists() and tables_path.read_text(), tables),
+            )
+            if text != new
+        ]
+        if stale:
             print(
-                f"{args.readme} is not up to date with {args.results}: run "
+                f"{', '.join(stale)} not up to date with {args.results}: run "
                 "python benchmarks/pinn_depth_sweep_report.py",
                 file=sys.stderr,
             )
             return 1
         return 0
     outdir.mkdir(parents=True, exist_ok=True)
-    (outdir / "pinn_depth_sweep.md").write_text(full_tables(sweep))
+    tables_path.write_text(tables)
     for problem, name in zip(sweep.problems, figures, strict=True):
         plot(sweep, problem, outdir / name)
     args.readme.write_text(updated)

@@ -13,18 +13,19 @@ import pytest
 
 ROOT = pathlib.Path(__file__).parents[1]
 BENCHMARKS = ROOT / "benchmarks"
-MODULES = ("pinn_depth_sweep", "pinn_depth_sweep_report", "sweep_results")
+MODULES = ("pinn_depth_sweep", "pinn_depth_sweep_report", "pinn_depth_sweep_results")
+OPTIMIZERS = ("adam", "stablegrad(prediction)+adam")
 TINY = [
-    "--problems=burgers,poisson",
-    "--depths=2",
+    "--problems=burgers,helmholtz",
+    "--depths=2,3",
     "--tune-depth=2",
     "--width=8",
     "--steps=2",
     "--eval-every=1",
-    "--optimizers=adam,stablegrad+adam",
+    f"--optimizers={','.join(OPTIMIZERS)}",
     "--inits=glorot",
     "--seeds=0,1",
-    "--eval-resolution=9",
+    "--eval-resolution=10",  # 9 would put Helmholtz's grid on zeros of sin 4πy
     "--num-validation=32",
     "--num-interior=16",
     "--num-boundary=8",
@@ -33,15 +34,14 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def modules():
-    """The sweep's scripts, imported as they see each other."""
+    """The sweep's scripts, imported as they see each other (then forgotten)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(BENCHMARKS))
         for name in MODULES:
             patch.delitem(sys.modules, name, raising=False)
-        before = set(sys.modules)
         yield [importlib.import_module(name) for name in MODULES]
-        for name in set(sys.modules) - before:
-            del sys.modules[name]
+        for name in MODULES:
+            sys.modules.pop(name, None)
 
 
 @pytest.fixture(scope="module")
@@ -53,27 +53,33 @@ def tiny_csv(modules, tmp_path_factory):
     return path
 
 
-def test_tiny_sweep_writes_one_row_per_run_and_resumes(modules, tiny_csv):
+def test_tiny_sweep_writes_one_row_per_run(modules, tiny_csv):
     sweep, _, results = modules
     with tiny_csv.open(newline="") as f:
-        reader = csv.DictReader(f)
-        assert tuple(reader.fieldnames) == results.COLUMNS
+        assert tuple(csv.DictReader(f).fieldnames) == results.COLUMNS
     rows = results.read_rows(tiny_csv)
-    grid = sweep.grid_of("adam")
-    # Stage 1: the grid on seed 0; stage 2: seed 1 at the chosen lr (one lr: the
-    # tuning depth is the only depth, so both protocols agree).
-    assert len(rows) == 2 * 2 * (len(grid) + 1)
-    for problem in ("burgers", "poisson"):
-        for optimizer in ("adam", "stablegrad+adam"):
-            cell = results.select(rows, problem=problem, optimizer=optimizer)
-            tuning = [r for r in cell if r["seed"] == 0]
-            assert sorted(r["lr"] for r in tuning) == list(grid)
-            assert {r["batch_runs"] for r in tuning} == {len(grid)}
-            (later,) = [r for r in cell if r["seed"] == 1]
-            best = min(tuning, key=lambda r: r["val_rel_l2"])
-            assert later["lr"] == best["lr"]
+    expected = 0
+    for problem in ("burgers", "helmholtz"):
+        grid = sweep.grid_of("adam", problem)
+        for optimizer in OPTIMIZERS:
+            runs = results.select(rows, problem=problem, optimizer=optimizer)
+            tuning = [r for r in runs if r["seed"] == 0]
+            chosen = {}  # depth -> lr with the lowest validation error on seed 0
+            for depth in (2, 3):
+                at = [r for r in tuning if r["depth"] == depth]
+                assert sorted(r["lr"] for r in at) == list(grid)
+                assert {r["batch_runs"] for r in at} == {len(grid)}
+                chosen[depth] = min(at, key=lambda r: r["val_rel_l2"])["lr"]
+            for depth in (2, 3):
+                # Seed 1 runs at the per-depth choice and at depth 2's.
+                later = {
+                    r["lr"] for r in runs if r["seed"] == 1 and r["depth"] == depth
+                }
+                assert later == {chosen[depth], chosen[2]}
+                expected += len(grid) + len(later)
+    assert len(rows) == expected
     for row in rows:
-        assert row["steps"] == 2 and row["depth"] == 2 and row["width"] == 8
+        assert row["steps"] == 2 and row["depth"] in (2, 3) and row["width"] == 8
         assert row["num_interior"] == 16 and row["num_boundary"] == 8
         assert row["device"] and row["date"] and row["git_commit"]
         assert row["wall_s"] > 0 and not row["diverged"]
@@ -90,9 +96,27 @@ def test_tiny_sweep_writes_one_row_per_run_and_resumes(modules, tiny_csv):
         assert row["final_loss"] == pytest.approx(weighted, rel=1e-4)
         assert row["min_layer_grad_std"] > 0 and row["grad_imbalance"] >= 1
 
-    before = tiny_csv.read_text()
-    sweep.main([*TINY, f"--results={tiny_csv}"])
-    assert tiny_csv.read_text() == before  # nothing is run twice
+
+def test_the_sweep_resumes_where_it_stopped(modules, tiny_csv, tmp_path):
+    sweep, _, results = modules
+    lines = tiny_csv.read_text().splitlines(keepends=True)
+    # The last batch is gone and the line before it was cut short by a kill.
+    last_batch = results.read_rows(tiny_csv)[-1]["batch_runs"]
+    kept = lines[: len(lines) - last_batch]
+    path = tmp_path / "cut.csv"
+    path.write_text("".join(kept[:-1]) + kept[-1][:10])
+    sweep.main([*TINY, f"--results={path}", "--max-minutes=0"])
+    assert len(results.read_rows(path)) == len(kept) - 2  # nothing new was run
+    sweep.main([*TINY, f"--results={path}"])
+    again, full = results.read_rows(path), results.read_rows(tiny_csv)
+    assert len(again) == len(full)
+    first = {tuple(r[k] for k in results.KEY): r for r in full}
+    for row in again:
+        expected = first[tuple(row[k] for k in results.KEY)]
+        assert row["final_rel_l2"] == pytest.approx(expected["final_rel_l2"], rel=1e-5)
+    before = path.read_text()
+    sweep.main([*TINY, f"--results={path}"])
+    assert path.read_text() == before  # nothing is run twice
 
 
 def test_report_writes_tables_figures_and_the_readme_section(
@@ -102,26 +126,32 @@ def test_report_writes_tables_figures_and_the_readme_section(
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{report.START}\nstale\n{report.END}\nafter\n")
     outdir = tmp_path / "out"
-    args = [f"--results={tiny_csv}", f"--readme={readme}", "--tune-depth=2"]
+    args = [
+        f"--results={tiny_csv}",
+        f"--readme={readme}",
+        f"--outdir={outdir}",
+        "--tune-depth=2",
+    ]
     assert report.main([*args, "--check"]) == 1
-    assert report.main([*args, f"--outdir={outdir}"]) == 0
+    assert report.main(args) == 0
     assert report.main([*args, "--check"]) == 0
 
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("\nafter\n")
     assert "stale" not in text
     assert "| burgers | glorot | adam |" in text
-    assert "stablegrad+adam against adam" in text
+    assert "stablegrad(prediction)+adam against adam" in text
     tables = (outdir / "pinn_depth_sweep.md").read_text()
     assert "### glorot init, tuned lr" in tables
     assert "### glorot init, fixed lr" in tables
-    for problem in ("burgers", "poisson"):
+    for problem in ("burgers", "helmholtz"):
         assert (outdir / f"pinn_depth_sweep_{problem}.png").stat().st_size > 10_000
 
 
 def test_readme_section_is_generated_from_the_committed_csv(modules):
+    """README block and tables match the CSV (in a checkout: the working tree)."""
     _, report, _ = modules
-    assert report.RESULTS.exists()
+    assert report.results.RESULTS.exists()
     assert report.main(["--check"]) == 0, (
         "README.md's depth-sweep section differs from what "
         "benchmarks/pinn_depth_sweep_report.py makes of the committed CSV"
@@ -145,6 +175,18 @@ def test_bad_flags_exit_with_a_message(modules, flags, capsys):
         sweep.parse_args(flags)
     assert error.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_grids_follow_the_optimizer_family_and_the_problem(modules):
+    sweep, _, _ = modules
+    adam = sweep.grid_of("adam", "burgers")
+    assert adam == sweep.grid_of("stablegrad+adam", "poisson")
+    assert min(adam) == 1e-5  # reaches 1e-5 (DESIGN.md)
+    assert max(sweep.grid_of("sgd-momentum", "poisson")) < max(adam) / 10
+    assert sweep.grid_of("sgd-momentum", "burgers") != sweep.grid_of(
+        "sgd-momentum", "helmholtz"
+    )
+    assert sweep.grid_of("stablegrad(1)+sgd-momentum", "poisson") == adam
 
 
 def test_learning_rate_choice(modules):
