@@ -10,7 +10,7 @@ import pytest
 
 EXAMPLE = pathlib.Path(__file__).parents[1] / "examples" / "pinn"
 TEST_CONFIG = str(EXAMPLE / "configs" / "test.py")
-MODULES = ("main", "train", "report", "configs", "configs.default")
+MODULES = ("main", "train", "report", "configs", "configs.default", "pinn_config")
 
 
 @pytest.fixture
@@ -19,10 +19,12 @@ def example(monkeypatch):
     monkeypatch.syspath_prepend(str(EXAMPLE))
     for name in MODULES:
         monkeypatch.delitem(sys.modules, name, raising=False)
-    before = set(sys.modules)
     yield importlib.import_module("main")
-    for name in set(sys.modules) - before:
-        del sys.modules[name]
+    # Forget the example's own modules (a config loaded by path included), and
+    # only those: libraries imported meanwhile stay imported.
+    for name in list(sys.modules):
+        if name in MODULES or name.startswith("configs."):
+            del sys.modules[name]
 
 
 def test_short_run_writes_results_table_and_figures(example, tmp_path):
