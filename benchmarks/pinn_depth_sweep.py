@@ -276,7 +276,11 @@ def run_batch(
     runs: Sequence[tuple[float, int]],
     args: argparse.Namespace,
 ) -> list[dict[str, Any]]:
-    """Trains the (learning rate, seed) runs of one cell together; their rows."""
+    """Trains the (learning rate, seed) runs of one cell together; their rows.
+
+    Each row also carries its ``history``: every ``eval_every`` steps, the test
+    error, the loss, and the per-layer gradient-std imbalance and minimum.
+    """
     problem = pinn.get_problem(
         problem_name, boundary_weight=BOUNDARY_WEIGHTS[problem_name]
     )
@@ -330,6 +334,15 @@ def run_batch(
     rows = []
     for i, (lr, seed) in enumerate(runs):
         stds = [v[i] for v in last["grad_std"].values()]
+        history = {
+            "step": [r["step"] for r in records],
+            "rel_l2": [r["rel_l2"][i] for r in records],
+            "loss": [r["loss"][i] for r in records],
+            "grad_imbalance": [r["imbalance"][i] for r in records],
+            "min_layer_grad_std": [
+                min(v[i] for v in r["grad_std"].values()) for r in records
+            ],
+        }
         rows.append(
             {
                 "problem": problem_name,
@@ -356,6 +369,7 @@ def run_batch(
                 "diverged": last["diverged"][i] or last["step"] < args.steps,
                 "wall_s": wall / len(runs),
                 "batch_runs": len(runs),
+                "history": history,
             }
         )
     return rows
@@ -436,6 +450,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             {**row, **meta}
             for row in run_batch(problem, depth, init_name, optimizer, runs, args)
         ]
+        results.append_history(args.results, new)
         results.append_rows(args.results, new)
         rows = results.read_rows(args.results)
         errors = " ".join(

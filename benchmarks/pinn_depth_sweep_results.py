@@ -28,6 +28,7 @@ of runs (``wall_s``, ``batch_runs``); device, date and commit.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import pathlib
 import statistics
@@ -97,8 +98,9 @@ _FLOATS = (
 )
 
 
-def lr_text(lr: float) -> str:
+def lr_text(lr: float | str) -> str:
     """The learning rate as written in the file and in tables: ``3e-04``."""
+    lr = float(lr)
     return f"{lr:.0e}" if lr == float(f"{lr:.0e}") else f"{lr:.3g}"
 
 
@@ -157,6 +159,48 @@ def append_rows(path: str | pathlib.Path, rows: Iterable[dict[str, Any]]) -> Non
                 missing = value is None or math.isnan(value)
                 text[name] = "" if missing else f"{value:.6g}"
             writer.writerow(text)
+
+
+def run_key(row: dict[str, Any]) -> tuple:
+    """What identifies a run (`KEY`), the learning rate as written."""
+    return tuple(lr_text(row[k]) if k == "lr" else row[k] for k in KEY)
+
+
+def history_path(path: str | pathlib.Path) -> pathlib.Path:
+    """Where the per-run histories of a results file go: ``<stem>_history.jsonl``."""
+    path = pathlib.Path(path)
+    return path.with_name(f"{path.stem}_history.jsonl")
+
+
+def append_history(path: str | pathlib.Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Appends each row's key and ``history`` as one JSON line.
+
+    Written before the rows themselves: a run killed in between is run again
+    and its key appears twice; `read_history` keeps the last.
+    """
+    lines = []
+    for row in rows:
+        key = dict(zip(KEY, run_key(row), strict=True))
+        lines.append(json.dumps({**key, **row["history"]}) + "\n")
+    with history_path(path).open("a") as f:
+        f.writelines(lines)
+
+
+def read_history(path: str | pathlib.Path) -> dict[tuple, dict[str, list]]:
+    """Histories by run key (as `select` compares them); the last line wins."""
+    target = history_path(path)
+    if not target.exists():
+        return {}
+    out = {}
+    for line in target.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # blank, or cut short by a kill: that run is run again
+        out[run_key(record)] = record
+        for k in KEY:
+            del record[k]
+    return out
 
 
 def select(rows: Sequence[dict[str, Any]], **where) -> list[dict[str, Any]]:

@@ -78,6 +78,14 @@ def test_tiny_sweep_writes_one_row_per_run(modules, tiny_csv):
                 assert later == {chosen[depth], chosen[2]}
                 expected += len(grid) + len(later)
     assert len(rows) == expected
+    history = results.read_history(tiny_csv)
+    assert len(history) == len(rows)
+    for row in rows:
+        record = history[results.run_key(row)]
+        assert record["step"] == [1, 2]
+        assert record["rel_l2"][-1] == pytest.approx(row["final_rel_l2"], rel=1e-5)
+        assert min(record["min_layer_grad_std"]) > 0
+        assert min(record["grad_imbalance"]) >= 1
     for row in rows:
         assert row["steps"] == 2 and row["depth"] in (2, 3) and row["width"] == 8
         assert row["num_interior"] == 16 and row["num_boundary"] == 8
