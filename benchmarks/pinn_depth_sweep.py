@@ -229,13 +229,12 @@ def _git(*args: str) -> str:
     ).stdout.strip()
 
 
-def metadata() -> dict[str, str]:
-    """Device, date and commit, stored in every row.
+def code_version() -> str:
+    """The commit this process runs, ``-dirty`` if tracked files differ from it.
 
-    The commit is marked ``-dirty`` if tracked files other than the results
-    (which the sweep itself appends to) differ from it.
+    Taken once, when the sweep starts (the code it runs is loaded then); the
+    results files, which the sweep itself appends to, do not count.
     """
-    device = jax.devices()[0]
     try:
         commit = _git("rev-parse", "--short", "HEAD")
         changed = _git(
@@ -246,14 +245,14 @@ def metadata() -> dict[str, str]:
             ".",
             ":!benchmarks/results",
         )
-        commit += "-dirty" if changed else ""
     except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {
-        "device": f"{device.platform}: {device.device_kind} ({os.cpu_count()} cores)",
-        "date": datetime.date.today().isoformat(),
-        "git_commit": commit,
-    }
+        return "unknown"
+    return commit + ("-dirty" if changed else "")
+
+
+def device_name() -> str:
+    device = jax.devices()[0]
+    return f"{device.platform}: {device.device_kind} ({os.cpu_count()} cores)"
 
 
 def validation_set(problem: pinn.Problem, count: int) -> tuple[jax.Array, jax.Array]:
@@ -432,7 +431,8 @@ def pending_runs(rows, problem, init_name, optimizer, depth, stage, args):
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    print(f"device: {metadata()['device']}; results: {args.results}", flush=True)
+    meta = {"device": device_name(), "git_commit": code_version()}
+    print(f"{meta}; results: {args.results}", flush=True)
     if results.drop_partial_line(args.results):
         print("dropped a partly written last line of the results file", flush=True)
     start = time.perf_counter()
@@ -445,9 +445,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.max_minutes is not None and elapsed >= args.max_minutes:
             print(f"stopping after {elapsed:.1f} min (--max-minutes)", flush=True)
             return
-        meta = metadata()
+        today = datetime.date.today().isoformat()
         new = [
-            {**row, **meta}
+            {**row, **meta, "date": today}
             for row in run_batch(problem, depth, init_name, optimizer, runs, args)
         ]
         results.append_history(args.results, new)

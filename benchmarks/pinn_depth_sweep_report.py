@@ -372,6 +372,24 @@ def regime(sweep: Sweep) -> str | None:
     )
 
 
+def coverage(sweep: Sweep) -> str:
+    """How many started cells have every reported seed under both protocols."""
+    started = {
+        (r["problem"], r["init"], r["optimizer"], r["depth"]) for r in sweep.rows
+    }
+    complete = sum(
+        all(
+            (s := sweep.summary(protocol, *cell)) and s["n"] == len(sweep.seeds)
+            for protocol in results.PROTOCOLS
+        )
+        for cell in started
+    )
+    return (
+        f"{complete} of the {len(started)} problem x init x optimizer x depth "
+        "cells started so far have every reported seed under both protocols"
+    )
+
+
 def _protocol_table(sweep: Sweep, protocol: str, shown: Sequence[str]) -> list[str]:
     header = ["problem", "init", "optimizer", *(f"depth {d}" for d in sweep.depths)]
     body = [
@@ -402,7 +420,8 @@ def readme_section(sweep: Sweep, figures: Sequence[str]) -> str:
         "",
         f"{setting(sweep)}; {len(sweep.rows)} runs in "
         "[`benchmarks/results/pinn_depth_sweep.csv`]"
-        f"(benchmarks/results/pinn_depth_sweep.csv) ({provenance(sweep)}).",
+        f"(benchmarks/results/pinn_depth_sweep.csv) ({provenance(sweep)}); "
+        f"{coverage(sweep)}.",
         "",
         f"Cells: median final relative L2 error over seeds {seeds} (seed "
         f"{sweep.tune_seed} only picks learning rates), and in parentheses how "
