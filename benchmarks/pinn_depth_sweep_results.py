@@ -50,8 +50,7 @@ KEY = (
     "num_boundary",
     "boundary_weight",
 )
-COLUMNS = (
-    *KEY,
+_MEASURED = (
     "final_rel_l2",
     "best_rel_l2",
     "val_rel_l2",
@@ -61,6 +60,10 @@ COLUMNS = (
     "loss_initial",
     "min_layer_grad_std",
     "grad_imbalance",
+)
+COLUMNS = (
+    *KEY,
+    *_MEASURED,
     "diverged",
     "wall_s",
     "batch_runs",
@@ -82,20 +85,7 @@ _INTS = (
     "num_boundary",
     "batch_runs",
 )
-_FLOATS = (
-    "lr",
-    "boundary_weight",
-    "final_rel_l2",
-    "best_rel_l2",
-    "val_rel_l2",
-    "final_loss",
-    "loss_residual",
-    "loss_boundary",
-    "loss_initial",
-    "min_layer_grad_std",
-    "grad_imbalance",
-    "wall_s",
-)
+_FLOATS = ("lr", "boundary_weight", *_MEASURED, "wall_s")
 
 
 def lr_text(lr: float | str) -> str:
