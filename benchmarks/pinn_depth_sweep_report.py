@@ -16,6 +16,7 @@ import argparse
 import collections
 import math
 import pathlib
+import statistics
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -448,10 +449,7 @@ def readme_section(sweep: Sweep, figures: Sequence[str]) -> str:
 
 def plot(sweep: Sweep, problem: str, path: pathlib.Path) -> None:
     """Median error (min-max bars) against depth: protocols x initialisations."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     fig, axes = plt.subplots(
         len(results.PROTOCOLS),
@@ -467,7 +465,7 @@ def plot(sweep: Sweep, problem: str, path: pathlib.Path) -> None:
                 points = [
                     (d, s)
                     for d in sweep.depths
-                    if (s := sweep.summary(protocol, problem, init, opt, d))
+                    if (s := sweep.summary(protocol, problem, init, opt, d)) and s["n"]
                 ]
                 if not points:
                     continue
@@ -500,6 +498,93 @@ def plot(sweep: Sweep, problem: str, path: pathlib.Path) -> None:
     plt.close(fig)
 
 
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def history_at_depth(sweep: Sweep, history: dict, problem, init, opt, depth):
+    """Per-step medians over the reported seeds at the tuned lr (None if absent)."""
+    lr = sweep.lr("tuned", problem, init, opt, depth)
+    if lr is None:
+        return None
+    runs = [
+        history[key]
+        for r in results.select(sweep.runs_of(problem, init, opt), depth=depth, lr=lr)
+        if not sweep._tuning(r) and (key := results.run_key(r)) in history
+    ]
+    if not runs:
+        return None
+    steps = runs[0]["step"]
+    median = lambda name: [
+        statistics.median(run[name][i] for run in runs) for i in range(len(steps))
+    ]
+    return {
+        "step": steps,
+        "grad_imbalance": median("grad_imbalance"),
+        "rel_l2": median("rel_l2"),
+        "seeds": len(runs),
+    }
+
+
+def curves(sweep: Sweep, history: dict, depth: int) -> dict[tuple, dict]:
+    """(problem, init, optimizer) -> `history_at_depth`, where there is one."""
+    out = {}
+    for problem in sweep.problems:
+        for init in sweep.inits:
+            for opt in sweep.optimizers:
+                curve = history_at_depth(sweep, history, problem, init, opt, depth)
+                if curve is not None:
+                    out[problem, init, opt] = curve
+    return out
+
+
+def plot_history(sweep: Sweep, found: dict, depth: int, path: pathlib.Path) -> None:
+    """Gradient imbalance and test error over training at one depth (`curves`).
+
+    Solid lines: the critical init; dashed: the others.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(
+        len(sweep.problems), 2, figsize=(11, 3.6 * len(sweep.problems)), squeeze=False
+    )
+    for row, problem in enumerate(sweep.problems):
+        for color, opt in enumerate(sweep.optimizers):
+            for init in sweep.inits:
+                curve = found.get((problem, init, opt))
+                if curve is None:
+                    continue
+                label = f"{opt}, {init} ({curve['seeds']} seeds)"
+                for col, name in enumerate(("grad_imbalance", "rel_l2")):
+                    axes[row, col].plot(
+                        curve["step"],
+                        curve[name],
+                        ls="-" if init == "critical" else "--",
+                        color=f"C{color}",
+                        label=label,
+                    )
+        axes[row, 0].set(
+            yscale="log",
+            xlabel="step",
+            ylabel="per-layer grad std, max / min",
+            title=f"{problem}, depth {depth}: gradient imbalance (median)",
+        )
+        axes[row, 1].set(
+            yscale="log",
+            xlabel="step",
+            ylabel="relative L2 (median)",
+            title=f"{problem}, depth {depth}: test error at the tuned lr",
+        )
+        axes[row, 1].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def replace_section(text: str, section: str) -> str:
     """`text` with the part between the markers (included) replaced."""
     if START not in text or END not in text:
@@ -514,6 +599,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sweep = Sweep(results.read_rows(args.results), args.tune_seed, args.tune_depth)
     outdir = args.outdir or args.results.parent
     figures = [f"pinn_depth_sweep_{p}.png" for p in sweep.problems]
+    deepest = sweep.depths[-1]
+    found = curves(sweep, results.read_history(args.results), deepest)
+    if found:
+        figures.append("pinn_depth_sweep_history.png")
     readme = args.readme.read_text()
     updated = replace_section(readme, readme_section(sweep, figures))
     tables, tables_path = full_tables(sweep), outdir / "pinn_depth_sweep.md"
@@ -536,8 +625,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     outdir.mkdir(parents=True, exist_ok=True)
     tables_path.write_text(tables)
-    for problem, name in zip(sweep.problems, figures, strict=True):
+    for problem, name in zip(sweep.problems, figures, strict=False):
         plot(sweep, problem, outdir / name)
+    if found:
+        plot_history(sweep, found, deepest, outdir / "pinn_depth_sweep_history.png")
     args.readme.write_text(updated)
     print(
         f"wrote {outdir / 'pinn_depth_sweep.md'}, {len(figures)} figures, {args.readme}"

@@ -152,8 +152,9 @@ def test_report_writes_tables_figures_and_the_readme_section(
     tables = (outdir / "pinn_depth_sweep.md").read_text()
     assert "### glorot init, tuned lr" in tables
     assert "### glorot init, fixed lr" in tables
-    for problem in ("burgers", "helmholtz"):
-        assert (outdir / f"pinn_depth_sweep_{problem}.png").stat().st_size > 10_000
+    for name in ("burgers", "helmholtz", "history"):
+        assert (outdir / f"pinn_depth_sweep_{name}.png").stat().st_size > 10_000
+    assert "pinn_depth_sweep_history.png" in text
 
 
 def test_readme_section_is_generated_from_the_committed_csv(modules):
