@@ -10,35 +10,13 @@ import jax.numpy as jnp
 import optax
 
 from stablegrad_optax import _layers, _output_layer, _statistic
+from stablegrad_optax._checks import validate_number as _validate_number
 
 REFERENCES = ("output", "mean", "geometric_mean", "median", "max", "given")
 # References computed from the layer statistics need at least one weighted layer.
 _WEIGHT_BASED = ("output", "mean", "geometric_mean", "median", "max")
 _TINY = float(jnp.finfo(jnp.float32).tiny)
 _LARGEST = float(jnp.finfo(jnp.float32).max)
-
-
-def concrete_float(value: Any) -> float | None:
-    """`float(value)` when it is known now; None for a tracer (inject_hyperparams)."""
-    if isinstance(value, jax.core.Tracer):
-        return None
-    return float(value)
-
-
-def _is_number(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int | float):
-        return True
-    return hasattr(value, "dtype") and jnp.issubdtype(value.dtype, jnp.number)
-
-
-def _validate_number(name: str, value: Any, ok: Callable[[float], bool], accepted: str):
-    if not _is_number(value) or jnp.ndim(value) != 0:
-        raise ValueError(f"{name} must be {accepted}, got {value!r}.")
-    number = concrete_float(value)
-    if number is not None and not ok(number):
-        raise ValueError(f"{name} must be {accepted}, got {number!r}.")
 
 
 def _validate_reference(reference: Any) -> None:
