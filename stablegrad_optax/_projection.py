@@ -1,0 +1,182 @@
+"""AdamP / SGDP: no radial updates for scale-invariant weights (Heo et al., 2021)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from stablegrad_optax._checks import validate_number
+
+
+class ProjectionState(NamedTuple):
+    """State of `scale_by_projection`.
+
+    Attributes:
+      inner_state: the state of the wrapped transformation.
+      projected: per leaf, whether its last update was projected (a bool
+        scalar; always False for leaves with fewer than two axes).
+    """
+
+    inner_state: optax.OptState
+    projected: Any
+
+
+def _rows(x: jax.Array, channel_axis: int) -> jax.Array:
+    """The per-channel view: one row per entry of `channel_axis`."""
+    x = jnp.moveaxis(x, channel_axis, 0)
+    return x.reshape(x.shape[0], -1)
+
+
+def _largest_cosine(grad: jax.Array, param: jax.Array, eps) -> jax.Array:
+    """max over rows of |cos(grad_row, param_row)|, norms floored at eps."""
+    dot = jnp.sum(grad * param, axis=1)
+    norms = jnp.maximum(jnp.linalg.norm(grad, axis=1), eps) * jnp.maximum(
+        jnp.linalg.norm(param, axis=1), eps
+    )
+    return jnp.max(jnp.abs(dot) / norms)
+
+
+def _without_radial(update: jax.Array, param: jax.Array, eps) -> jax.Array:
+    """`update` (rows) minus its component along each row of `param`."""
+    unit = param / (jnp.linalg.norm(param, axis=1, keepdims=True) + eps)
+    return update - unit * jnp.sum(unit * update, axis=1, keepdims=True)
+
+
+def _project_leaf(update, grad, param, delta, eps, channel_axis):
+    """The projected update of one weight and whether it was projected.
+
+    The channel view is tried first, then the whole tensor (the layer view):
+    the first whose largest |cos(grad, param)| is below delta / sqrt(row
+    length) removes the radial component of the update in that view.
+    """
+    fires, projected = [], []
+    for to_rows, from_rows in (
+        (
+            lambda x: _rows(x, channel_axis),
+            lambda r: jnp.moveaxis(
+                r.reshape(jnp.moveaxis(update, channel_axis, 0).shape), 0, channel_axis
+            ),
+        ),
+        (lambda x: x.reshape(1, -1), lambda r: r.reshape(update.shape)),
+    ):
+        p, g, u = to_rows(param), to_rows(grad), to_rows(update)
+        fires.append(_largest_cosine(g, p, eps) < delta / math.sqrt(p.shape[1]))
+        projected.append(from_rows(_without_radial(u, p, eps)))
+    by_channel, by_layer = fires
+    out = jnp.where(by_channel, projected[0], jnp.where(by_layer, projected[1], update))
+    return out.astype(update.dtype), by_channel | by_layer
+
+
+def scale_by_projection(
+    inner: optax.GradientTransformation,
+    delta: jax.typing.ArrayLike = 0.1,
+    wd_ratio: jax.typing.ArrayLike = 0.1,
+    eps: jax.typing.ArrayLike = 1e-8,
+    *,
+    weight_decay: jax.typing.ArrayLike = 0.0,
+    channel_axis: int | None = None,
+    project_trace: bool = False,
+) -> optax.GradientTransformation:
+    r"""Removes the radial part of `inner`'s update for scale-invariant weights.
+
+    The projection of AdamP and SGDP (Heo et al., 2021). For every weight (a
+    leaf with two or more axes) the cosine similarity between its gradient and
+    the weight is taken per output channel, then over the whole tensor. If the
+    largest :math:`|\cos|` of a view is below :math:`\delta / \sqrt{n}` (``n``
+    entries per row of the view), the weight is taken to be scale-invariant
+    (e.g. followed by a normalisation): the component of `inner`'s update along
+    the weight is removed, row by row in that view, and its weight decay is
+    multiplied by ``wd_ratio``. Otherwise, and for leaves with fewer than two
+    axes (biases, scales), the update is `inner`'s. Decoupled weight decay
+    ``weight_decay * ratio * param`` is then added (scale by the learning rate
+    after this transformation).
+
+    The test needs the raw gradient while the projection acts on `inner`'s
+    update (an Adam or momentum direction), so this transformation wraps
+    `inner` instead of following it in a chain.
+
+    Args:
+      inner: the transformation whose update is projected (e.g. Adam's
+        direction before the learning rate).
+      delta: threshold of the cosine test (> 0).
+      wd_ratio: weight-decay multiplier for projected weights, in [0, 1].
+      eps: floor of the norms in the cosine and added to the norm in the
+        projection (>= 0).
+      weight_decay: decoupled weight decay (>= 0) added to the update.
+      channel_axis: the output-channel axis of weights; None (the default) is
+        -1, Flax's layout (Dense ``(in, out)``, Conv ``HWIO``); 0 for PyTorch
+        layouts. Under `optax.inject_hyperparams`, pass a value other than
+        None through ``static_args=("channel_axis",)``: an int would be
+        injected as a traced array.
+      project_trace: also store the projected update as `inner`'s momentum
+        (``inner_state.trace``, an `optax.TraceState`). The reference SGDP
+        without Nesterov projects its momentum buffer in place (the buffer is
+        the update), so later steps build on the projected momentum.
+
+    Returns:
+      An `optax.GradientTransformation`; its ``update`` needs ``params``.
+
+    Examples:
+      >>> import jax.numpy as jnp, optax
+      >>> import stablegrad_optax as sgo
+      >>> w = jnp.array([[3.0, 0.0], [0.0, 4.0]])
+      >>> g = jnp.array([[0.0, 1.0], [1.0, 0.0]])  # orthogonal to w: fires
+      >>> tx = sgo.scale_by_projection(optax.identity())
+      >>> updates, state = tx.update({"w": g}, tx.init({"w": w}), {"w": w})
+      >>> bool(state.projected["w"])
+      True
+    """
+    validate_number("delta", delta, lambda x: x > 0, "a number > 0")
+    validate_number("wd_ratio", wd_ratio, lambda x: 0 <= x <= 1, "a number in [0, 1]")
+    validate_number("eps", eps, lambda x: x >= 0, "a number >= 0")
+    validate_number("weight_decay", weight_decay, lambda x: x >= 0, "a number >= 0")
+    if channel_axis is None:
+        channel_axis = -1
+    if not isinstance(channel_axis, int) or isinstance(channel_axis, bool):
+        raise ValueError(
+            f"channel_axis must be an int or None, got {channel_axis!r} (under "
+            "optax.inject_hyperparams, list it in static_args)."
+        )
+
+    def init_fn(params):
+        projected = jax.tree.map(lambda _: jnp.zeros((), bool), params)
+        return ProjectionState(inner.init(params), projected)
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError(
+                "scale_by_projection (AdamP/SGDP) needs params: call "
+                "update(updates, state, params)."
+            )
+        directions, inner_state = inner.update(updates, state.inner_state, params)
+
+        def leaf(direction, grad, param):
+            if param.ndim < 2:
+                return direction, jnp.zeros((), bool)
+            if not -param.ndim <= channel_axis < param.ndim:
+                raise ValueError(
+                    f"channel_axis={channel_axis} is out of range for a weight "
+                    f"of shape {param.shape}."
+                )
+            return _project_leaf(direction, grad, param, delta, eps, channel_axis)
+
+        pairs = jax.tree.map(leaf, directions, updates, params)
+        treedef = jax.tree.structure(updates)
+        directions, projected = jax.tree.transpose(
+            treedef, jax.tree.structure((0, 0)), pairs
+        )
+        if project_trace:
+            inner_state = inner_state._replace(trace=directions)
+        new = jax.tree.map(
+            lambda d, p, fired: d + weight_decay * jnp.where(fired, wd_ratio, 1.0) * p,
+            directions,
+            params,
+            projected,
+        )
+        return new, ProjectionState(inner_state, projected)
+
+    return optax.GradientTransformation(init_fn, update_fn)
