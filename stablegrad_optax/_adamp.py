@@ -35,7 +35,9 @@ def scale_by_adamp_direction(
     :math:`m/(\sqrt{v}/\sqrt{1-\beta_2^t} + \epsilon)/(1-\beta_1^t)`; with
     ``nesterov``, :math:`m` is replaced by :math:`\beta_1 m + (1-\beta_1) g`
     (the reference implementation's look-ahead, which differs from
-    ``optax.scale_by_adam(nesterov=True)``'s bias correction).
+    ``optax.scale_by_adam(nesterov=True)``'s bias correction). Where the
+    denominator is 0 (``eps = 0`` and a gradient that has always been 0) the
+    direction is 0, not NaN.
 
     Args:
       b1: decay of the first moment, in [0, 1).
@@ -64,7 +66,11 @@ def scale_by_adamp_direction(
 
         def direction(m, v, g):
             first = b1 * m + (1 - b1) * g if nesterov else m
-            out = first / (jnp.sqrt(v) / jnp.sqrt(correction2) + eps) / correction1
+            denominator = jnp.sqrt(v) / jnp.sqrt(correction2) + eps
+            # With eps = 0 a gradient that has always been 0 would give 0 / 0:
+            # its direction is 0 (the reference would return NaN).
+            safe = jnp.where(denominator > 0, denominator, 1.0)
+            out = jnp.where(denominator > 0, first / safe, 0.0) / correction1
             return out.astype(g.dtype)
 
         new = jax.tree.map(direction, mu, nu, updates)

@@ -173,3 +173,15 @@ def test_channel_axis_out_of_range_fails_at_update():
     params = {"w": jnp.ones((2, 2))}
     with pytest.raises(ValueError, match="channel_axis"):
         tx.update(params, tx.init(params), params)
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-8])
+def test_zero_weights_and_zero_gradients_stay_finite(eps):
+    params = {"w": jnp.zeros((3, 4)).at[0].set(1.0), "v": jnp.zeros((2, 2))}
+    grads = {"w": jnp.ones((3, 4)), "v": jnp.zeros((2, 2))}
+    for tx in (sgo.adamp(1e-2, eps=eps), sgo.sgdp(1e-2, momentum=0.9, eps=eps)):
+        state = tx.init(params)
+        for _ in range(3):
+            updates, state = tx.update(grads, state, params)
+            params = optax.apply_updates(params, updates)
+        assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(params))
