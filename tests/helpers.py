@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import pathlib
+import sys
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -92,3 +96,16 @@ def matrix_parabola():
 
 
 PROBLEMS = {"parabola": parabola, "rosenbrock": rosenbrock, "matrix": matrix_parabola}
+
+
+def load_script(path: pathlib.Path, name: str, monkeypatch):
+    """Imports a script by path (examples/ and benchmarks/ are not packages).
+
+    It is registered in sys.modules under `name` for the test's duration
+    (dataclasses and flax modules look their module up there).
+    """
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    return module

@@ -1,22 +1,17 @@
 """The AdamP/SGDP example (examples/adamp): a short real run and its outputs."""
 
-import importlib.util
 import json
 import pathlib
-import sys
 
 import pytest
+from helpers import load_script
 
 SCRIPT = pathlib.Path(__file__).parents[1] / "examples" / "adamp" / "main.py"
 
 
 @pytest.fixture
 def example(monkeypatch):
-    spec = importlib.util.spec_from_file_location("adamp_example", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "adamp_example", monkeypatch)
 
 
 def test_short_run_writes_table_curves_and_json(example, tmp_path):

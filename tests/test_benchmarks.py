@@ -1,18 +1,15 @@
 """The overhead benchmark runs end to end in its quick setting."""
 
-import importlib.util
 import json
 import pathlib
-import sys
+
+from helpers import load_script
 
 OVERHEAD = pathlib.Path(__file__).parents[1] / "benchmarks" / "overhead.py"
 
 
 def test_overhead_benchmark_quick(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("overhead", OVERHEAD)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
+    module = load_script(OVERHEAD, "overhead", monkeypatch)
     module.main(["--quick", "--outdir", str(tmp_path)])
     results = json.loads((tmp_path / "overhead.json").read_text())
     assert (tmp_path / "overhead.md").exists()

@@ -1,21 +1,16 @@
 """The quickstart example runs end to end with tiny settings."""
 
-import importlib.util
 import json
 import math
 import pathlib
-import sys
+
+from helpers import load_script
 
 QUICKSTART = pathlib.Path(__file__).parents[1] / "examples" / "quickstart.py"
 
 
 def _load_quickstart(monkeypatch):
-    """Imports examples/quickstart.py by path (examples/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("quickstart", QUICKSTART)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(QUICKSTART, "quickstart", monkeypatch)
 
 
 def test_quickstart_runs_and_writes_results(tmp_path, monkeypatch, capsys):
