@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -20,6 +21,10 @@ class AdamDirectionState(NamedTuple):
     nu: optax.Updates
 
 
+def _finite_non_negative(x: float) -> bool:
+    return math.isfinite(x) and x >= 0
+
+
 def _validate_beta(name, value):
     validate_number(name, value, lambda x: 0 <= x < 1, "a number in [0, 1)")
 
@@ -28,6 +33,7 @@ def scale_by_adamp_direction(
     b1: jax.typing.ArrayLike = 0.9,
     b2: jax.typing.ArrayLike = 0.999,
     eps: jax.typing.ArrayLike = 1e-8,
+    *,
     nesterov: bool = False,
 ) -> optax.GradientTransformation:
     r"""Adam's bias-corrected direction, as AdamP computes it.
@@ -50,7 +56,7 @@ def scale_by_adamp_direction(
     """
     _validate_beta("b1", b1)
     _validate_beta("b2", b2)
-    validate_number("eps", eps, lambda x: x >= 0, "a number >= 0")
+    validate_number("eps", eps, _finite_non_negative, "a finite number >= 0")
 
     def init_fn(params):
         zeros = lambda: jax.tree.map(jnp.zeros_like, params)
@@ -58,9 +64,14 @@ def scale_by_adamp_direction(
 
     def update_fn(updates, state, params=None):
         del params
-        count = state.count + 1
-        mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, updates)
-        nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.nu, updates)
+        count = optax.safe_increment(state.count)
+        # Moments keep their dtype (hyperparameters may be float32 arrays).
+        mu = jax.tree.map(
+            lambda m, g: (b1 * m + (1 - b1) * g).astype(m.dtype), state.mu, updates
+        )
+        nu = jax.tree.map(
+            lambda v, g: (b2 * v + (1 - b2) * g * g).astype(v.dtype), state.nu, updates
+        )
         t = count.astype(jnp.float32)
         correction1, correction2 = 1 - b1**t, 1 - b2**t
 
@@ -68,9 +79,11 @@ def scale_by_adamp_direction(
             first = b1 * m + (1 - b1) * g if nesterov else m
             denominator = jnp.sqrt(v) / jnp.sqrt(correction2) + eps
             # With eps = 0 a gradient that has always been 0 would give 0 / 0:
-            # its direction is 0 (the reference would return NaN).
-            safe = jnp.where(denominator > 0, denominator, 1.0)
-            out = jnp.where(denominator > 0, first / safe, 0.0) / correction1
+            # its direction is 0 (the reference would return NaN). Only exact
+            # zeros: a NaN gradient still gives a NaN update.
+            zero = denominator == 0
+            safe = jnp.where(zero, 1.0, denominator)
+            out = jnp.where(zero, 0.0, first / safe) / correction1
             return out.astype(g.dtype)
 
         new = jax.tree.map(direction, mu, nu, updates)
@@ -82,12 +95,14 @@ def scale_by_adamp_direction(
 def scale_by_sgdp_direction(
     momentum: jax.typing.ArrayLike = 0.0,
     dampening: jax.typing.ArrayLike = 0.0,
+    *,
     nesterov: bool = False,
 ) -> optax.GradientTransformation:
-    """SGD's momentum direction as SGDP (and PyTorch's SGD) computes it.
+    """SGD's momentum direction as SGDP computes it.
 
-    ``buf = momentum * buf + (1 - dampening) * g`` from ``buf = 0``; the
-    direction is ``buf``, or ``g + momentum * buf`` with ``nesterov``.
+    ``buf = momentum * buf + (1 - dampening) * g`` from ``buf = 0`` (PyTorch's
+    SGD instead starts from ``buf = g``); the direction is ``buf``, or
+    ``g + momentum * buf`` with ``nesterov``.
 
     Args:
       momentum: in [0, 1).
@@ -108,10 +123,14 @@ def scale_by_sgdp_direction(
     def update_fn(updates, state, params=None):
         del params
         buf = jax.tree.map(
-            lambda b, g: momentum * b + (1 - dampening) * g, state.trace, updates
+            lambda b, g: (momentum * b + (1 - dampening) * g).astype(b.dtype),
+            state.trace,
+            updates,
         )
         if nesterov:
-            new = jax.tree.map(lambda g, b: g + momentum * b, updates, buf)
+            new = jax.tree.map(
+                lambda g, b: (g + momentum * b).astype(g.dtype), updates, buf
+            )
         else:
             new = buf
         return new, optax.TraceState(trace=buf)
@@ -167,13 +186,13 @@ def adamp(
       Heo et al., `AdamP: Slowing Down the Slowdown for Momentum Optimizers on
       Scale-invariant Weights <https://arxiv.org/abs/2006.08217>`_, ICLR 2021
     """
-    direction = scale_by_adamp_direction(b1, b2, eps, nesterov)
+    direction = scale_by_adamp_direction(b1=b1, b2=b2, eps=eps, nesterov=nesterov)
     return optax.chain(
         scale_by_projection(
             direction,
-            delta,
-            wd_ratio,
-            eps,
+            delta=delta,
+            wd_ratio=wd_ratio,
+            eps=eps,
             weight_decay=weight_decay,
             channel_axis=channel_axis,
         ),
@@ -230,14 +249,19 @@ def sgdp(
       Heo et al., `AdamP: Slowing Down the Slowdown for Momentum Optimizers on
       Scale-invariant Weights <https://arxiv.org/abs/2006.08217>`_, ICLR 2021
     """
-    direction = scale_by_sgdp_direction(momentum, dampening, nesterov)
-    validate_number("weight_decay", weight_decay, lambda x: x >= 0, "a number >= 0")
+    direction = scale_by_sgdp_direction(
+        momentum=momentum, dampening=dampening, nesterov=nesterov
+    )
+    validate_number(
+        "weight_decay", weight_decay, _finite_non_negative, "a finite number >= 0"
+    )
     return optax.chain(
         scale_by_projection(
             direction,
-            delta,
-            wd_ratio,
-            eps,
+            delta=delta,
+            wd_ratio=wd_ratio,
+            eps=eps,
+            # The reference decays by lr * wd * ratio / (1 - momentum).
             weight_decay=weight_decay / (1 - momentum),
             channel_axis=channel_axis,
             project_trace=not nesterov,

@@ -22,7 +22,7 @@ class ProjectionState(NamedTuple):
     """
 
     inner_state: optax.OptState
-    projected: Any
+    projected: Any  # a pytree like params of bool scalars, shape=()
 
 
 def _rows(x: jax.Array, channel_axis: int) -> jax.Array:
@@ -32,12 +32,13 @@ def _rows(x: jax.Array, channel_axis: int) -> jax.Array:
 
 
 def _largest_cosine(grad: jax.Array, param: jax.Array, eps) -> jax.Array:
-    """max over rows of |cos(grad_row, param_row)|, norms floored at eps."""
-    dot = jnp.sum(grad * param, axis=1)
-    norms = jnp.maximum(jnp.linalg.norm(grad, axis=1), eps) * jnp.maximum(
-        jnp.linalg.norm(param, axis=1), eps
-    )
-    return jnp.max(jnp.abs(dot) / norms)
+    """max over rows of |cos(grad_row, param_row)|, norms floored at eps.
+
+    Each row is divided by its norm before the product (as PyTorch's
+    ``cosine_similarity`` does), so huge entries do not overflow.
+    """
+    unit = lambda x: x / jnp.maximum(jnp.linalg.norm(x, axis=1, keepdims=True), eps)
+    return jnp.max(jnp.abs(jnp.sum(unit(grad) * unit(param), axis=1)))
 
 
 def _without_radial(update: jax.Array, param: jax.Array, eps) -> jax.Array:
@@ -132,8 +133,9 @@ def scale_by_projection(
     """
     validate_number("delta", delta, lambda x: x > 0, "a number > 0")
     validate_number("wd_ratio", wd_ratio, lambda x: 0 <= x <= 1, "a number in [0, 1]")
-    validate_number("eps", eps, lambda x: x >= 0, "a number >= 0")
-    validate_number("weight_decay", weight_decay, lambda x: x >= 0, "a number >= 0")
+    finite = lambda x: math.isfinite(x) and x >= 0
+    validate_number("eps", eps, finite, "a finite number >= 0")
+    validate_number("weight_decay", weight_decay, finite, "a finite number >= 0")
     if channel_axis is None:
         channel_axis = -1
     if not isinstance(channel_axis, int) or isinstance(channel_axis, bool):
@@ -144,7 +146,13 @@ def scale_by_projection(
 
     def init_fn(params):
         projected = jax.tree.map(lambda _: jnp.zeros((), bool), params)
-        return ProjectionState(inner.init(params), projected)
+        inner_state = inner.init(params)
+        if project_trace and not hasattr(inner_state, "trace"):
+            raise ValueError(
+                "project_trace=True needs an inner transformation whose state has "
+                f"a `trace` (an optax.TraceState), got {type(inner_state).__name__}."
+            )
+        return ProjectionState(inner_state, projected)
 
     def update_fn(updates, state, params=None):
         if params is None:

@@ -31,6 +31,13 @@ CONFIGS = {
         "sgdp",
         {"momentum": 0.5, "dampening": 0.3, "weight_decay": 0.01},
     ),
+    "sgdp_nesterov_dampening_wd": (
+        "sgdp",
+        {"momentum": 0.9, "dampening": 0.2, "nesterov": True, "weight_decay": 0.1},
+    ),
+    # eps comparable to the row norms: where eps enters the projection shows.
+    "sgdp_large_eps": ("sgdp", {"momentum": 0.9, "eps": 0.3}),
+    "adamp_large_eps": ("adamp", {"eps": 0.3, "weight_decay": 0.1}),
 }
 NAMES = ("dense", "dense_bias", "conv", "conv_bias", "whole")
 # PyTorch layout -> Flax layout (output features last).

@@ -34,6 +34,8 @@ OPTIMIZERS = {
         ),
         1e-3,
     ),
+    "adamp": (lambda lr: sgo.adamp(lr, weight_decay=1e-4), 3e-2),
+    "sgdp": (lambda lr: sgo.sgdp(lr, momentum=0.9, nesterov=True), 1e-3),
 }
 
 

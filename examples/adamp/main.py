@@ -9,7 +9,7 @@ learning rate from its own grid by final validation accuracy (mean over
 seeds); all share the weight decay, the data, the batches and the initial
 parameters of each seed.
 
-  python examples/adamp/main.py                   # ~3 min on 2 CPU cores
+  python examples/adamp/main.py                   # ~1 min on 2 CPU cores
   python examples/adamp/main.py --steps 4 --seeds 1 --outdir /tmp/adamp  # a smoke run
 
 Writes results.json, table.md and curves.png to --outdir (default adamp_out/).
