@@ -214,8 +214,11 @@ def choose_lr(
     """The grid point with the lowest final validation error, or None.
 
     `cell` names one depth and one seed (the tuning seed); None until every
-    grid point has a row there. Ties go to the smaller learning rate.
+    grid point has a row there (or for an empty grid). Ties go to the smaller
+    learning rate.
     """
+    if not grid:
+        return None
     errors = {}
     for lr in grid:
         found = select(rows, lr=lr, **cell)

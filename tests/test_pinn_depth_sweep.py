@@ -209,6 +209,7 @@ def test_learning_rate_choice(modules):
     ]
     assert results.choose_lr(rows, [1e-4, 1e-3, 1e-2], **cell) == 1e-3
     assert results.choose_lr(rows[2:3], [1e-2], **cell) == 1e-2
+    assert results.choose_lr(rows, [], **cell) is None  # a group not started
     assert results.choose_lr(rows, [1e-4, 1e-3], problem="p", depth=8, seed=0) is None
     tie = [{**cell, "lr": lr, "val_rel_l2": 0.3} for lr in (1e-3, 1e-4)]
     assert results.choose_lr(tie, [1e-3, 1e-4], **cell) == 1e-4
