@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import pathlib
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -44,6 +42,7 @@ from stablegrad_optax import init, pinn
 from stablegrad_optax.models import ACTIVATIONS, MLP
 
 import pinn_depth_sweep_results as results
+from provenance import code_version, device_name
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -221,38 +220,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.tune_seed not in args.seeds:
         parser.error(f"--tune-seed {args.tune_seed} is not in --seeds {args.seeds}")
     return args
-
-
-def _git(*args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
-def code_version() -> str:
-    """The commit this process runs, ``-dirty`` if tracked files differ from it.
-
-    Taken once, when the sweep starts (the code it runs is loaded then); the
-    results files, which the sweep itself appends to, do not count.
-    """
-    try:
-        commit = _git("rev-parse", "--short", "HEAD")
-        changed = _git(
-            "status",
-            "--porcelain",
-            "--untracked-files=no",
-            "--",
-            ".",
-            ":!benchmarks/results",
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("-dirty" if changed else "")
-
-
-def device_name() -> str:
-    device = jax.devices()[0]
-    return f"{device.platform}: {device.device_kind} ({os.cpu_count()} cores)"
 
 
 def validation_set(problem: pinn.Problem, count: int) -> tuple[jax.Array, jax.Array]:

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import mdtables
 import pinn_depth_sweep_results as results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -165,14 +166,6 @@ def _cell_text(summary: dict | None, full: bool) -> str:
     return text + f" ({summary['trained']}/{summary['n']})"
 
 
-def _table(header: list[str], body: list[list[str]]) -> list[str]:
-    return [
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-        *("| " + " | ".join(row) + " |" for row in body),
-    ]
-
-
 def provenance(sweep: Sweep) -> str:
     """Which grid ran where: devices, dates, commits, runs."""
     by_device = collections.defaultdict(list)
@@ -245,7 +238,7 @@ def full_tables(sweep: Sweep) -> str:
                     "",
                     f"### {init} init, {protocol} lr",
                     "",
-                    *_table(header, body),
+                    *mdtables.table(header, body),
                 ]
             body = []
             for opt in sweep.optimizers:
@@ -258,7 +251,7 @@ def full_tables(sweep: Sweep) -> str:
                 f"### {init} init: learning-rate grid points that train "
                 f"(seed {sweep.tune_seed})",
                 "",
-                *_table(header, body),
+                *mdtables.table(header, body),
             ]
     return "\n".join(lines) + "\n"
 
@@ -329,7 +322,7 @@ def comparisons(sweep: Sweep) -> list[str]:
         )
     if not body:
         return []
-    return [*_table(header, body), "", *sentences]
+    return [*mdtables.table(header, body), "", *sentences]
 
 
 def _ratio(a: float, b: float) -> float:
@@ -407,7 +400,7 @@ def _protocol_table(sweep: Sweep, protocol: str, shown: Sequence[str]) -> list[s
         for init in sweep.inits
         for opt in shown
     ]
-    return _table(header, body)
+    return mdtables.table(header, body)
 
 
 def readme_section(sweep: Sweep, figures: Sequence[str]) -> str:
@@ -585,15 +578,6 @@ def plot_history(sweep: Sweep, found: dict, depth: int, path: pathlib.Path) -> N
     plt.close(fig)
 
 
-def replace_section(text: str, section: str) -> str:
-    """`text` with the part between the markers (included) replaced."""
-    if START not in text or END not in text:
-        raise ValueError(f"README has no {START} ... {END} markers.")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return head + section + tail
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     sweep = Sweep(results.read_rows(args.results), args.tune_seed, args.tune_depth)
@@ -604,7 +588,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if found:
         figures.append("pinn_depth_sweep_history.png")
     readme = args.readme.read_text()
-    updated = replace_section(readme, readme_section(sweep, figures))
+    updated = mdtables.replace_section(
+        readme, readme_section(sweep, figures), START, END
+    )
     tables, tables_path = full_tables(sweep), outdir / "pinn_depth_sweep.md"
     if args.check:
         stale = [

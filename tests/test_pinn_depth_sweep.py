@@ -13,7 +13,13 @@ import pytest
 
 ROOT = pathlib.Path(__file__).parents[1]
 BENCHMARKS = ROOT / "benchmarks"
-MODULES = ("pinn_depth_sweep", "pinn_depth_sweep_report", "pinn_depth_sweep_results")
+MODULES = (
+    "pinn_depth_sweep",
+    "pinn_depth_sweep_report",
+    "pinn_depth_sweep_results",
+    "provenance",
+    "mdtables",
+)
 OPTIMIZERS = ("adam", "stablegrad(prediction)+adam")
 TINY = [
     "--problems=burgers,helmholtz",

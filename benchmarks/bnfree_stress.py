@@ -1,0 +1,345 @@
+"""BatchNorm-free stress test: does training collapse without BN, and what saves it?
+
+For each model, optimizer and variant (a *cell*), the seeds train side by side
+(one vmapped program): the same initial convolution kernels (Flax derives them
+from the seed and the layer names, which the variants share) and the same
+minibatches and augmentation for every variant of a seed. Variants:
+
+* ``bn``: the standard net with BatchNorm;
+* ``none``: every BatchNorm removed, biased convolutions;
+* ``none+stablegrad``, ``none+stablegrad(<reference>)``: StableGrad before the
+  optimizer, with the output layer's gradient std (default) or another
+  reference (``geometric_mean``, ``mean``, ``median``, ``max``);
+* ``skipinit``: no BN, a zero-initialised gain on each residual branch;
+* ``none+agc``: adaptive gradient clipping (NFNets, clipping 0.01);
+* ``skipinit+stablegrad``.
+
+Optimizers at their usual CIFAR settings, not tuned per variant (the test is
+whether a variant survives them): ``sgd`` (lr 0.1, momentum 0.9, weight decay
+5e-4) and ``adamw`` (lr 1e-3, weight decay 1e-4). One CSV row per run (first
+step with a non-finite loss, final train loss and test accuracy, ...) goes to
+``--results`` and the per-step minibatch losses to a JSON-lines file beside
+it; runs already there are skipped, so the benchmark resumes where it stopped.
+
+  python benchmarks/bnfree_stress.py --models resnet18 --width 16
+  python benchmarks/bnfree_stress_report.py   # table, plots, README section
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import itertools
+import pathlib
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import stablegrad_optax as sgo
+from stablegrad_optax import datasets, models
+
+import bnfree_stress_results as results
+from provenance import code_version, device_name
+
+MODELS: dict[str, Callable[..., Any]] = {
+    "resnet18": models.ResNet18,
+    "resnet34": models.ResNet34,
+    "resnet50": models.ResNet50,
+    "effnetv2s": models.EfficientNetV2S,
+    "effnet-tiny": models.EfficientNetV2Tiny,
+}
+OPTIMIZERS: dict[str, tuple[float, Callable[[float], optax.GradientTransformation]]] = {
+    "sgd": (
+        0.1,
+        lambda lr: optax.chain(
+            optax.add_decayed_weights(5e-4), optax.sgd(lr, momentum=0.9)
+        ),
+    ),
+    "adamw": (1e-3, lambda lr: optax.adamw(lr, weight_decay=1e-4)),
+}
+REFERENCES = ("output", "geometric_mean", "mean", "median", "max")
+AGC_CLIPPING = 0.01
+DEFAULT_VARIANTS = (
+    "bn",
+    "none",
+    "none+stablegrad",
+    "skipinit",
+    "none+agc",
+    "skipinit+stablegrad",
+)
+
+
+def parse_variant(variant: str) -> tuple[str, Callable[[], Any] | None]:
+    """(norm, factory of the transformation before the optimizer, or None)."""
+    norm, _, transform = variant.partition("+")
+    if norm == "bn":
+        norm = "batch"
+    if norm not in models.NORMS or (norm == "batch" and transform):
+        raise ValueError(f"unknown variant {variant!r}")
+    if not transform:
+        return norm, None
+    if transform == "agc":
+        return norm, lambda: optax.adaptive_grad_clip(AGC_CLIPPING)
+    reference = "output"
+    if transform.startswith("stablegrad(") and transform.endswith(")"):
+        reference = transform[len("stablegrad(") : -1]
+    elif transform != "stablegrad":
+        raise ValueError(f"unknown variant {variant!r}")
+    if reference not in REFERENCES:
+        raise ValueError(f"variant {variant!r}: reference must be one of {REFERENCES}")
+    return norm, lambda: sgo.stablegrad(reference)
+
+
+def make_optimizer(optimizer: str, variant: str) -> optax.GradientTransformation:
+    lr, make = OPTIMIZERS[optimizer]
+    _, transform = parse_variant(variant)
+    if transform is None:
+        return make(lr)
+    return optax.chain(transform(), make(lr))
+
+
+def load_data(name: str, data_dir: str | None) -> datasets.ImageDataset:
+    if name == "digits32":
+        return datasets.load_digits32()
+    if name == "synthetic":
+        return datasets.synthetic_images()
+    if name in ("cifar10", "cifar100"):
+        if data_dir is None:
+            raise SystemExit(f"--dataset {name} needs --data-dir (nothing is fetched)")
+        return datasets.load_cifar(data_dir, num_classes=int(name[5:]))
+    raise ValueError(f"unknown dataset {name!r}")
+
+
+def make_model(args: argparse.Namespace, norm: str, num_classes: int):
+    kwargs = {"num_classes": num_classes, "norm": norm}
+    if args.model.startswith("resnet"):
+        kwargs |= {"width": args.width, "stem": "cifar"}
+    return MODELS[args.model](**kwargs)
+
+
+def run_cell(
+    args: argparse.Namespace,
+    data: datasets.ImageDataset,
+    optimizer: str,
+    variant: str,
+    seeds: Sequence[int],
+) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Trains `seeds` of one cell together; (summary per seed, losses[seed, step])."""
+    norm, _ = parse_variant(variant)
+    model = make_model(args, norm, data.num_classes)
+    tx = make_optimizer(optimizer, variant)
+    train_x = jnp.asarray(data.train_images)
+    train_y = jnp.asarray(data.train_labels)
+    augment = functools.partial(datasets.augment, flip=args.dataset != "digits32")
+    sample = train_x[:1]
+
+    def init(seed):
+        # rbg: the default (threefry) key takes ~4x longer to compile a conv
+        # net's init on CPU, for no benefit here.
+        key = jax.random.key(seed, impl="rbg")
+        variables = model.init(key, sample, train=False)
+        params = variables["params"]
+        return params, variables.get("batch_stats", {}), tx.init(params)
+
+    def forward(params, stats, x, train):
+        if norm != "batch":
+            return model.apply({"params": params}, x), stats
+        variables = {"params": params, "batch_stats": stats}
+        if not train:
+            return model.apply(variables, x, train=False), stats
+        logits, updates = model.apply(variables, x, mutable=["batch_stats"])
+        return logits, updates["batch_stats"]
+
+    def step(state, key):
+        params, stats, opt_state = state
+        pick, crop = jax.random.split(key)
+        index = jax.random.choice(pick, len(train_x), (args.batch_size,), False)
+        x, y = augment(crop, train_x[index]), train_y[index]
+
+        def loss_fn(p):
+            logits, new_stats = forward(p, stats, x, True)
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+            return loss, new_stats
+
+        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), stats, opt_state), loss
+
+    @jax.jit
+    @jax.vmap
+    def chunk(state, keys):
+        return jax.lax.scan(step, state, keys)
+
+    def evaluate(state, images, labels):
+        params, stats, _ = state
+        logits, _ = forward(params, stats, images, False)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        return loss, jnp.argmax(logits, -1) == labels
+
+    evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, None, None)))
+
+    start = time.perf_counter()
+    seeds_arr = jnp.asarray(seeds)
+    state = jax.jit(jax.vmap(init))(seeds_arr)
+    # The data stream of a seed: its own key, apart from its init key.
+    keys = jax.vmap(lambda s: jax.random.split(jax.random.key(10_000 + s), args.steps))(
+        seeds_arr
+    )
+    losses = []
+    for begin in range(0, args.steps, args.chunk):
+        state, loss = chunk(state, keys[:, begin : begin + args.chunk])
+        losses.append(np.asarray(loss))
+        if not np.isfinite(losses[-1][:, -1]).any():  # every seed has diverged
+            break
+    losses = np.concatenate(losses, axis=1)
+    losses = np.pad(
+        losses, ((0, 0), (0, args.steps - losses.shape[1])), constant_values=np.nan
+    )
+
+    def batched(images, labels, limit):
+        out = [
+            evaluate(state, images[i : i + 500], labels[i : i + 500])
+            for i in range(0, min(limit, len(images)), 500)
+        ]
+        return tuple(np.concatenate([np.asarray(o[k]) for o in out], 1) for k in (0, 1))
+
+    train_loss, _ = batched(train_x, train_y, args.eval_examples)
+    _, correct = batched(
+        jnp.asarray(data.test_images), jnp.asarray(data.test_labels), 10**9
+    )
+    wall = time.perf_counter() - start
+    rows = []
+    for i, seed in enumerate(seeds):
+        nonfinite = np.flatnonzero(~np.isfinite(losses[i]))
+        rows.append(
+            {
+                "seed": seed,
+                "first_nonfinite_step": int(nonfinite[0]) + 1 if len(nonfinite) else 0,
+                "initial_loss": float(losses[i, 0]),
+                "final_minibatch_loss": float(np.mean(losses[i, -args.chunk :])),
+                "final_train_loss": float(np.mean(train_loss[i])),
+                "test_accuracy": float(np.mean(correct[i])),
+                "wall_s": round(wall / len(seeds), 2),
+            }
+        )
+    return rows, losses
+
+
+def outcome(rows: Sequence[dict[str, Any]]) -> str:
+    """One line per cell for the log."""
+    return " ".join(
+        f"s{r['seed']}:NaN@{r['first_nonfinite_step']}"
+        if r["first_nonfinite_step"]
+        else f"s{r['seed']}:{r['final_train_loss']:.3g}/{r['test_accuracy']:.3f}"
+        for r in rows
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    csv = lambda kind: lambda text: [kind(v) for v in text.split(",") if v]
+    parser.add_argument("--models", type=csv(str), default=["resnet18"])
+    parser.add_argument(
+        "--width", type=int, default=16, help="ResNet first-stage filters (64: full)"
+    )
+    parser.add_argument(
+        "--dataset",
+        default="digits32",
+        choices=("digits32", "synthetic", "cifar10", "cifar100"),
+    )
+    parser.add_argument("--data-dir", default=None, help="folder of the CIFAR archive")
+    parser.add_argument("--optimizers", type=csv(str), default=list(OPTIMIZERS))
+    parser.add_argument("--variants", type=csv(str), default=list(DEFAULT_VARIANTS))
+    parser.add_argument("--seeds", type=csv(int), default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--chunk", type=int, default=25, help="steps per compiled scan")
+    parser.add_argument(
+        "--eval-examples", type=int, default=2048, help="train examples for the loss"
+    )
+    parser.add_argument("--results", type=pathlib.Path, default=results.RESULTS)
+    parser.add_argument("--max-minutes", type=float, default=None)
+    args = parser.parse_args(argv)
+    for name in args.models:
+        if name not in MODELS:
+            parser.error(f"--models: {name!r} is not one of {sorted(MODELS)}")
+    for name in args.optimizers:
+        if name not in OPTIMIZERS:
+            parser.error(f"--optimizers: {name!r} is not one of {sorted(OPTIMIZERS)}")
+    for variant in args.variants:
+        try:
+            parse_variant(variant)
+        except ValueError as err:
+            parser.error(f"--variants: {err}")
+    for name in ("width", "steps", "batch_size", "chunk", "eval_examples"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if not args.seeds:
+        parser.error("--seeds: give at least one seed")
+    if args.steps % args.chunk:
+        parser.error("--steps must be a multiple of --chunk (one compiled scan)")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    meta = {"device": device_name(), "git_commit": code_version()}
+    results.drop_partial_line(args.results)
+    done = {results.run_key(row) for row in results.read_rows(args.results)}
+    data = load_data(args.dataset, args.data_dir)
+    print(f"{meta}; {args.dataset}: {len(data.train_labels)} train images")
+    began = time.perf_counter()
+    for model, optimizer, variant in itertools.product(
+        args.models, args.optimizers, args.variants
+    ):
+        cell = {
+            "model": model,
+            "width": args.width if model.startswith("resnet") else 0,
+            "dataset": args.dataset,
+            "optimizer": optimizer,
+            "lr": OPTIMIZERS[optimizer][0],
+            "variant": variant,
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+        }
+        keys = {seed: results.run_key({**cell, "seed": seed}) for seed in args.seeds}
+        seeds = [seed for seed in args.seeds if keys[seed] not in done]
+        if not seeds:
+            continue
+        minutes = (time.perf_counter() - began) / 60
+        if args.max_minutes is not None and minutes > args.max_minutes:
+            print("--max-minutes reached; stopping before a new cell")
+            break
+        args.model = model
+        summaries, losses = run_cell(args, data, optimizer, variant, seeds)
+        date = datetime.datetime.now(datetime.timezone.utc).isoformat("T", "seconds")
+        rows = [
+            cell | summary | meta | {"date": date, "jax": jax.__version__}
+            for summary in summaries
+        ]
+        results.append_history(
+            args.results,
+            [
+                {"key": results.run_key(row), "loss": loss.tolist()}
+                for row, loss in zip(rows, losses, strict=True)
+            ],
+        )
+        results.append_rows(args.results, rows)
+        minutes = (time.perf_counter() - began) / 60
+        print(
+            f"[{minutes:6.1f} min] {model} {optimizer} {variant}: {outcome(rows)} "
+            "(seed:loss/accuracy)",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

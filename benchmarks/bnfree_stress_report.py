@@ -1,0 +1,246 @@
+"""Table, loss-curve plots and the README section, from the stress benchmark's CSV.
+
+  python benchmarks/bnfree_stress_report.py            # write all, update README
+  python benchmarks/bnfree_stress_report.py --check    # README up to date?
+
+Writes ``bnfree_stress.md`` and ``bnfree_stress_<model>_<dataset>.png`` beside
+the CSV and rewrites the part of README.md between ``<!-- bnfree-stress -->``
+and ``<!-- /bnfree-stress -->``. Every number there comes from the CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import math
+import pathlib
+import statistics
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import bnfree_stress_results as results
+import mdtables
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+START, END = "<!-- bnfree-stress -->", "<!-- /bnfree-stress -->"
+# A setting: the runs compared in one table and one figure panel.
+SETTING = ("model", "width", "dataset", "optimizer", "lr", "steps", "batch_size")
+SMOOTH = 10  # steps in the running mean of the plotted minibatch losses
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--results", type=pathlib.Path, default=results.RESULTS)
+    parser.add_argument("--outdir", type=pathlib.Path, default=None)
+    parser.add_argument("--readme", type=pathlib.Path, default=ROOT / "README.md")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="only check that the README section and the table match the CSV",
+    )
+    return parser.parse_args(argv)
+
+
+def groups(rows: Sequence[dict[str, Any]]) -> dict[tuple, dict[str, list[dict]]]:
+    """{setting: {variant: runs}}, in the order the runs were written."""
+    out: dict[tuple, dict[str, list[dict]]] = collections.defaultdict(
+        lambda: collections.defaultdict(list)
+    )
+    for row in rows:
+        out[tuple(row[k] for k in SETTING)][row["variant"]].append(row)
+    return out
+
+
+def _num(value: float, digits: int = 3) -> str:
+    return "NaN" if not math.isfinite(value) else f"{value:.{digits}g}"
+
+
+def _spread(values: Sequence[float], digits: int = 3) -> str:
+    """median [min, max] of the finite values, or "–" if none is."""
+    finite = sorted(v for v in values if math.isfinite(v))
+    if not finite:
+        return "–"
+    text = _num(statistics.median(finite), digits)
+    if len(finite) > 1:
+        text += f" [{_num(finite[0], digits)}, {_num(finite[-1], digits)}]"
+    return text
+
+
+def summary_row(variant: str, runs: Sequence[dict[str, Any]]) -> list[str]:
+    diverged = [r["first_nonfinite_step"] for r in runs if r["first_nonfinite_step"]]
+    finite = [r for r in runs if not r["first_nonfinite_step"]]
+    return [
+        variant,
+        f"{len(diverged)}/{len(runs)}",
+        ", ".join(str(s) for s in sorted(diverged)) or "–",
+        _spread([r["initial_loss"] for r in runs]),
+        _spread([r["final_train_loss"] for r in finite]),
+        _spread([r["test_accuracy"] for r in finite]),
+    ]
+
+
+HEADER = [
+    "variant",
+    "diverged",
+    "first non-finite step",
+    "initial loss",
+    "final train loss",
+    "test accuracy",
+]
+
+
+def setting_title(setting: tuple) -> str:
+    s = dict(zip(SETTING, setting, strict=True))
+    width = f" (width {s['width']})" if s["width"] else ""
+    return (
+        f"{s['model']}{width} on {s['dataset']}, {s['optimizer']} lr "
+        f"{_num(s['lr'])}, {s['steps']} steps of batch {s['batch_size']}"
+    )
+
+
+def tables(rows: Sequence[dict[str, Any]]) -> list[str]:
+    lines = []
+    for setting, variants in groups(rows).items():
+        body = [summary_row(v, runs) for v, runs in variants.items()]
+        title = f"**{setting_title(setting)}**"
+        lines += [title, "", *mdtables.table(HEADER, body), ""]
+    return lines
+
+
+def provenance(rows: Sequence[dict[str, Any]]) -> str:
+    devices = sorted({r["device"] for r in rows})
+    dates = sorted(r["date"][:10] for r in rows)
+    commits = ", ".join(sorted({r["git_commit"] for r in rows}))
+    jax_versions = ", ".join(sorted({r["jax"] for r in rows}))
+    return (
+        f"{len(rows)} runs on {'; '.join(devices)}, {dates[0]} to {dates[-1]}, "
+        f"commits {commits}, jax {jax_versions}."
+    )
+
+
+NOTE = (
+    "Seeds fix the initial kernels and the minibatch stream, shared by every "
+    "variant of a seed. Losses and accuracies are median [min, max] over the "
+    "seeds whose loss stayed finite; a diverged seed counts in the first two "
+    "columns only. Raw rows: `benchmarks/results/bnfree_stress.csv`, per-step "
+    "losses: `bnfree_stress_history.jsonl`; command: `python "
+    "benchmarks/bnfree_stress.py` (see `--help`), then `python "
+    "benchmarks/bnfree_stress_report.py`."
+)
+
+
+def figure_name(setting: tuple) -> str:
+    s = dict(zip(SETTING, setting, strict=True))
+    return f"bnfree_stress_{s['model']}_{s['dataset']}.png"
+
+
+def readme_section(rows: Sequence[dict[str, Any]], figures: Sequence[str]) -> str:
+    if not rows:
+        return f"{START}\n_No runs yet._\n{END}"
+    lines = [
+        START,
+        "<!-- generated by benchmarks/bnfree_stress_report.py from "
+        "benchmarks/results/bnfree_stress.csv; do not edit by hand -->",
+        "",
+        *tables(rows),
+        NOTE + " " + provenance(rows),
+        "",
+        *(f"![{name}](benchmarks/results/{name})" for name in figures),
+        END,
+    ]
+    return "\n".join(lines)
+
+
+def _running_mean(values: Sequence[float], window: int) -> list[float]:
+    out = []
+    for i in range(len(values)):
+        part = values[max(0, i - window + 1) : i + 1]
+        out.append(math.fsum(part) / len(part))
+    return out
+
+
+def _or_inf(value: float) -> float:
+    return value if math.isfinite(value) else math.inf
+
+
+def plot(rows, history, figure: str, path: pathlib.Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = [s for s in groups(rows) if figure_name(s) == figure]
+    fig, axes = plt.subplots(
+        1, len(settings), figsize=(6 * len(settings), 4), squeeze=False
+    )
+    for ax, setting in zip(axes[0], settings, strict=True):
+        for variant, runs in groups(rows)[setting].items():
+            curves = [history.get(results.run_key(r)) for r in runs]
+            curves = [c for c in curves if c]
+            if not curves:
+                continue
+            steps = len(curves[0])
+            # a diverged seed counts as an infinite loss from its first NaN on
+            median = [
+                statistics.median(_or_inf(c[i]) for c in curves) for i in range(steps)
+            ]
+            finite = [i for i in range(steps) if math.isfinite(median[i])]
+            if not finite:
+                continue
+            smooth = _running_mean([median[i] for i in finite], SMOOTH)
+            (line,) = ax.plot([i + 1 for i in finite], smooth, label=variant)
+            if finite[-1] < steps - 1:  # the median run diverged here
+                ax.plot(finite[-1] + 1, smooth[-1], "x", color=line.get_color())
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel(f"minibatch loss (median over seeds, mean of {SMOOTH} steps)")
+        ax.set_title(setting_title(setting), fontsize=9)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    rows = results.read_rows(args.results)
+    outdir = args.outdir or args.results.parent
+    figures = list(dict.fromkeys(figure_name(s) for s in groups(rows)))
+    readme = args.readme.read_text()
+    updated = mdtables.replace_section(
+        readme, readme_section(rows, figures), START, END
+    )
+    table_path = outdir / "bnfree_stress.md"
+    old_table = table_path.read_text() if table_path.exists() else None
+    table_text = "\n".join(["# BatchNorm-free stress benchmark", "", *tables(rows)])
+    table_text += "\n" + NOTE + (" " + provenance(rows) if rows else "") + "\n"
+    if args.check:
+        stale = [
+            str(path)
+            for path, old, new in (
+                (args.readme, readme, updated),
+                (table_path, old_table, table_text),
+            )
+            if old != new
+        ]
+        if stale:
+            print(
+                f"{', '.join(stale)} not up to date with {args.results}: run "
+                "python benchmarks/bnfree_stress_report.py",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    outdir.mkdir(parents=True, exist_ok=True)
+    table_path.write_text(table_text)
+    history = results.read_history(args.results)
+    for figure in figures:
+        plot(rows, history, figure, outdir / figure)
+    args.readme.write_text(updated)
+    print(f"wrote {table_path}, {len(figures)} figures, {args.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
