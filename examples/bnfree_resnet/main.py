@@ -1,0 +1,93 @@
+"""BatchNorm-free ResNet: does SGD at lr 0.1 collapse without BN, and what saves it?
+
+Trains one ResNet per variant (with BatchNorm, without it, without it plus
+StableGrad, SkipInit or adaptive gradient clipping) from the same initial
+kernels on the same batches, then writes a results table and a loss plot.
+
+Usage::
+
+  python examples/bnfree_resnet/main.py                  # configs/default.py
+  python examples/bnfree_resnet/main.py --config examples/bnfree_resnet/configs/test.py
+  python examples/bnfree_resnet/main.py --dataset cifar10 --data-dir ~/data --width 64
+
+Flags override fields of the config; see `configs/default.py` for all fields.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import pathlib
+import sys
+from collections.abc import Sequence
+
+import jax
+
+import train
+from configs.default import VARIANTS
+
+HERE = pathlib.Path(__file__).parent
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def load_config(path: str):
+    """`get_config()` of the config file at `path`."""
+    spec = importlib.util.spec_from_file_location("bnfree_config", path)
+    if spec is None or not pathlib.Path(path).is_file():
+        raise FileNotFoundError(path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def parse_args(argv: Sequence[str] | None = None):
+    """The config with the flags' overrides applied, and the output directory."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(HERE / "configs" / "default.py"))
+    parser.add_argument("--outdir", default="bnfree_out")
+    parser.add_argument("--model", choices=sorted(train.MODELS))
+    parser.add_argument("--width", type=positive_int)
+    parser.add_argument(
+        "--dataset", choices=("digits32", "synthetic", "cifar10", "cifar100")
+    )
+    parser.add_argument("--data-dir", help="folder of the CIFAR python archive")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS)
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--batch-size", type=positive_int)
+    parser.add_argument("--steps", type=positive_int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except (FileNotFoundError, AttributeError) as error:
+        parser.error(f"--config: no get_config() in {args.config!r} ({error})")
+    fields = ("model", "width", "dataset", "data_dir", "learning_rate", "batch_size")
+    fields += ("steps", "seed")
+    overrides = {k: getattr(args, k) for k in fields if getattr(args, k) is not None}
+    if args.variants:
+        overrides["variants"] = tuple(args.variants)
+    if args.no_progress:
+        overrides["progress"] = False
+    config = dataclasses.replace(config, **overrides)
+    if config.steps % config.log_every:
+        parser.error(f"steps must be a multiple of log_every ({config.log_every})")
+    return config, args.outdir
+
+
+def main(argv: Sequence[str] | None = None):
+    config, outdir = parse_args(argv)
+    print(f"JAX devices: {jax.devices()}")
+    return train.train_and_evaluate(config, outdir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""Training a BatchNorm-free ResNet, one variant at a time.
+
+Functions in reading order: the model, the optimizer (the one place a
+StableGrad chain is built), the loss, one train step and one eval step, the
+train state, then the loop over variants.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import stablegrad_optax as sgo
+from stablegrad_optax import models
+
+import input_pipeline
+import report
+
+MODELS = {
+    "resnet18": models.ResNet18,
+    "resnet34": models.ResNet34,
+    "resnet50": models.ResNet50,
+    "effnet-tiny": models.EfficientNetV2Tiny,
+}
+
+
+def norm_of(variant: str) -> str:
+    """The model's `norm` for a variant: "bn" -> "batch", "none+..." -> "none"."""
+    norm = variant.partition("+")[0]
+    return "batch" if norm == "bn" else norm
+
+
+def create_model(config, variant: str, num_classes: int):
+    kwargs = {"num_classes": num_classes, "norm": norm_of(variant)}
+    if config.model.startswith("resnet"):
+        kwargs |= {"width": config.width, "stem": "cifar"}
+    return MODELS[config.model](**kwargs)
+
+
+def create_optimizer(config, variant: str) -> optax.GradientTransformation:
+    """SGD with momentum and weight decay, after StableGrad or AGC if asked."""
+    before = {
+        "stablegrad": lambda: [sgo.stablegrad(config.reference)],
+        "agc": lambda: [optax.adaptive_grad_clip(config.agc_clipping)],
+        "": list,
+    }[variant.partition("+")[2]]()
+    return optax.chain(
+        *before,
+        optax.add_decayed_weights(config.weight_decay),
+        optax.sgd(config.learning_rate, momentum=config.momentum),
+    )
+
+
+class TrainState(NamedTuple):
+    params: Any
+    batch_stats: Any  # {} without BatchNorm
+    opt_state: Any
+
+
+def cross_entropy(logits, labels):
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def forward(model, state: TrainState, images, train: bool):
+    """(logits, new batch statistics); BatchNorm updates them only in training."""
+    if not state.batch_stats:
+        return model.apply({"params": state.params}, images), state.batch_stats
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    if not train:
+        return model.apply(variables, images, train=False), state.batch_stats
+    logits, updates = model.apply(variables, images, mutable=["batch_stats"])
+    return logits, updates["batch_stats"]
+
+
+def train_step(model, tx, augment, data, batch_size, state: TrainState, key):
+    """One SGD step on a random batch (sampled and augmented with `key`)."""
+    images, labels = data
+    pick, crop = jax.random.split(key)
+    index = jax.random.choice(pick, len(images), (batch_size,), replace=False)
+    x, y = augment(crop, images[index]), labels[index]
+
+    def loss_fn(params):
+        logits, stats = forward(model, state._replace(params=params), x, True)
+        return cross_entropy(logits, y), stats
+
+    (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    return TrainState(params, stats, opt_state), loss
+
+
+def eval_step(model, state: TrainState, images, labels):
+    """(summed loss, number correct) over a batch, BatchNorm in inference mode."""
+    logits, _ = forward(model, state, images, False)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    return loss.sum(), (jnp.argmax(logits, -1) == labels).sum()
+
+
+def create_train_state(model, tx, sample, seed: int) -> TrainState:
+    # An rbg key: with the default (threefry) one, compiling a conv net's init
+    # takes several times longer on CPU.
+    variables = model.init(jax.random.key(seed, impl="rbg"), sample, train=False)
+    params = variables["params"]
+    return TrainState(params, variables.get("batch_stats", {}), tx.init(params))
+
+
+def evaluate(model, state, images, labels, batch: int = 500) -> tuple[float, float]:
+    """(mean loss, accuracy) over a split, in batches."""
+    step = jax.jit(functools.partial(eval_step, model))
+    totals = [
+        step(state, images[i : i + batch], labels[i : i + batch])
+        for i in range(0, len(images), batch)
+    ]
+    loss = sum(float(t[0]) for t in totals) / len(images)
+    return loss, sum(int(t[1]) for t in totals) / len(images)
+
+
+def train_variant(config, data, variant: str, progress) -> dict[str, Any]:
+    """Trains one variant; its loss per chunk, final metrics and timing."""
+    model = create_model(config, variant, data.num_classes)
+    tx = create_optimizer(config, variant)
+    train = (jnp.asarray(data.train_images), jnp.asarray(data.train_labels))
+    state = jax.jit(functools.partial(create_train_state, model, tx))(
+        train[0][:1], config.seed
+    )
+    augment = input_pipeline.augmentation(config)
+    step = functools.partial(train_step, model, tx, augment, train, config.batch_size)
+    chunk = jax.jit(lambda state, keys: jax.lax.scan(step, state, keys))
+    # The same batches for every variant: the key depends on the seed only.
+    keys = jax.random.split(jax.random.key(config.seed + 1), config.steps)
+    losses, first_nonfinite, start = [], 0, None
+    for begin in range(0, config.steps, config.log_every):
+        state, loss = chunk(state, keys[begin : begin + config.log_every])
+        loss = np.asarray(loss)
+        if start is None:  # the first chunk includes compilation
+            start = time.perf_counter()
+        bad = np.flatnonzero(~np.isfinite(loss))
+        if bad.size and not first_nonfinite:
+            first_nonfinite = begin + int(bad[0]) + 1
+        losses.append(float(np.mean(loss)))
+        progress.update(len(loss))
+        progress.set_postfix(variant=variant, loss=f"{losses[-1]:.3g}")
+        if first_nonfinite:
+            break
+    chunks = max(len(losses) - 1, 1)
+    seconds_per_step = (time.perf_counter() - start) / (chunks * config.log_every)
+    result = {
+        "variant": variant,
+        "loss_per_chunk": [x if math.isfinite(x) else None for x in losses],
+        "first_nonfinite_step": first_nonfinite,
+        "seconds_per_step": seconds_per_step,
+    }
+    if first_nonfinite:
+        return result | {"train_loss": None, "test_loss": None, "test_accuracy": None}
+    train_loss, _ = evaluate(model, state, *train)
+    test = (jnp.asarray(data.test_images), jnp.asarray(data.test_labels))
+    test_loss, accuracy = evaluate(model, state, *test)
+    return result | {
+        "train_loss": train_loss,
+        "test_loss": test_loss,
+        "test_accuracy": accuracy,
+    }
+
+
+def train_and_evaluate(config, outdir) -> dict[str, Any]:
+    """Trains every variant of `config`, then writes the table and the plot."""
+    from tqdm.auto import tqdm
+
+    data = input_pipeline.get_dataset(config)
+    runs = []
+    with tqdm(
+        total=config.steps * len(config.variants), disable=not config.progress
+    ) as progress:
+        for variant in config.variants:
+            runs.append(train_variant(config, data, variant, progress))
+    return report.write(config, data, runs, outdir)
