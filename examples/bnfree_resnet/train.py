@@ -132,13 +132,18 @@ def train_variant(config, data, variant: str, progress) -> dict[str, Any]:
     )
     augment = input_pipeline.augmentation(config)
     step = functools.partial(train_step, model, tx, augment, train, config.batch_size)
-    chunk = jax.jit(lambda state, keys: jax.lax.scan(step, state, keys))
+    # A Python loop of jitted steps, not `lax.scan`: on XLA's CPU backend a
+    # convolution inside a scan runs many times slower.
+    step = jax.jit(step)
     # The same batches for every variant: the key depends on the seed only.
     keys = jax.random.split(jax.random.key(config.seed + 1), config.steps)
     losses, first_nonfinite, start = [], 0, None
     for begin in range(0, config.steps, config.log_every):
-        state, loss = chunk(state, keys[begin : begin + config.log_every])
-        loss = np.asarray(loss)
+        loss = []
+        for key in keys[begin : begin + config.log_every]:
+            state, value = step(state, key)
+            loss.append(value)
+        loss = np.asarray(jnp.stack(loss))  # one host sync per chunk
         if start is None:  # the first chunk includes compilation
             start = time.perf_counter()
         bad = np.flatnonzero(~np.isfinite(loss))

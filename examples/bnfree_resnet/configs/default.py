@@ -35,7 +35,7 @@ class Config:
       reference: StableGrad's `reference`.
       batch_size: images per step.
       steps: optimisation steps per variant.
-      log_every: steps per jitted chunk; one log record per chunk.
+      log_every: steps per log record (one host sync each).
       seed: seeds the initial parameters, the batches and the augmentation.
       progress: show a tqdm progress bar.
     """
