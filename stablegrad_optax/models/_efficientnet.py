@@ -133,15 +133,14 @@ class EfficientNetV2(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
         _norm.validate(self.norm, self.skipinit_init)
-        conv = functools.partial(
-            nn.Conv,
-            use_bias=self.norm != "batch",
-            dtype=self.dtype,
-            kernel_init=self.kernel_init,
-        )
         # torchvision's EfficientNetV2 BatchNorm: eps 1e-3, momentum 0.01.
-        norm = _norm.norm_factory(
-            self.norm, train, self.dtype, momentum=0.99, epsilon=1e-3
+        conv, norm = _norm.conv_and_norm(
+            self.norm,
+            train,
+            self.dtype,
+            self.kernel_init,
+            momentum=0.99,
+            epsilon=1e-3,
         )
         residual_blocks = sum(
             st.layers - (st.stride != 1 or prev != st.channels)

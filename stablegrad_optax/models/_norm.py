@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -43,16 +44,29 @@ class BranchGain(nn.Module):
         return x * gain.astype(x.dtype)
 
 
-def norm_factory(
-    norm: str, train: bool, dtype: Any, *, momentum: float, epsilon: float
-) -> Callable[..., nn.Module] | None:
-    """A `BatchNorm` constructor when `norm == "batch"`, else None."""
+def conv_and_norm(
+    norm: str,
+    train: bool,
+    dtype: Any,
+    kernel_init: Callable,
+    *,
+    momentum: float,
+    epsilon: float,
+) -> tuple[Callable[..., nn.Module], Callable[..., nn.Module] | None]:
+    """Constructors of the convolutions and of the BatchNorm (None without BN).
+
+    Without BatchNorm the convolutions carry a bias, the shift BN provided.
+    """
+    conv = functools.partial(
+        nn.Conv, use_bias=norm != "batch", dtype=dtype, kernel_init=kernel_init
+    )
     if norm != "batch":
-        return None
-    return lambda **kwargs: nn.BatchNorm(
+        return conv, None
+    batch_norm = functools.partial(
+        nn.BatchNorm,
         use_running_average=not train,
         momentum=momentum,
         epsilon=epsilon,
         dtype=dtype,
-        **kwargs,
     )
+    return conv, batch_norm

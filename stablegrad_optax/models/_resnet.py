@@ -127,14 +127,13 @@ class ResNet(nn.Module):
                 f"width={self.width}, num_classes={self.num_classes}, "
                 f"stage_sizes={self.stage_sizes}."
             )
-        conv = functools.partial(
-            nn.Conv,
-            use_bias=self.norm != "batch",
-            dtype=self.dtype,
-            kernel_init=self.kernel_init,
-        )
-        norm = _norm.norm_factory(
-            self.norm, train, self.dtype, momentum=0.9, epsilon=1e-5
+        conv, norm = _norm.conv_and_norm(
+            self.norm,
+            train,
+            self.dtype,
+            self.kernel_init,
+            momentum=0.9,
+            epsilon=1e-5,
         )
         gain = None
         if self.norm == "skipinit":
