@@ -119,23 +119,24 @@ def load_data(name: str, data_dir: str | None) -> datasets.ImageDataset:
     raise ValueError(f"unknown dataset {name!r}")
 
 
-def make_model(args: argparse.Namespace, norm: str, num_classes: int):
+def make_model(name: str, width: int, norm: str, num_classes: int):
     kwargs = {"num_classes": num_classes, "norm": norm}
-    if args.model.startswith("resnet"):
-        kwargs |= {"width": args.width, "stem": "cifar"}
-    return MODELS[args.model](**kwargs)
+    if name.startswith("resnet"):
+        kwargs |= {"width": width, "stem": "cifar"}
+    return MODELS[name](**kwargs)
 
 
 def run_cell(
     args: argparse.Namespace,
     data: datasets.ImageDataset,
+    model_name: str,
     optimizer: str,
     variant: str,
     seeds: Sequence[int],
 ) -> tuple[list[dict[str, Any]], np.ndarray]:
     """Trains the seeds of one cell; (summary per seed, losses[seed, step])."""
     norm, _ = parse_variant(variant)
-    model = make_model(args, norm, data.num_classes)
+    model = make_model(model_name, args.width, norm, data.num_classes)
     tx = make_optimizer(optimizer, variant)
     train_x = jnp.asarray(data.train_images)
     train_y = jnp.asarray(data.train_labels)
@@ -315,8 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.max_minutes is not None and minutes > args.max_minutes:
             print("--max-minutes reached; stopping before a new cell")
             break
-        args.model = model
-        summaries, losses = run_cell(args, data, optimizer, variant, seeds)
+        summaries, losses = run_cell(args, data, model, optimizer, variant, seeds)
         date = datetime.datetime.now(datetime.timezone.utc).isoformat("T", "seconds")
         rows = [
             cell | summary | meta | {"date": date, "jax": jax.__version__}
