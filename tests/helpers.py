@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import importlib.util
 import pathlib
 import sys
@@ -10,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 
 class MLP(nn.Module):
@@ -109,3 +112,20 @@ def load_script(path: pathlib.Path, name: str, monkeypatch):
     monkeypatch.setitem(sys.modules, name, module)
     spec.loader.exec_module(module)
     return module
+
+
+@contextlib.contextmanager
+def scripts_imported(folder: pathlib.Path, names, shared=()):
+    """Imports `names` from `folder` as its scripts see each other; yields them.
+
+    Afterwards those modules and their `shared` siblings (helpers the scripts
+    import themselves) are forgotten, so nothing leaks into other tests.
+    """
+    forget = (*names, *shared)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(folder))
+        for name in forget:
+            patch.delitem(sys.modules, name, raising=False)
+        yield [importlib.import_module(name) for name in names]
+        for name in forget:
+            sys.modules.pop(name, None)

@@ -1,14 +1,13 @@
 """The BatchNorm-free stress benchmark (benchmarks/): a tiny real run and its report."""
 
 import csv
-import importlib
 import math
 import pathlib
-import sys
 
 import jax.numpy as jnp
 import optax
 import pytest
+from helpers import scripts_imported
 
 import stablegrad_optax as sgo
 
@@ -37,13 +36,8 @@ TINY = [
 @pytest.fixture(scope="module")
 def modules():
     """The benchmark's scripts, imported as they see each other (then forgotten)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(BENCHMARKS))
-        for name in MODULES:
-            patch.delitem(sys.modules, name, raising=False)
-        yield [importlib.import_module(name) for name in MODULES[:3]]
-        for name in MODULES:
-            sys.modules.pop(name, None)
+    with scripts_imported(BENCHMARKS, MODULES[:3], MODULES[3:]) as imported:
+        yield imported
 
 
 @pytest.fixture(scope="module")

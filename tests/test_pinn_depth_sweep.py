@@ -1,15 +1,14 @@
 """The deep-PINN depth sweep (benchmarks/): a tiny real run, its CSV, its report."""
 
 import csv
-import importlib
 import math
 import pathlib
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import scripts_imported
 
 ROOT = pathlib.Path(__file__).parents[1]
 BENCHMARKS = ROOT / "benchmarks"
@@ -41,13 +40,8 @@ TINY = [
 @pytest.fixture(scope="module")
 def modules():
     """The sweep's scripts, imported as they see each other (then forgotten)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(BENCHMARKS))
-        for name in MODULES:
-            patch.delitem(sys.modules, name, raising=False)
-        yield [importlib.import_module(name) for name in MODULES[:3]]
-        for name in MODULES:
-            sys.modules.pop(name, None)
+    with scripts_imported(BENCHMARKS, MODULES[:3], MODULES[3:]) as imported:
+        yield imported
 
 
 @pytest.fixture(scope="module")
