@@ -27,13 +27,13 @@ of runs (``wall_s``, ``batch_runs``); device, date and commit.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import pathlib
 import statistics
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+import csvrows
 
 # What identifies a run: a row with the same values is not run again.
 KEY = (
@@ -94,61 +94,30 @@ def lr_text(lr: float | str) -> str:
     return f"{lr:.0e}" if lr == float(f"{lr:.0e}") else f"{lr:.3g}"
 
 
-def _parse(row: dict[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = dict(row)
-    for name in _INTS:
-        out[name] = int(row[name])
-    for name in _FLOATS:
-        out[name] = float(row[name]) if row[name] != "" else math.nan
-    out["diverged"] = row["diverged"] == "True"
-    return out
-
-
 def drop_partial_line(path: str | pathlib.Path) -> bool:
     """Removes a last line cut short (a run killed while writing); True if one was."""
-    path = pathlib.Path(path)
-    if not path.exists() or path.stat().st_size == 0:
-        return False
-    text = path.read_text()
-    if text.endswith("\n"):
-        return False
-    path.write_text(text[: text.rfind("\n") + 1])
-    return True
+    return csvrows.drop_partial_line(path)
 
 
 def read_rows(path: str | pathlib.Path) -> list[dict[str, Any]]:
     """The rows of a results file (none if it does not exist yet)."""
-    path = pathlib.Path(path)
-    if not path.exists():
-        return []
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise ValueError(
-                f"{path} has columns {reader.fieldnames}, expected {list(COLUMNS)}."
-            )
-        return [_parse(row) for row in reader]
+    rows = csvrows.read_rows(path, COLUMNS, ints=_INTS, floats=_FLOATS)
+    for row in rows:
+        row["diverged"] = row["diverged"] == "True"
+    return rows
 
 
 def append_rows(path: str | pathlib.Path, rows: Iterable[dict[str, Any]]) -> None:
     """Appends rows (writing the header first into a new file)."""
-    path = pathlib.Path(path)
-    new = not path.exists()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        if new:
-            writer.writeheader()
-        for row in rows:
-            text = {k: row[k] for k in COLUMNS}
-            text["lr"] = lr_text(row["lr"])
-            for name in _FLOATS:
-                if name == "lr":
-                    continue
-                value = row[name]
-                missing = value is None or math.isnan(value)
-                text[name] = "" if missing else f"{value:.6g}"
-            writer.writerow(text)
+    text = (
+        {
+            **{k: row[k] for k in COLUMNS},
+            **{k: csvrows.float_text(row[k]) for k in _FLOATS},
+            "lr": lr_text(row["lr"]),
+        }
+        for row in rows
+    )
+    csvrows.append_rows(path, COLUMNS, text)
 
 
 def run_key(row: dict[str, Any]) -> tuple:
@@ -156,41 +125,22 @@ def run_key(row: dict[str, Any]) -> tuple:
     return tuple(lr_text(row[k]) if k == "lr" else row[k] for k in KEY)
 
 
-def history_path(path: str | pathlib.Path) -> pathlib.Path:
-    """Where the per-run histories of a results file go: ``<stem>_history.jsonl``."""
-    path = pathlib.Path(path)
-    return path.with_name(f"{path.stem}_history.jsonl")
-
-
 def append_history(path: str | pathlib.Path, rows: Iterable[dict[str, Any]]) -> None:
-    """Appends each row's key and ``history`` as one JSON line.
+    """Appends each row's key and ``history`` as one JSON line."""
 
-    Written before the rows themselves: a run killed in between is run again
-    and its key appears twice; `read_history` keeps the last.
-    """
-    lines = []
-    for row in rows:
-        key = dict(zip(KEY, run_key(row), strict=True))
-        lines.append(json.dumps({**key, **row["history"]}) + "\n")
-    with history_path(path).open("a") as f:
-        f.writelines(lines)
+    def line(row: dict[str, Any]) -> dict:
+        return {**dict(zip(KEY, run_key(row), strict=True)), **row["history"]}
+
+    csvrows.append_history(path, map(line, rows))
 
 
 def read_history(path: str | pathlib.Path) -> dict[tuple, dict[str, list]]:
     """Histories by run key (as `select` compares them); the last line wins."""
-    target = history_path(path)
-    if not target.exists():
-        return {}
-    out = {}
-    for line in target.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # blank, or cut short by a kill: that run is run again
-        out[run_key(record)] = record
-        for k in KEY:
-            del record[k]
-    return out
+    records = csvrows.read_history(path, key=run_key)
+    return {
+        key: {k: v for k, v in record.items() if k not in KEY}
+        for key, record in records.items()
+    }
 
 
 def select(rows: Sequence[dict[str, Any]], **where) -> list[dict[str, Any]]:

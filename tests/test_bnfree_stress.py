@@ -19,6 +19,7 @@ MODULES = (
     "bnfree_stress_results",
     "provenance",
     "mdtables",
+    "csvrows",
 )
 TINY = [
     "--models=resnet18",

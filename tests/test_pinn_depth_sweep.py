@@ -18,6 +18,7 @@ MODULES = (
     "pinn_depth_sweep_results",
     "provenance",
     "mdtables",
+    "csvrows",
 )
 OPTIMIZERS = ("adam", "stablegrad(prediction)+adam")
 TINY = [
