@@ -62,6 +62,20 @@ def _aggregate(stats: jax.Array, valid: jax.Array, mode: str) -> jax.Array:
     raise ValueError(f"unknown aggregate {mode!r}")
 
 
+def _is_stand_in(tree: Any) -> bool:
+    """A tree with no array or number among its leaves (perhaps no leaves).
+
+    `optax.tree_map_params` (the usual way to derive the optimizer state's
+    shardings from the parameters') calls `init` on such a stand-in to find the
+    parameter-shaped parts of the state; it gets a state with no layers, of the
+    same structure as a real one.
+    """
+    return not any(
+        hasattr(x, "dtype") or isinstance(x, (bool, int, float, complex))
+        for x in jax.tree.leaves(tree)
+    )
+
+
 def _rescale(leaf: jax.Array, inverse: jax.Array, target: jax.Array) -> jax.Array:
     """`leaf / stat * reference` in float32; finite entries saturate at dtype max."""
     acc = jnp.promote_types(leaf.dtype, jnp.float32)
@@ -190,14 +204,16 @@ def stablegrad(
 
     def init_fn(params):
         _, _, layers = layers_of(params)
-        if not layers and (mode in _WEIGHT_BASED or callable(reference)):
+        if _is_stand_in(params):
+            layers = []  # e.g. optax.tree_map_params: only the structure counts
+        elif not layers and (mode in _WEIGHT_BASED or callable(reference)):
             raise ValueError(
                 f"reference={reference!r} needs weight leaves (floating arrays with "
                 "ndim >= 2) but the tree has none; use a float reference or "
                 "reference='given', or shape the parameters as matrices."
             )
         index = -1
-        if mode == "output":
+        if mode == "output" and layers:
             index = _output_layer.resolve_output_layer(
                 layers, params, output_layer, group_by
             )

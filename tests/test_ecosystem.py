@@ -51,3 +51,20 @@ def test_state_round_trips_through_an_orbax_checkpoint(tmp_path):
         bool(jnp.array_equal(a, b))
         for a, b in zip(jax.tree.leaves(u1), jax.tree.leaves(u2), strict=True)
     )
+
+
+def test_tree_map_params_finds_the_parameter_shaped_state():
+    # optax's way to derive the optimizer state's shardings (or partition
+    # specs) from the parameters': it calls init on a stand-in with no leaves.
+    params, _, _ = mlp_params_and_grads(depth=3)
+    tx = optax.chain(sgo.stablegrad(), optax.adam(1e-3))
+    specs = optax.tree_map_params(
+        tx,
+        lambda _, spec: spec,
+        tx.init(params),
+        jax.tree.map(lambda x: f"spec{x.ndim}", params),
+        transform_non_params=lambda _: "replicated",
+    )
+    assert specs[1][0].mu == jax.tree.map(lambda x: f"spec{x.ndim}", params)
+    assert specs[1][0].nu == specs[1][0].mu
+    assert specs[0].stats == specs[0].count == "replicated"
