@@ -11,6 +11,10 @@ from hypothesis import HealthCheck, settings
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
+# tests/sharded/ needs 8 devices: test_sharding.py runs it in a subprocess that
+# has them and sets this variable.
+collect_ignore = [] if os.environ.get("SGO_SHARDED_SUITE") else ["sharded"]
+
 settings.register_profile(
     "default",
     max_examples=40,

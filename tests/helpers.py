@@ -119,13 +119,18 @@ def scripts_imported(folder: pathlib.Path, names, shared=()):
     """Imports `names` from `folder` as its scripts see each other; yields them.
 
     Afterwards those modules and their `shared` siblings (helpers the scripts
-    import themselves) are forgotten, so nothing leaks into other tests.
+    import themselves), with their submodules, are forgotten, so nothing leaks
+    into other tests.
     """
     forget = (*names, *shared)
+
+    def ours(module: str) -> bool:  # a named module, or one inside a package
+        return any(module == n or module.startswith(n + ".") for n in forget)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(folder))
-        for name in forget:
-            patch.delitem(sys.modules, name, raising=False)
+        for name in [m for m in sys.modules if ours(m)]:
+            patch.delitem(sys.modules, name)
         yield [importlib.import_module(name) for name in names]
-        for name in forget:
-            sys.modules.pop(name, None)
+        for name in [m for m in sys.modules if ours(m)]:
+            sys.modules.pop(name)
