@@ -94,6 +94,14 @@ def same_sharding(a, b) -> bool:
     return a.sharding.is_equivalent_to(b.sharding, a.ndim)
 
 
+def assert_matches(got, expected, placed_like, rtol, atol):
+    """`got` is close to `expected` leaf by leaf, sharded like `placed_like`."""
+    leaves = (jax.tree.leaves(t) for t in (got, expected, placed_like))
+    for a, b, s in zip(*leaves, strict=True):
+        assert same_sharding(a, s)
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+
+
 @pytest.mark.parametrize(
     "problem, layout, optimizer",
     [("mlp", layout, "adam") for layout in LAYOUTS]
@@ -114,14 +122,7 @@ def test_training_matches_one_device(example, problem, layout, optimizer):
     batch = jax.device_put(batch, train.batch_sharding(mesh))
     got, opt_state = run(tx, loss, sharded, opt_state, batch)
 
-    for a, b, s in zip(
-        jax.tree.leaves(got),
-        jax.tree.leaves(expected),
-        jax.tree.leaves(sharded),
-        strict=True,
-    ):
-        assert same_sharding(a, s)
-        np.testing.assert_allclose(a, b, rtol=RTOL[optimizer], atol=1e-6)
+    assert_matches(got, expected, sharded, RTOL[optimizer], atol=1e-6)
     # The optimizer state keeps the parameters' shardings (Adam's or SGD's
     # moments) and StableGrad's per-layer vectors are replicated.
     inner = opt_state[1][0]
@@ -152,15 +153,8 @@ def test_explicit_sharding_gives_one_device_updates(example, layout):
         shardings = train.param_shardings(params, mesh, layout)
         params = jax.device_put(params, shardings)
         grads = jax.device_put(grads, shardings)
-        got, state = jax.jit(tx.update)(grads, jax.jit(tx.init)(params), params)
-    for a, b, s in zip(
-        jax.tree.leaves(got),
-        jax.tree.leaves(expected),
-        jax.tree.leaves(params),
-        strict=True,
-    ):
-        assert same_sharding(a, s)
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+        got, _ = jax.jit(tx.update)(grads, jax.jit(tx.init)(params), params)
+    assert_matches(got, expected, params, 1e-5, atol=1e-7)
 
 
 COLLECTIVE = re.compile(
