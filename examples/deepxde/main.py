@@ -81,7 +81,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     for name in args.problems:
         if name not in problems.PROBLEMS:
-            parser.error(f"--problems: {name!r} is not one of {sorted(problems.PROBLEMS)}")
+            parser.error(
+                f"--problems: {name!r} is not one of {sorted(problems.PROBLEMS)}"
+            )
     for name in args.optimizers:
         if name not in OPTIMIZERS:
             parser.error(f"--optimizers: {name!r} is not one of {list(OPTIMIZERS)}")
