@@ -186,3 +186,12 @@ EfficientNetV2Tiny = functools.partial(
     stem_channels=8,
     head_channels=64,
 )
+EfficientNetV2S.__doc__ = """EfficientNetV2-S: `EfficientNetV2` with its stages.
+
+21,458,488 parameters with BatchNorm and 1000 classes.
+"""
+EfficientNetV2Tiny.__doc__ = """A tiny EfficientNetV2-style net.
+
+Fused-MBConv and MBConv + squeeze-excitation stages, five blocks; for tests
+and CPU benchmarks (stages: `EFFICIENTNET_V2_TINY`).
+"""

@@ -171,3 +171,15 @@ ResNet34 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block_cls=ResNetB
 ResNet50 = functools.partial(
     ResNet, stage_sizes=(3, 4, 6, 3), block_cls=BottleneckResNetBlock
 )
+ResNet18.__doc__ = """ResNet-18: `ResNet` with basic blocks in stages (2, 2, 2, 2).
+
+11,689,512 parameters with BatchNorm, the ImageNet stem and 1000 classes.
+"""
+ResNet34.__doc__ = """ResNet-34: `ResNet` with basic blocks in stages (3, 4, 6, 3).
+
+21,797,672 parameters with BatchNorm, the ImageNet stem and 1000 classes.
+"""
+ResNet50.__doc__ = """ResNet-50 (v1.5): bottleneck blocks in stages (3, 4, 6, 3).
+
+25,557,032 parameters with BatchNorm, the ImageNet stem and 1000 classes.
+"""
