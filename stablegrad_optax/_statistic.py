@@ -81,10 +81,15 @@ class _Plan:
 
     def reduce(self, op, values) -> jax.Array:
         """Per-group reduction (`jnp.sum`, `jnp.max`, `jnp.min`) of `values`."""
-        per_bucket = [op(y, axis=tuple(range(1, y.ndim))) for y in values]
-        per_bucket = [y.astype(jnp.float32) for y in per_bucket]
-        segment = {jnp.sum: jax.ops.segment_sum, jnp.max: jax.ops.segment_max}
-        return self.per_group(per_bucket, segment.get(op, jax.ops.segment_min))
+        segment = {
+            jnp.sum: jax.ops.segment_sum,
+            jnp.max: jax.ops.segment_max,
+            jnp.min: jax.ops.segment_min,
+        }[op]
+        per_bucket = [
+            op(y, axis=tuple(range(1, y.ndim))).astype(jnp.float32) for y in values
+        ]
+        return self.per_group(per_bucket, segment)
 
     def lifted(self, per_group: jax.Array):
         """A per-group vector as one (k, 1, ..., 1) array per bucket."""

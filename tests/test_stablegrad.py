@@ -311,3 +311,18 @@ def test_layer_with_several_weight_leaves_and_an_empty_leaf():
     both = (updates["cell"]["input_kernel"], updates["cell"]["hidden_kernel"])
     assert std64(*both) == pytest.approx(float(state.reference), rel=1e-5)
     assert updates["cell"]["unused"].shape == (0, 3)
+
+
+@pytest.mark.parametrize("offset", [0.0, 3.0, 1e3, 1e6])
+def test_a_large_mean_does_not_cancel_the_spread(offset):
+    # Above a mean of 4 std the shift-free fast pass would lose digits; the
+    # careful path (sums about the mean) takes over, for every layer at once.
+    rng = np.random.default_rng(0)
+    grads = {
+        "a": {"w": jnp.asarray(offset + rng.standard_normal((256, 256)), jnp.float32)},
+        "b": {"w": jnp.asarray(rng.standard_normal((64, 32)) * 1e-3, jnp.float32)},
+    }
+    stats = jax.jit(sgo.layer_statistics)(grads)
+    for name in ("a", "b"):
+        expected = std64(grads[name]["w"])
+        assert float(stats[name]) == pytest.approx(expected, rel=2e-6), name
