@@ -77,9 +77,27 @@ def test_parity_with_the_golden_reference_runs(config):
 def test_parity_with_the_reference_implementation_live(config):
     run = ref.reference_run(config)
     _assert_parity(*_replay(_ours(config), run), run)
-    golden = _golden(config)  # the fixture is what the reference makes today
-    for key, value in run.items():
-        np.testing.assert_allclose(golden[key], value, rtol=1e-6, atol=1e-7)
+    # The fixture is what the reference makes today, up to the reference's own
+    # float32 reproducibility across CPUs. `conv_bias` sits before a channel-wise
+    # normalisation: its gradient is rounding noise (~1e-8), different on every
+    # CPU, which Adam turns into full-size steps, so its trajectory is the CPU's,
+    # not the algorithm's (our replay above follows either). Elsewhere: the same
+    # decisions, and numbers within 1e-6 of their array's largest magnitude
+    # (measured between two x86 CPUs: 3e-7; our parity tolerance is 3e-5).
+    golden = _golden(config)
+    grads = {k.split("/")[1]: v for k, v in run.items() if k.startswith("grads/")}
+    largest = max(np.abs(g).max() for g in grads.values())
+    noise = {n for n, g in grads.items() if np.abs(g).max() < 1e-6 * largest}
+    assert noise == {"conv_bias"}
+    compared = {k: v for k, v in run.items() if k.split("/")[1] not in noise}
+    for key, value in compared.items():
+        if key.startswith("projected/"):
+            np.testing.assert_array_equal(golden[key], value, err_msg=key)
+        else:
+            atol = 1e-6 * np.abs(value).max()
+            np.testing.assert_allclose(
+                golden[key], value, rtol=1e-6, atol=atol, err_msg=key
+            )
 
 
 def test_pytorch_layout_with_channel_axis_zero():
