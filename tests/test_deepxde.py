@@ -135,7 +135,14 @@ def test_the_example_writes_its_table_and_figures(example, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "flags", [["--problems=heat"], ["--optimizers=lbfgs"], ["--iterations=0"]]
+    "flags",
+    [
+        ["--problems=heat"],
+        ["--optimizers=lbfgs"],
+        ["--iterations=0"],
+        ["--depths=8,0"],
+        ["--num-boundary=-1"],
+    ],
 )
 def test_bad_flags_exit_with_a_usage_error(example, flags, capsys):
     with pytest.raises(SystemExit) as exit_info:

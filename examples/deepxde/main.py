@@ -59,23 +59,35 @@ def csv(kind):
     return lambda text: [kind(v) for v in text.split(",")]
 
 
+def at_least(low: int):
+    """An argparse type: an integer >= `low`."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    return parse
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=csv(str), default=["burgers", "poisson"])
-    parser.add_argument("--depths", type=csv(int), default=[8, 16])
-    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--depths", type=csv(at_least(1)), default=[8, 16])
+    parser.add_argument("--width", type=at_least(1), default=32)
     parser.add_argument("--optimizers", type=csv(str), default=list(OPTIMIZERS))
-    parser.add_argument("--iterations", type=int, default=2000)
+    parser.add_argument("--iterations", type=at_least(1), default=2000)
     parser.add_argument(
         "--pick-iterations",
-        type=int,
+        type=at_least(1),
         default=200,
         help="iterations of each short run that picks a learning rate from its grid",
     )
-    parser.add_argument("--num-domain", type=int, default=1000)
-    parser.add_argument("--num-boundary", type=int, default=100)
-    parser.add_argument("--num-initial", type=int, default=100)
-    parser.add_argument("--log-every", type=int, default=100)
+    parser.add_argument("--num-domain", type=at_least(1), default=1000)
+    parser.add_argument("--num-boundary", type=at_least(0), default=100)
+    parser.add_argument("--num-initial", type=at_least(0), default=100)
+    parser.add_argument("--log-every", type=at_least(1), default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--outdir", default="deepxde_out")
     args = parser.parse_args(argv)
@@ -87,11 +99,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for name in args.optimizers:
         if name not in OPTIMIZERS:
             parser.error(f"--optimizers: {name!r} is not one of {list(OPTIMIZERS)}")
-    positive = ("width", "iterations", "pick_iterations", "num_domain", "log_every")
-    for name in (*positive, "depths"):
-        values = getattr(args, name)
-        if min(values if isinstance(values, list) else [values]) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
     return args
 
 
