@@ -78,13 +78,20 @@ OPTIMIZERS = {
 RTOL = {"adam": 1e-4, "sgd": 1e-5}
 
 
-def run(tx, loss, params, opt_state, batch, steps=STEPS):
+def make_step(tx, loss, batch):
+    """The jitted train step (params, opt_state) -> (params, opt_state)."""
+
     @jax.jit
     def step(params, opt_state):
         grads = jax.grad(loss)(params, batch)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state
 
+    return step
+
+
+def run(tx, loss, params, opt_state, batch, steps=STEPS):
+    step = make_step(tx, loss, batch)
     for _ in range(steps):
         params, opt_state = step(params, opt_state)
     return params, opt_state
@@ -206,13 +213,9 @@ def test_fsdp_statistics_add_one_all_reduce(example):
     batch = jax.device_put(batch, train.batch_sharding(mesh))
 
     def compiled(tx):
-        def step(params, opt_state):
-            grads = jax.grad(loss)(params, batch)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state
-
         opt_state = train.create_opt_state(tx, params, mesh)
-        return jax.jit(step).lower(params, opt_state).compile().as_text()
+        step = make_step(tx, loss, batch)
+        return step.lower(params, opt_state).compile().as_text()
 
     adam, _ = collectives(compiled(optax.adam(1e-3)))
     both, careful = collectives(
@@ -240,10 +243,12 @@ def test_checkpoint_resume_gives_bit_identical_updates(example, tmp_path):
     train.save(manager, 3, params, opt_state)
     manager.wait_until_finished()
 
+    step = make_step(tx, loss, batch)
+
     def next_three(params, opt_state):
         out = []
         for _ in range(3):
-            params, opt_state = run(tx, loss, params, opt_state, batch, 1)
+            params, opt_state = step(params, opt_state)
             out.append((params, opt_state))
         return out
 
