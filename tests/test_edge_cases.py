@@ -5,10 +5,12 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import stablegrad_optax as sgo
+from stablegrad_optax import _statistic
 
 SHAPES = {"Dense_0": (3, 4), "Dense_1": (4, 4), "Dense_2": (4, 1)}
 KINDS = ("normal", "zero", "constant", "one_hot", "nan", "inf")
@@ -138,3 +140,37 @@ def test_statistic_is_right_over_the_float32_range(statistic, exponent, seed):
     stored = np.asarray(grads["layer"]["w"], np.float64)
     expected = stored.std() if statistic == "std" else np.sqrt(np.mean(stored**2))
     assert np.isclose(got, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "scale, offset", [(1.0, 0.0), (1e-30, 0.0), (1e25, 0.0), (1.0, 1e3)]
+)
+def test_stacked_and_lone_leaves_give_the_same_statistics(scale, offset):
+    """Small same-shaped leaves are stacked, large ones reduced alone: both exact.
+
+    Each case takes a different path: normal (fast), 1e-30 and 1e25 (careful:
+    outside the safe float32 range) and a mean 1e3 times the spread (careful:
+    cancellation).
+    """
+    assert 64 * 64 <= _statistic._STACK_MAX_SIZE < 160 * 160
+    rng = np.random.default_rng(0)
+    shapes = {
+        "small_0": {"w": (64, 64), "v": (64, 64)},  # two leaves, one layer
+        "small_1": {"w": (64, 64)},
+        "big_0": {"w": (160, 160)},
+        "big_1": {"w": (160, 160), "u": (3, 3, 8, 8)},
+        "head": {"w": (160, 1)},
+    }
+    grads = {
+        layer: {
+            name: jnp.asarray(rng.standard_normal(shape) * scale + offset * scale)
+            for name, shape in leaves.items()
+        }
+        for layer, leaves in shapes.items()
+    }
+    got = sgo.layer_statistics(grads)
+    for layer, leaves in grads.items():
+        stored = np.concatenate(
+            [np.asarray(x, np.float64).ravel() for x in leaves.values()]
+        )
+        np.testing.assert_allclose(float(got[layer]), stored.std(), rtol=2e-5)
