@@ -1,20 +1,89 @@
-"""The overhead benchmark runs end to end in its quick setting."""
+"""The overhead benchmark runs end to end in its quick setting; its report."""
 
 import json
 import pathlib
 
+import pytest
 from helpers import load_script
 
-OVERHEAD = pathlib.Path(__file__).parents[1] / "benchmarks" / "overhead.py"
+BENCHMARKS = pathlib.Path(__file__).parents[1] / "benchmarks"
 
 
-def test_overhead_benchmark_quick(tmp_path, monkeypatch):
-    module = load_script(OVERHEAD, "overhead", monkeypatch)
-    module.main(["--quick", "--outdir", str(tmp_path)])
-    results = json.loads((tmp_path / "overhead.json").read_text())
-    assert (tmp_path / "overhead.md").exists()
+@pytest.fixture(scope="module")
+def scripts():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(BENCHMARKS))
+        overhead = load_script(BENCHMARKS / "overhead.py", "overhead", patch)
+        report = load_script(
+            BENCHMARKS / "overhead_report.py", "overhead_report", patch
+        )
+        yield overhead, report
+
+
+def test_overhead_quick_run_and_its_report(scripts, tmp_path):
+    overhead, report = scripts
+    optimizers = "stablegrad+adam"
+    overhead.main(
+        [
+            "--quick",
+            "--outdir",
+            str(tmp_path),
+            "--optimizers",
+            optimizers,
+            "--model-steps",
+            "pinn32,resnet50_bs256",
+        ]
+    )
+    results = json.loads((tmp_path / "overhead_cpu.json").read_text())
     assert results["meta"]["device"] and results["meta"]["date"]
-    (depth,) = results["depths"].values()
-    assert depth["reference_layer"] == "head"
-    assert depth["fallback_check"]["fallback_taken"] is True
-    assert "stablegrad+adam" in depth["train_final_loss"]
+    assert results["compiles_during_timing"] == 0
+    assert set(results["trees"]) == {"resnet50", "mlp64", "transformer_bf16"}
+    resnet = results["trees"]["resnet50"]
+    assert resnet["num_leaves"] == 108  # the shape of the real tree, narrower
+    assert resnet["hlo"]["large_max_reductions"] <= 2
+    assert resnet["hlo"]["large_stacked"] == 0
+    assert results["trees"]["transformer_bf16"]["dtype"] == "bfloat16"
+    mlp = results["trees"]["mlp64"]
+    assert mlp["fallback_check"]["stats_ratio_over_1e-30_max_rel_err"] < 1e-4
+    assert "stablegrad+adam [1e-30 grads]" in mlp["update_loop"]["entries"]
+    for section in (mlp["update_loop"], mlp["update_call"]):
+        assert section["entries"]["adam"]["ratio_to_adam"] == 1.0
+        assert set(section["entries"]) >= {"adam", "stablegrad alone"}
+    for name in ("pinn32", "resnet50_bs256"):
+        step = results["model_steps"][name]
+        assert set(step["entries"]) == {"adam", *optimizers.split(",")}
+        assert all(loss == loss for loss in step["final_loss"].values())  # not NaN
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.START}\nstale\n{report.END}\nafter\n")
+    args = ["--results", str(tmp_path), "--readme", str(readme)]
+    assert report.main([*args, "--check"]) == 1
+    assert report.main(args) == 0
+    assert report.main([*args, "--check"]) == 0
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("after\n")
+    assert "Not measured here: GPU" in text
+    assert "| `stablegrad+adam` |" in text
+    assert "transformer" in (tmp_path / "overhead.md").read_text()
+
+
+def test_report_needs_results(scripts, tmp_path):
+    _, report = scripts
+    assert report.main(["--results", str(tmp_path), "--check"]) == 1
+
+
+def test_readme_performance_section_is_generated_from_the_committed_json(scripts):
+    _, report = scripts
+    assert (report.RESULTS / "overhead_cpu.json").exists()
+    assert report.main(["--check"]) == 0, (
+        "README.md's Performance section differs from what "
+        "benchmarks/overhead_report.py makes of benchmarks/results/overhead_*.json"
+    )
+
+
+def test_bad_flags_exit_with_a_message(scripts, capsys):
+    overhead, _ = scripts
+    for flags in (["--trees", "vgg"], ["--optimizers", "sgd"], ["--quick"]):
+        with pytest.raises(SystemExit):
+            overhead.parse_args(flags)
+    assert "choose from" in capsys.readouterr().err

@@ -1,0 +1,317 @@
+"""Tables and the README's Performance section, from overhead_<platform>.json.
+
+  python benchmarks/overhead_report.py            # write overhead.md, update README
+  python benchmarks/overhead_report.py --check    # README and overhead.md up to date?
+
+Every number comes from the JSON files that ``overhead.py`` writes (one per
+platform: ``overhead_cpu.json``, ``overhead_gpu.json``); the README part lies
+between ``<!-- performance -->`` and ``<!-- /performance -->``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import mdtables
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+START, END = "<!-- performance -->", "<!-- /performance -->"
+PLATFORMS = ("cpu", "gpu", "tpu")
+TREE_TITLES = {
+    "resnet50": "ResNet-50 tree",
+    "mlp64": "64-layer MLP",
+    "transformer_bf16": "transformer, bf16",
+}
+STEP_TITLES = {
+    "pinn32": "PINN depth 32, train step",
+    "resnet50_bs256": "ResNet-50 bs256, train step",
+}
+# Targets of issue #8 (ratios to adam).
+UPDATE_TARGET, PINN_TARGET, RESNET_TARGET = 1.05, 1.02, 1.01
+
+
+def load(results: pathlib.Path) -> dict[str, dict[str, Any]]:
+    """{platform: results} for each overhead_<platform>.json present."""
+    found = {}
+    for name in PLATFORMS:
+        path = results / f"overhead_{name}.json"
+        if path.exists():
+            found[name] = json.loads(path.read_text())
+    return found
+
+
+def _ratio(entry: dict[str, Any] | None, spread: bool = True) -> str:
+    if entry is None:
+        return "—"
+    text = f"{entry['ratio_to_adam']:.2f}x"
+    if spread:
+        text += f" ({entry['round_ratio_min']:.2f}–{entry['round_ratio_max']:.2f})"
+    return text
+
+
+def _columns(run: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(title, timed section) of the README table, in order."""
+    columns = []
+    for name, tree in run["trees"].items():
+        title = TREE_TITLES.get(name, name)
+        columns.append((f"{title}: update", tree["update_loop"]))
+        if name == "resnet50":
+            columns.append((f"{title}: update, jit call", tree["update_call"]))
+    for name, section in run["model_steps"].items():
+        columns.append((STEP_TITLES.get(name, name), section))
+    return columns
+
+
+def _provenance(run: dict[str, Any]) -> str:
+    meta = run["meta"]
+    return (
+        f"`{meta['command']}`, {meta['device']}, {meta['date'][:10]}, git "
+        f"{meta['git_commit']}, jax {meta['jax']}; {run['config']['rounds']} "
+        f"interleaved rounds, {run['wall_time_s']:.0f} s"
+    )
+
+
+def ratio_table(run: dict[str, Any], spread: bool) -> list[str]:
+    columns = _columns(run)
+    labels: list[str] = []
+    for _, section in columns:
+        labels += [k for k in section["entries"] if k not in labels]
+    body = [
+        [f"`{label}`"]
+        + [_ratio(section["entries"].get(label), spread) for _, section in columns]
+        for label in labels
+    ]
+    return mdtables.table(["ratio to adam", *(t for t, _ in columns)], body)
+
+
+def hlo_lines(run: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, tree in run["trees"].items():
+        hlo = tree["hlo"]
+        counts = hlo["entry_counts"]
+        added = counts["stablegrad+adam"]["fusions"] - counts["adam"]["fusions"]
+        text = (
+            f"* {TREE_TITLES.get(name, name)} ({tree['num_leaves']} leaves, "
+            f"{tree['num_params']:,} parameters, {tree['dtype']}): each of the "
+            f"{hlo['large_leaves']} large weight leaves is read by at most "
+            f"{hlo['large_max_reductions']} reductions and "
+            f"{hlo['large_max_elementwise']} elementwise kernel(s) "
+            f"({hlo['large_stacked']} copied into a stack); "
+            f"{hlo['small_stacked']} of {hlo['small_leaves']} small ones are "
+            f"stacked. `stablegrad` adds {added} kernels to adam's "
+            f"{counts['adam']['fusions']}."
+        )
+        if hlo["float32_temporaries"] is not None:
+            text += (
+                f" Float32 arrays written from the bf16 gradients: "
+                f"{hlo['float32_temporaries']}."
+            )
+        lines.append(text)
+    return lines
+
+
+def _worst(run: dict[str, Any], section_of, labels: Sequence[str]) -> float | None:
+    ratios = [
+        section_of(run)["entries"][label]["ratio_to_adam"]
+        for label in labels
+        if section_of(run) is not None and label in section_of(run)["entries"]
+    ]
+    return max(ratios) if ratios else None
+
+
+def verdict(platform: str, run: dict[str, Any]) -> list[str]:
+    """The targets of issue #8 against this platform's medians."""
+    out = []
+    trees, steps = run["trees"], run["model_steps"]
+    if "resnet50" in trees:
+        entries = trees["resnet50"]["update_loop"]["entries"]
+        ours = entries["stablegrad+adam"]["ratio_to_adam"]
+        agc = entries.get("adaptive_grad_clip+adam", {}).get("ratio_to_adam")
+        met = ours <= UPDATE_TARGET and (agc is None or ours < agc)
+        peer = "" if agc is None else f", adaptive_grad_clip+adam {agc:.2f}x"
+        out.append(
+            f"* Update alone, ResNet-50 tree, {platform}: stablegrad+adam "
+            f"{ours:.2f}x{peer} (target <= {UPDATE_TARGET:.2f}x and below "
+            f"adaptive_grad_clip): {'met' if met else 'not met'}."
+        )
+    for name, target in (("pinn32", PINN_TARGET), ("resnet50_bs256", RESNET_TARGET)):
+        if name in steps:
+            ours = steps[name]["entries"]["stablegrad+adam"]
+            met = "met" if ours["ratio_to_adam"] <= target else "not met"
+            out.append(
+                f"* {STEP_TITLES[name]}, {platform}: stablegrad+adam "
+                f"{_ratio(ours)} (target <= {target:.2f}x): {met}."
+            )
+    out.append(
+        f"* XLA compilations during the timed rounds: "
+        f"{run['compiles_during_timing']} (no retrace between steps)."
+    )
+    return out
+
+
+def readme_section(runs: dict[str, dict[str, Any]]) -> str:
+    lines = [START, ""]
+    for platform, run in runs.items():
+        lines += [
+            f"**{platform.upper()}** ({_provenance(run)}). Median ratio of the "
+            "per-step time to `optax.adam`'s in the same rounds; in brackets the "
+            "range of the per-round ratios. `update` = the update alone, repeated "
+            "inside one compiled loop; `jit call` = `jax.jit(tx.update)` called "
+            "from Python.",
+            "",
+            *ratio_table(run, spread=True),
+            "",
+            "What XLA compiles for `stablegrad` alone (fast path):",
+            "",
+            *hlo_lines(run),
+            "",
+            "Against the targets:",
+            "",
+            *verdict(platform, run),
+            "",
+        ]
+    missing = [p for p in ("cpu", "gpu") if p not in runs]
+    if missing:
+        lines += [
+            f"Not measured here: {', '.join(p.upper() for p in missing)} (no such "
+            "device was available; run `python benchmarks/overhead.py` on one and "
+            "then this report).",
+            "",
+        ]
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def _section_table(section: dict[str, Any]) -> list[str]:
+    body = [
+        [
+            f"`{label}`",
+            f"{entry['median_s'] * 1e6:.0f}",
+            _ratio(entry),
+            str(entry["iters"]),
+        ]
+        for label, entry in section["entries"].items()
+    ]
+    return mdtables.table(["", "median (us)", "ratio to adam", "steps/round"], body)
+
+
+def full_report(runs: dict[str, dict[str, Any]]) -> str:
+    lines = ["# StableGrad overhead, as a ratio to optax.adam", ""]
+    for platform, run in runs.items():
+        meta = run["meta"]
+        lines += [
+            f"## {platform.upper()}",
+            "",
+            f"Command: `{meta['command']}`  ",
+            f"Device: {meta['device']} ({meta['jax_device']})  ",
+            f"Date: {meta['date']}; git {meta['git_commit']}; jax {meta['jax']}, "
+            f"jaxlib {meta['jaxlib']}, optax {meta['optax']}, python "
+            f"{meta['python']}  ",
+            f"Wall time: {run['wall_time_s']:.0f} s; XLA compilations during the "
+            f"timed rounds: {run['compiles_during_timing']}",
+            "",
+        ]
+        for name, tree in run["trees"].items():
+            lines += [
+                f"### {TREE_TITLES.get(name, name)}: {tree['description']}",
+                "",
+                f"{tree['num_leaves']} leaves, {tree['num_params']:,} parameters.",
+                "",
+            ]
+            for key, title in (
+                ("update_loop", "update, compiled loop"),
+                ("update_call", "update, jit call"),
+            ):
+                lines += [f"{title}:", "", *_section_table(tree[key]), ""]
+            if "fallback_check" in tree:
+                error = tree["fallback_check"]["stats_ratio_over_1e-30_max_rel_err"]
+                lines += [
+                    "1e-30 gradients (careful path): statistics equal 1e-30 x the "
+                    f"normal ones to {error:.1e} relative.",
+                    "",
+                ]
+            counts = tree["hlo"]["entry_counts"]
+            lines += [
+                "Kernels in each compiled update (ENTRY computation):",
+                "",
+                *mdtables.table(
+                    ["", "kernels", "with a reduction", "in the loop body"],
+                    [
+                        [
+                            f"`{label}`",
+                            str(c["fusions"]),
+                            str(c["reduction_fusions"]),
+                            str(c["loop_body_fusions"]),
+                        ]
+                        for label, c in counts.items()
+                    ],
+                ),
+                "",
+            ]
+        for name, section in run["model_steps"].items():
+            losses = ", ".join(f"{k} {v:.4g}" for k, v in section["final_loss"].items())
+            lines += [
+                f"### {STEP_TITLES.get(name, name)}",
+                "",
+                *_section_table(section),
+                "",
+                f"Loss after the timed steps: {losses}.",
+                "",
+            ]
+        lines += ["### What XLA compiles for `stablegrad` alone", ""]
+        lines += [*hlo_lines(run), ""]
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=pathlib.Path, default=RESULTS)
+    parser.add_argument("--readme", type=pathlib.Path, default=ROOT / "README.md")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="only check that README.md and overhead.md match the JSON files",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    runs = load(args.results)
+    if not runs:
+        print(f"no overhead_<platform>.json in {args.results}", file=sys.stderr)
+        return 1
+    readme = args.readme.read_text()
+    updated = mdtables.replace_section(readme, readme_section(runs), START, END)
+    report_path, report = args.results / "overhead.md", full_report(runs)
+    if args.check:
+        stale = [
+            str(path)
+            for path, old, new in (
+                (args.readme, readme, updated),
+                (report_path, report_path.exists() and report_path.read_text(), report),
+            )
+            if old != new
+        ]
+        if stale:
+            print(
+                f"{', '.join(stale)} not up to date with {args.results}: run "
+                "python benchmarks/overhead_report.py",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    report_path.write_text(report)
+    args.readme.write_text(updated)
+    print(f"wrote {report_path} and {args.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
