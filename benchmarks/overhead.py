@@ -18,8 +18,10 @@ Timings, each in its own set of rounds:
 
 * ``update, compiled loop``: the update repeated ``n`` times inside one jitted
   ``lax.fori_loop``: its own compute, no dispatch. Step ``i`` scales the
-  gradients and parameters by ``1 + 1e-7 i`` (a multiply that fuses into the
-  first reads) so that XLA cannot hoist gradient-only work out of the loop.
+  gradients and parameters by ``1 + 1e-7 i`` and writes them out (behind an
+  ``optimization_barrier``, as a backward pass writes its gradients) so that
+  XLA cannot hoist gradient-only work out of the loop; every optimizer pays
+  that same write.
 * ``update, jit call``: ``jax.jit(tx.update)`` (state donated) called from
   Python on fixed gradients: dispatch and output allocation included.
 * model steps: a full jitted training step, ``pinn32`` (Poisson, depth-32
@@ -214,10 +216,15 @@ def update_loop(tx) -> Callable[..., Any]:
         def body(i, carry):
             # Gradients and parameters scaled by 1 + 1e-7 i differ at every
             # step, so XLA cannot hoist work that depends on them alone out of
-            # the loop; the multiply fuses into the first reads. The updates
-            # are carried out of the loop so that they stay live.
+            # the loop. The barrier writes them out, as a backward pass does:
+            # otherwise the multiply fuses into the update's elementwise
+            # kernels but not into library reductions (XLA:CPU's YNN), which
+            # would charge StableGrad alone for a copy. The updates are carried
+            # out of the loop so that they stay live.
             scale = 1.0 + 1e-7 * i.astype(jnp.float32)
-            g, p = jax.tree.map(lambda x: x * scale.astype(x.dtype), (grads, params))
+            g, p = jax.lax.optimization_barrier(
+                jax.tree.map(lambda x: x * scale.astype(x.dtype), (grads, params))
+            )
             updates, state = tx.update(g, carry[0], p)
             return state, updates
 

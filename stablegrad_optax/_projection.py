@@ -25,48 +25,49 @@ class ProjectionState(NamedTuple):
     projected: Any  # a pytree like params of bool scalars, shape=()
 
 
-def _rows(x: jax.Array, channel_axis: int) -> jax.Array:
-    """The per-channel view: one row per entry of `channel_axis`."""
-    x = jnp.moveaxis(x, channel_axis, 0)
-    return x.reshape(x.shape[0], -1)
+def _norm(x: jax.Array, axes: tuple[int, ...]) -> jax.Array:
+    """The 2-norm over `axes`, kept as size-1 axes for broadcasting."""
+    return jnp.sqrt(jnp.sum(x * x, axis=axes, keepdims=True))
 
 
-def _largest_cosine(grad: jax.Array, param: jax.Array, eps) -> jax.Array:
-    """max over rows of |cos(grad_row, param_row)|, norms floored at eps.
+def _largest_cosine(grad: jax.Array, param: jax.Array, eps, axes) -> jax.Array:
+    """max over the rows (what `axes` leave) of |cos(grad_row, param_row)|.
 
-    Each row is divided by its norm before the product (as PyTorch's
-    ``cosine_similarity`` does), so huge entries do not overflow.
+    Norms are floored at eps. Each row is divided by its norm before the
+    product (as PyTorch's ``cosine_similarity`` does), so huge entries do not
+    overflow.
     """
-    unit = lambda x: x / jnp.maximum(jnp.linalg.norm(x, axis=1, keepdims=True), eps)
-    return jnp.max(jnp.abs(jnp.sum(unit(grad) * unit(param), axis=1)))
+    unit = lambda x: x / jnp.maximum(_norm(x, axes), eps)
+    return jnp.max(jnp.abs(jnp.sum(unit(grad) * unit(param), axis=axes)))
 
 
-def _without_radial(update: jax.Array, param: jax.Array, eps) -> jax.Array:
-    """`update` (rows) minus its component along each row of `param`."""
-    unit = param / (jnp.linalg.norm(param, axis=1, keepdims=True) + eps)
-    return update - unit * jnp.sum(unit * update, axis=1, keepdims=True)
+def _without_radial(update: jax.Array, param: jax.Array, eps, axes) -> jax.Array:
+    """`update` minus its component along `param`, row by row (over `axes`)."""
+    unit = param / (_norm(param, axes) + eps)
+    return update - unit * jnp.sum(unit * update, axis=axes, keepdims=True)
 
 
 def _project_leaf(update, grad, param, delta, eps, channel_axis):
     """The projected update of one weight and whether it was projected.
 
-    The channel view is tried first, then the whole tensor (the layer view):
-    the first whose largest |cos(grad, param)| is below delta / sqrt(row
-    length) removes the radial component of the update in that view.
+    The channel view (one row per entry of `channel_axis`) is tried first, then
+    the whole tensor (the layer view): the first whose largest |cos(grad,
+    param)| is below delta / sqrt(row length) removes the radial component of
+    the update in that view. Rows are reduced over the other axes in place: no
+    transpose or reshape of the leaf (fast, and fine under explicit sharding).
     """
+    channel = channel_axis % param.ndim
+    views = (
+        tuple(i for i in range(param.ndim) if i != channel),
+        tuple(range(param.ndim)),
+    )
     fires, projected = [], []
-    for to_rows, from_rows in (
-        (
-            lambda x: _rows(x, channel_axis),
-            lambda r: jnp.moveaxis(
-                r.reshape(jnp.moveaxis(update, channel_axis, 0).shape), 0, channel_axis
-            ),
-        ),
-        (lambda x: x.reshape(1, -1), lambda r: r.reshape(update.shape)),
-    ):
-        p, g, u = to_rows(param), to_rows(grad), to_rows(update)
-        fires.append(_largest_cosine(g, p, eps) < delta / math.sqrt(p.shape[1]))
-        projected.append(from_rows(_without_radial(u, p, eps)))
+    for axes in views:
+        row_length = math.prod(param.shape[i] for i in axes)
+        fires.append(
+            _largest_cosine(grad, param, eps, axes) < delta / math.sqrt(row_length)
+        )
+        projected.append(_without_radial(update, param, eps, axes))
     by_channel, by_layer = fires
     out = jnp.where(by_channel, projected[0], jnp.where(by_layer, projected[1], update))
     return out.astype(update.dtype), by_channel | by_layer
