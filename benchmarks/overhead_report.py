@@ -96,21 +96,31 @@ def hlo_lines(run: dict[str, Any]) -> list[str]:
         hlo = tree["hlo"]
         counts = hlo["entry_counts"]
         added = counts["stablegrad+adam"]["fusions"] - counts["adam"]["fusions"]
+        parts = []
+        if hlo["large_leaves"]:
+            parts.append(
+                f"each of the {hlo['large_leaves']} large weight leaves is read by "
+                f"at most {hlo['large_max_reductions']} reductions and "
+                f"{hlo['large_max_elementwise']} elementwise kernels "
+                f"({hlo['large_stacked']} copied into a stack)"
+            )
+        if hlo["small_leaves"]:
+            parts.append(
+                f"{hlo['small_stacked']} of the {hlo['small_leaves']} small weight "
+                "leaves are stacked with their same-shaped peers"
+            )
         text = (
             f"* {TREE_TITLES.get(name, name)} ({tree['num_leaves']} leaves, "
-            f"{tree['num_params']:,} parameters, {tree['dtype']}): each of the "
-            f"{hlo['large_leaves']} large weight leaves is read by at most "
-            f"{hlo['large_max_reductions']} reductions and "
-            f"{hlo['large_max_elementwise']} elementwise kernel(s) "
-            f"({hlo['large_stacked']} copied into a stack); "
-            f"{hlo['small_stacked']} of {hlo['small_leaves']} small ones are "
-            f"stacked. `stablegrad` adds {added} kernels to adam's "
+            f"{tree['num_params']:,} parameters, {tree['dtype']}): "
+            + "; ".join(parts)
+            + f". `stablegrad` adds {added} kernels to adam's "
             f"{counts['adam']['fusions']}."
         )
         if hlo["float32_temporaries"] is not None:
             text += (
                 f" Float32 arrays written from the bf16 gradients: "
-                f"{hlo['float32_temporaries']}."
+                f"{hlo['float32_temporaries']} (a conversion kernel per leaf, "
+                "which the reductions then read)."
             )
         lines.append(text)
     return lines
@@ -139,6 +149,19 @@ def verdict(platform: str, run: dict[str, Any]) -> list[str]:
             f"* Update alone, ResNet-50 tree, {platform}: stablegrad+adam "
             f"{ours:.2f}x{peer} (target <= {UPDATE_TARGET:.2f}x and below "
             f"adaptive_grad_clip): {'met' if met else 'not met'}."
+        )
+        call = trees["resnet50"]["update_call"]["entries"]
+        out.append(
+            f"* The same update as a jit call from Python: stablegrad+adam "
+            f"{_ratio(call['stablegrad+adam'])}, adaptive_grad_clip+adam "
+            f"{_ratio(call.get('adaptive_grad_clip+adam'))}."
+        )
+    if "transformer_bf16" in trees:
+        hlo = trees["transformer_bf16"]["hlo"]
+        met = "met" if hlo["float32_temporaries"] == 0 else "not met"
+        out.append(
+            f"* bf16 statistics without a float32 copy, {platform}: "
+            f"{hlo['float32_temporaries']} float32 copies (target 0): {met}."
         )
     for name, target in (("pinn32", PINN_TARGET), ("resnet50_bs256", RESNET_TARGET)):
         if name in steps:
