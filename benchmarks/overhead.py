@@ -79,6 +79,7 @@ import stablegrad_optax as sgo
 from stablegrad_optax import _statistic, models, pinn
 
 import hlo_reads
+from cliargs import name_list
 from provenance import code_version, device_name
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -579,33 +580,20 @@ def run_metadata() -> dict[str, Any]:
     }
 
 
-def _names(choices: Sequence[str], what: str) -> Callable[[str], list[str]]:
-    def parse(text: str) -> list[str]:
-        names = [n for n in text.split(",") if n]
-        unknown = [n for n in names if n not in choices]
-        if unknown or not names:
-            raise argparse.ArgumentTypeError(
-                f"unknown {what} {unknown or text!r}; choose from {', '.join(choices)}"
-            )
-        return names
-
-    return parse
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--trees", type=_names(tuple(TREES), "tree"), default=list(TREES)
+        "--trees", type=name_list(tuple(TREES), "tree"), default=list(TREES)
     )
     parser.add_argument(
         "--model-steps",
-        type=_names(tuple(MODEL_STEPS), "model step"),
+        type=name_list(tuple(MODEL_STEPS), "model step"),
         default=None,
         help="default: pinn32, and resnet50_bs256 on a GPU",
     )
     parser.add_argument(
         "--optimizers",
-        type=_names(tuple(optimizers()), "optimizer"),
+        type=name_list(tuple(optimizers()), "optimizer"),
         default=list(optimizers()),
         help="comma-separated; adam (the baseline) is always included",
     )

@@ -42,6 +42,7 @@ from stablegrad_optax import init, pinn
 from stablegrad_optax.models import ACTIVATIONS, MLP
 
 import pinn_depth_sweep_results as results
+from cliargs import name_list
 from provenance import code_version, device_name
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -141,19 +142,6 @@ def prediction_reference(problem: pinn.Problem, apply_fn) -> Callable:
     return update_args
 
 
-def _names(choices: Sequence[str], kind: str) -> Callable[[str], list[str]]:
-    def parse(text: str) -> list[str]:
-        names = [n for n in text.split(",") if n]
-        unknown = [n for n in names if n not in choices]
-        if unknown or not names:
-            raise argparse.ArgumentTypeError(
-                f"unknown {kind} {unknown}; choose from {list(choices)}"
-            )
-        return names
-
-    return parse
-
-
 def _ints(minimum: int) -> Callable[[str], list[int]]:
     def parse(text: str) -> list[int]:
         try:
@@ -176,7 +164,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--problems",
-        type=_names(tuple(pinn.PROBLEMS), "problem"),
+        type=name_list(tuple(pinn.PROBLEMS), "problem"),
         default="burgers,poisson,helmholtz",
     )
     parser.add_argument("--depths", type=_ints(1), default="4,8,16,32,64")
@@ -184,12 +172,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--activation", choices=sorted(ACTIVATIONS), default="tanh")
     parser.add_argument(
         "--inits",
-        type=_names(tuple(init.INITIALIZERS), "initialiser"),
+        type=name_list(tuple(init.INITIALIZERS), "initialiser"),
         default=f"{USUAL_INIT},critical",
     )
     parser.add_argument(
         "--optimizers",
-        type=_names(tuple(OPTIMIZERS), "optimizer"),
+        type=name_list(tuple(OPTIMIZERS), "optimizer"),
         default=",".join(OPTIMIZERS),
     )
     parser.add_argument("--seeds", type=_ints(0), default="0,1,2,3")
