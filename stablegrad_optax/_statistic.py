@@ -1,29 +1,32 @@
 """Per-layer standard deviation or RMS, in float32, over the full float range.
 
-The fast path reads each weight leaf for a sum and a sum of squares, in
-float32 (or float64 for float64 leaves; a bfloat16 leaf is converted inside
-the reductions, never copied to float32), and takes the variance as the mean
-square minus the squared mean. The per-layer factors then scale each leaf in
-the transform that follows (XLA fuses the multiply into Adam's own fusions),
-so the cost over the optimizer is these two reductions.
+The fast path reads each weight leaf for a sum and a sum of squares, in float32
+(or float64 for float64 leaves), and takes the variance as the mean square
+minus the squared mean. A bfloat16 leaf is converted for the reductions;
+XLA:CPU writes that conversion out as a float32 copy (its library reductions do
+not take the convert; every formulation tried did the same). The per-layer
+factors then scale each leaf in the transform that follows (XLA fuses the
+multiply into Adam's own fusions), so the cost over the optimizer is these two
+reductions.
 
 Small leaves (at most 2^14 entries) of the same shape, dtype and sharding are
 stacked and reduced together: a 64-layer width-50 MLP compiles to a handful of
-reductions instead of two per layer, which matters because each reduction has
-a fixed cost (measured on a 2-core CPU: 23 us instead of 81 us per update at
+reductions instead of two per layer, which matters because each reduction has a
+fixed cost (measured on a 2-core CPU: 23 us instead of 81 us per update at
 depth 16). Larger leaves are reduced where they lie: stacking them copies the
 gradients, and on a ResNet-50-shaped tree (25.5 M parameters) that copy made
-the update 1.5x Adam's instead of about 1.05x. Leaves are never flattened or
-sliced, so a layer sharded across devices (auto or explicit sharding) is
-reduced in place: one all-reduce of the per-layer sums, nothing gathered.
+the update about 1.5x Adam's instead of about 1.15x (2-core CPU, jit call).
+Leaves are never flattened or sliced, so a layer sharded across devices (auto
+or explicit sharding) is reduced in place: one all-reduce of the per-layer
+sums, nothing gathered.
 
 On XLA:CPU (jax 0.10) the sum and the sum of squares compile to two library
-(YNN) reductions, each reading the leaf (the second mostly from cache when the
-leaf fits in it): together about 1.7x one read. Every one-pass formulation
-tried was slower: a variadic reduce, a complex64 accumulator, a stacked
-[x, x^2], a matrix product with [1, x] (3x to 60x one read), and the classic
-emitter without YNN (4x). On GPU, XLA fuses sibling reductions of one operand
-into one multi-output kernel (one read).
+(YNN) reductions, each reading the leaf: together about 1.7x one read. Every
+one-pass formulation tried was slower: a variadic reduce, a complex64
+accumulator, a stacked [x, x^2], a matrix product with [1, x] (3x to 60x one
+read), and the classic emitter without YNN (4x). On GPU, XLA can fuse sibling
+reductions of one operand into one multi-output kernel (one read; not measured
+here).
 
 The fast result is not trusted for a layer whose mean square falls outside the
 safe float32 range (entries above about 1e19 overflow, below about 1e-19 flush
@@ -31,9 +34,9 @@ to zero), is zero or not finite, or whose mean is so large against its spread
 that the subtraction cancels (variance below 1/16 of the mean square). Then a
 `lax.cond` takes a careful path for every layer: the largest magnitude gives a
 power-of-two scale (exact), a first pass gives the scaled mean, a second the
-sums about that mean; a constant layer is centred on its own value, so its
-std is exactly zero. Both paths agree where both are valid. Only the branch
-taken runs.
+sums about that mean; a constant layer is centred on its own value, so its std
+is exactly zero. Both paths agree where both are valid. Only the branch taken
+runs.
 """
 
 from __future__ import annotations
