@@ -46,13 +46,14 @@ def load(results: pathlib.Path) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _ratio(entry: dict[str, Any] | None, spread: bool = True) -> str:
+def _ratio(entry: dict[str, Any] | None) -> str:
+    """Median ratio to adam and, in brackets, the range of per-round ratios."""
     if entry is None:
         return "—"
-    text = f"{entry['ratio_to_adam']:.2f}x"
-    if spread:
-        text += f" ({entry['round_ratio_min']:.2f}–{entry['round_ratio_max']:.2f})"
-    return text
+    return (
+        f"{entry['ratio_to_adam']:.2f}x "
+        f"({entry['round_ratio_min']:.2f}–{entry['round_ratio_max']:.2f})"
+    )
 
 
 def _columns(run: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -77,14 +78,14 @@ def _provenance(run: dict[str, Any]) -> str:
     )
 
 
-def ratio_table(run: dict[str, Any], spread: bool) -> list[str]:
+def ratio_table(run: dict[str, Any]) -> list[str]:
     columns = _columns(run)
     labels: list[str] = []
     for _, section in columns:
         labels += [k for k in section["entries"] if k not in labels]
     body = [
         [f"`{label}`"]
-        + [_ratio(section["entries"].get(label), spread) for _, section in columns]
+        + [_ratio(section["entries"].get(label)) for _, section in columns]
         for label in labels
     ]
     return mdtables.table(["ratio to adam", *(t for t, _ in columns)], body)
@@ -124,15 +125,6 @@ def hlo_lines(run: dict[str, Any]) -> list[str]:
             )
         lines.append(text)
     return lines
-
-
-def _worst(run: dict[str, Any], section_of, labels: Sequence[str]) -> float | None:
-    ratios = [
-        section_of(run)["entries"][label]["ratio_to_adam"]
-        for label in labels
-        if section_of(run) is not None and label in section_of(run)["entries"]
-    ]
-    return max(ratios) if ratios else None
 
 
 def verdict(platform: str, run: dict[str, Any]) -> list[str]:
@@ -188,7 +180,7 @@ def readme_section(runs: dict[str, dict[str, Any]]) -> str:
             "inside one compiled loop; `jit call` = `jax.jit(tx.update)` called "
             "from Python.",
             "",
-            *ratio_table(run, spread=True),
+            *ratio_table(run),
             "",
             "What XLA compiles for `stablegrad` alone (fast path):",
             "",
