@@ -19,3 +19,20 @@ def name_list(choices: Sequence[str], kind: str) -> Callable[[str], list[str]]:
         return names
 
     return parse
+
+
+def positive(kind: type) -> Callable[[str], int | float]:
+    """An argparse ``type``: a number of `kind` (int or float) above zero."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"not a {kind.__name__}: {text!r}"
+            ) from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+        return value
+
+    return parse

@@ -79,7 +79,7 @@ import stablegrad_optax as sgo
 from stablegrad_optax import _statistic, models, pinn
 
 import hlo_reads
-from cliargs import name_list
+from cliargs import name_list, positive
 from provenance import code_version, device_name
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -597,19 +597,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=list(optimizers()),
         help="comma-separated; adam (the baseline) is always included",
     )
-    parser.add_argument("--resnet-batch", type=int, default=256)
-    parser.add_argument("--chunk", type=int, default=5, help="PINN steps per call")
+    parser.add_argument("--resnet-batch", type=positive(int), default=256)
+    parser.add_argument(
+        "--chunk", type=positive(int), default=5, help="PINN steps per call"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--rounds", type=positive(int), default=9)
     parser.add_argument(
         "--block-seconds",
-        type=float,
+        type=positive(float),
         default=0.3,
         help="target time of one entry's block of steps (sets the steps per round)",
     )
-    parser.add_argument("--min-iters", type=int, default=3)
+    parser.add_argument("--min-iters", type=positive(int), default=3)
     parser.add_argument(
-        "--iters", type=int, default=None, help="fixed steps per round (no calibration)"
+        "--iters",
+        type=positive(int),
+        default=None,
+        help="fixed steps per round (no calibration)",
     )
     parser.add_argument("--outdir", default=None, help="default: benchmarks/results")
     parser.add_argument(

@@ -83,7 +83,14 @@ def test_readme_performance_section_is_generated_from_the_committed_json(scripts
 
 def test_bad_flags_exit_with_a_message(scripts, capsys):
     overhead, _ = scripts
-    for flags in (["--trees", "vgg"], ["--optimizers", "sgd"], ["--quick"]):
+    for flags in (
+        ["--trees", "vgg"],
+        ["--optimizers", "sgd"],
+        ["--quick"],
+        ["--rounds", "0"],
+        ["--block-seconds", "nan"],
+        ["--chunk", "x"],
+    ):
         with pytest.raises(SystemExit):
             overhead.parse_args(flags)
     assert "choose from" in capsys.readouterr().err
