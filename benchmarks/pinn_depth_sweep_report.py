@@ -262,10 +262,38 @@ def base_of(optimizer: str) -> str | None:
     return base if plus and head.startswith("stablegrad") else None
 
 
+PROTOCOL_NAMES = {"tuned": "lr per depth", "fixed": "one lr"}
+
+
+def paired_cells(sweep: Sweep, protocol: str, opt: str, base: str) -> list[tuple]:
+    """(problem, init, depth, ours, theirs) where both have every reported seed."""
+    cells = []
+    for problem in sweep.problems:
+        for init in sweep.inits:
+            for depth in sweep.depths:
+                ours = sweep.summary(protocol, problem, init, opt, depth)
+                theirs = sweep.summary(protocol, problem, init, base, depth)
+                complete = len(sweep.seeds)
+                if ours and theirs and ours["n"] == theirs["n"] == complete:
+                    cells.append((problem, init, depth, ours, theirs))
+    return cells
+
+
+def _verdict(ours: dict, theirs: dict) -> int:
+    """0 better, 1 same, 2 worse, by the ratio of median errors."""
+    ratio = _ratio(ours["median"], theirs["median"])
+    return 0 if ratio < BETTER else 2 if ratio > 1 / BETTER else 1
+
+
+def _geo_mean_ratio(cells: Sequence[tuple]) -> float:
+    logs = [math.log(_ratio(c[3]["median"], c[4]["median"])) for c in cells]
+    return math.exp(sum(logs) / len(logs))
+
+
 def comparisons(sweep: Sweep) -> list[str]:
     """Each StableGrad variant against its base optimizer, per depth.
 
-    Only cells where both have every seed at their tuned learning rate count.
+    Only cells where both have every reported seed count; both protocols.
     """
     header = ["StableGrad vs its base", *(f"depth {d}" for d in sweep.depths), "all"]
     body, sentences = [], []
@@ -273,56 +301,141 @@ def comparisons(sweep: Sweep) -> list[str]:
         base = base_of(opt)
         if base not in sweep.optimizers:
             continue
-        verdicts = {d: [0, 0, 0] for d in sweep.depths}  # better, same, worse
-        trained = {d: [0, 0, 0] for d in sweep.depths}  # ours, base, seeds
-        ratios = []
-        for problem in sweep.problems:
-            for init in sweep.inits:
-                for depth in sweep.depths:
-                    ours = sweep.summary("tuned", problem, init, opt, depth)
-                    theirs = sweep.summary("tuned", problem, init, base, depth)
-                    complete = len(sweep.seeds)
-                    if not (ours and theirs and ours["n"] == theirs["n"] == complete):
-                        continue
-                    ratio = _ratio(ours["median"], theirs["median"])
-                    ratios.append(ratio)
-                    verdict = 0 if ratio < BETTER else 2 if ratio > 1 / BETTER else 1
-                    verdicts[depth][verdict] += 1
-                    trained[depth][0] += ours["trained"]
-                    trained[depth][1] += theirs["trained"]
-                    trained[depth][2] += complete
-        if not ratios:
-            continue
-        total = [sum(v[i] for v in verdicts.values()) for i in range(3)]
-        won = [sum(v[i] for v in trained.values()) for i in range(3)]
-        body.append(
-            [
-                f"{opt} vs {base}: better / same / worse",
-                *("/".join(map(str, verdicts[d])) for d in sweep.depths),
-                "/".join(map(str, total)),
-            ]
-        )
-        body.append(
-            [
-                "runs that train (of seeds), StableGrad vs base",
-                *(
-                    f"{k} vs {m} (of {n})" if n else "–"
-                    for k, m, n in (trained[d] for d in sweep.depths)
-                ),
-                f"{won[0]} vs {won[1]} (of {won[2]})",
-            ]
-        )
-        geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
-        sentences.append(
-            f"* **{opt} against {base}**: over {len(ratios)} complete problem x "
-            f"init x depth cells, better (median error more than "
-            f"{round((1 - BETTER) * 100)}% lower) in {total[0]}, worse in "
-            f"{total[2]}, the same in {total[1]}; median-error ratio "
-            f"{geo:.2f} in geometric mean (below 1: StableGrad better)."
-        )
+        for protocol in results.PROTOCOLS:
+            cells = paired_cells(sweep, protocol, opt, base)
+            if not cells:
+                continue
+            verdicts = {d: [0, 0, 0] for d in sweep.depths}  # better, same, worse
+            trained = {d: [0, 0, 0] for d in sweep.depths}  # ours, base, seeds
+            for _, _, depth, ours, theirs in cells:
+                verdicts[depth][_verdict(ours, theirs)] += 1
+                trained[depth][0] += ours["trained"]
+                trained[depth][1] += theirs["trained"]
+                trained[depth][2] += ours["n"]
+            total = [sum(v[i] for v in verdicts.values()) for i in range(3)]
+            won = [sum(v[i] for v in trained.values()) for i in range(3)]
+            name = PROTOCOL_NAMES[protocol]
+            body.append(
+                [
+                    f"{opt} vs {base}, {name}: better / same / worse",
+                    *("/".join(map(str, verdicts[d])) for d in sweep.depths),
+                    "/".join(map(str, total)),
+                ]
+            )
+            body.append(
+                [
+                    f"{name}: runs that train (of seeds), StableGrad vs base",
+                    *(
+                        f"{k} vs {m} (of {n})" if n else "–"
+                        for k, m, n in (trained[d] for d in sweep.depths)
+                    ),
+                    f"{won[0]} vs {won[1]} (of {won[2]})",
+                ]
+            )
+            sentences.append(
+                f"* **{opt} against {base}, {name}**: over {len(cells)} complete "
+                f"problem x init x depth cells, better (median error more than "
+                f"{round((1 - BETTER) * 100)}% lower) in {total[0]}, worse in "
+                f"{total[2]}, the same in {total[1]}; median-error ratio "
+                f"{_geo_mean_ratio(cells):.2f} in geometric mean (below 1: "
+                "StableGrad better)."
+            )
     if not body:
         return []
     return [*mdtables.table(header, body), "", *sentences]
+
+
+def where(sweep: Sweep, opt: str, base: str) -> list[str]:
+    """The cells (lr per depth) where ``opt`` beats ``base`` and where it loses."""
+    cells = paired_cells(sweep, "tuned", opt, base)
+    lists = {0: [], 2: []}
+    for problem, init, depth, ours, theirs in cells:
+        verdict = _verdict(ours, theirs)
+        if verdict in lists:
+            lists[verdict].append(
+                f"{problem} {init} depth {depth} ({_num(ours['median'])} vs "
+                f"{_num(theirs['median'])})"
+            )
+    return [
+        f"* {word} than {base} (lr per depth; {opt}'s median error vs {base}'s): "
+        + ("; ".join(lists[key]) if lists[key] else "nowhere")
+        + "."
+        for key, word in ((0, "Better"), (2, "Worse"))
+    ]
+
+
+def best_depths(sweep: Sweep, shown: Sequence[str]) -> list[str]:
+    """Per problem and init: the depth with each optimizer's lowest median error.
+
+    The paper's second claim is that StableGrad makes deeper PINNs reliable: if
+    it did, its best depth would move deeper and its deep errors would drop.
+    """
+    header = ["problem", "init", *shown]
+    body = []
+    for problem in sweep.problems:
+        for init in sweep.inits:
+            row = [problem, init]
+            for opt in shown:
+                found = [
+                    (s["median"], d)
+                    for d in sweep.depths
+                    if (s := sweep.summary("tuned", problem, init, opt, d))
+                    and s["n"] == len(sweep.seeds)
+                ]
+                complete = len(found) == len(sweep.depths)
+                if complete:
+                    error, depth = min(found, key=lambda f: _ratio(f[0], 1.0))
+                    row.append(f"{depth} ({_num(error)})")
+                else:
+                    row.append("–")
+            body.append(row)
+    return mdtables.table(header, body)
+
+
+def claims(sweep: Sweep, opt: str, base: str) -> list[str]:
+    """The paper's two claims, each checked against the complete cells."""
+    cells = paired_cells(sweep, "tuned", opt, base)
+    if not cells:
+        return []
+    total = [0, 0, 0]
+    for cell in cells:
+        total[_verdict(cell[3], cell[4])] += 1
+    geo = _geo_mean_ratio(cells)
+    if total[0] > total[2] and geo < BETTER:
+        first = "holds here"
+    elif total[2] > total[0] and geo > 1 / BETTER:
+        first = "does not hold here: StableGrad is more often worse"
+    else:
+        first = "does not hold here: neither is consistently better"
+    deep = [c for c in cells if c[2] >= sweep.depths[-1] // 2]
+    ours = sum(c[3]["trained"] for c in deep)
+    theirs = sum(c[4]["trained"] for c in deep)
+    seeds = sum(c[3]["n"] for c in deep)
+    depths = sorted({c[2] for c in deep})
+    if ours > theirs:
+        second = f"StableGrad trains more of them ({ours} against {theirs})"
+    elif ours < theirs:
+        second = f"StableGrad trains fewer of them ({ours} against {theirs})"
+    elif ours:
+        second = f"both train as many ({ours})"
+    else:
+        second = "neither trains any"
+    return [
+        f"**The paper's claims, {opt} against {base}** (lr per depth, "
+        f"{len(cells)} complete cells):",
+        "",
+        f"1. *Better accuracy at matched depth* {first} (better in {total[0]} "
+        f"cells, worse in {total[2]}, the same in {total[1]}; geometric-mean "
+        f"error ratio {geo:.2f}).",
+        f"2. *Deeper PINNs train reliably*: of {seeds} runs at depths "
+        f"{' and '.join(map(str, depths))}, {second} to an error below "
+        f"{results.TRAINED}. The best depth per problem and init (median error "
+        "there; lr per depth):",
+        "",
+        *best_depths(sweep, [base, opt]),
+        "",
+        *where(sweep, opt, base),
+    ]
 
 
 def _ratio(a: float, b: float) -> float:
@@ -433,6 +546,10 @@ def readme_section(sweep: Sweep, figures: Sequence[str]) -> str:
         "",
         *comparisons(sweep),
     ]
+    if "adam" in sweep.optimizers and "stablegrad+adam" in sweep.optimizers:
+        found = claims(sweep, "stablegrad+adam", "adam")
+        if found:
+            lines += ["", *found]
     note = regime(sweep)
     if note:
         lines += ["", note]
