@@ -265,18 +265,57 @@ def base_of(optimizer: str) -> str | None:
 PROTOCOL_NAMES = {"tuned": "lr per depth", "fixed": "one lr"}
 
 
+def _pair(sweep: Sweep, protocol, problem, depth, ours, theirs) -> tuple | None:
+    """Two (init, optimizer) summaries of one problem and depth, both complete."""
+    found = [sweep.summary(protocol, problem, *side, depth) for side in (ours, theirs)]
+    if all(f and f["n"] == len(sweep.seeds) for f in found):
+        return tuple(found)
+    return None
+
+
 def paired_cells(sweep: Sweep, protocol: str, opt: str, base: str) -> list[tuple]:
     """(problem, init, depth, ours, theirs) where both have every reported seed."""
-    cells = []
-    for problem in sweep.problems:
-        for init in sweep.inits:
-            for depth in sweep.depths:
-                ours = sweep.summary(protocol, problem, init, opt, depth)
-                theirs = sweep.summary(protocol, problem, init, base, depth)
-                complete = len(sweep.seeds)
-                if ours and theirs and ours["n"] == theirs["n"] == complete:
-                    cells.append((problem, init, depth, ours, theirs))
-    return cells
+    return [
+        (problem, init, depth, *pair)
+        for problem in sweep.problems
+        for init in sweep.inits
+        for depth in sweep.depths
+        if (pair := _pair(sweep, protocol, problem, depth, (init, opt), (init, base)))
+    ]
+
+
+def init_comparison(sweep: Sweep, shown: Sequence[str], ours: str, usual: str):
+    """One sentence: the activation-aware init against the usual one, per optimizer."""
+    parts = []
+    for opt in shown:
+        cells = [
+            (problem, ours, depth, *pair)
+            for problem in sweep.problems
+            for depth in sweep.depths
+            if (
+                pair := _pair(sweep, "tuned", problem, depth, (ours, opt), (usual, opt))
+            )
+        ]
+        if not cells:
+            continue
+        total = [0, 0, 0]
+        for cell in cells:
+            total[_verdict(cell[3], cell[4])] += 1
+        per_problem = ", ".join(
+            f"{problem} {_geo_mean_ratio([c for c in cells if c[0] == problem]):.2f}"
+            for problem in dict.fromkeys(c[0] for c in cells)
+        )
+        parts.append(
+            f"{opt}: better in {total[0]}, the same in {total[1]}, worse in "
+            f"{total[2]} of {len(cells)} problem x depth cells (geometric-mean error "
+            f"ratio by problem: {per_problem})"
+        )
+    if not parts:
+        return None
+    return (
+        f"Initialisation, {ours} against {usual} (same optimizer, lr per depth; "
+        "ratio below 1: the " + ours + " init better): " + "; ".join(parts) + "."
+    )
 
 
 def _verdict(ours: dict, theirs: dict) -> int:
@@ -550,9 +589,9 @@ def readme_section(sweep: Sweep, figures: Sequence[str]) -> str:
         found = claims(sweep, "stablegrad+adam", "adam")
         if found:
             lines += ["", *found]
-    note = regime(sweep)
-    if note:
-        lines += ["", note]
+    for note in (init_comparison(sweep, shown, "critical", "glorot"), regime(sweep)):
+        if note:
+            lines += ["", note]
     lines += [""] + [f"![{f}](benchmarks/results/{f})" for f in figures]
     return "\n".join(lines + ["", END])
 
