@@ -233,6 +233,7 @@ def full_tables(sweep: Sweep) -> str:
                         ),
                     ]
                     for opt in sweep.optimizers
+                    if sweep.runs_of(problem, init, opt)
                 ]
                 lines += [
                     "",
@@ -242,6 +243,8 @@ def full_tables(sweep: Sweep) -> str:
                 ]
             body = []
             for opt in sweep.optimizers:
+                if not sweep.runs_of(problem, init, opt):
+                    continue
                 counts = [
                     sweep.grid_trained(problem, init, opt, d) for d in sweep.depths
                 ]
@@ -551,11 +554,14 @@ def _protocol_table(sweep: Sweep, protocol: str, shown: Sequence[str]) -> list[s
         for problem in sweep.problems
         for init in sweep.inits
         for opt in shown
+        if sweep.runs_of(problem, init, opt)
     ]
     return mdtables.table(header, body)
 
 
-def readme_section(sweep: Sweep, figures: Sequence[str]) -> str:
+def readme_section(
+    sweep: Sweep, figures: Sequence[str], figure_note: str | None = None
+) -> str:
     """The README's results section; every number from the CSV."""
     shown = [o for o in HEADLINE if o in sweep.optimizers]
     seeds = ", ".join(map(str, sweep.seeds))
@@ -589,7 +595,11 @@ def readme_section(sweep: Sweep, figures: Sequence[str]) -> str:
         found = claims(sweep, "stablegrad+adam", "adam")
         if found:
             lines += ["", *found]
-    for note in (init_comparison(sweep, shown, "critical", "glorot"), regime(sweep)):
+    for note in (
+        init_comparison(sweep, shown, "critical", "glorot"),
+        regime(sweep),
+        figure_note,
+    ):
         if note:
             lines += ["", note]
     lines += [""] + [f"![{f}](benchmarks/results/{f})" for f in figures]
@@ -610,7 +620,7 @@ def plot(sweep: Sweep, problem: str, path: pathlib.Path) -> None:
     for row, protocol in enumerate(results.PROTOCOLS):
         for col, init in enumerate(sweep.inits):
             ax = axes[row, col]
-            for opt in sweep.optimizers:
+            for color, opt in enumerate(sweep.optimizers):
                 points = [
                     (d, s)
                     for d in sweep.depths
@@ -628,7 +638,13 @@ def plot(sweep: Sweep, problem: str, path: pathlib.Path) -> None:
                     clip(s["max"]) - m for m, (_, s) in zip(median, points, strict=True)
                 ]
                 ax.errorbar(
-                    depths, median, yerr=[low, high], marker="o", capsize=3, label=opt
+                    depths,
+                    median,
+                    yerr=[low, high],
+                    marker="o",
+                    capsize=3,
+                    label=opt,
+                    color=f"C{color % 10}",  # the same colour in every panel
                 )
             ax.axhline(results.TRAINED, color="grey", lw=0.8, ls=":")
             ax.set(
@@ -641,7 +657,13 @@ def plot(sweep: Sweep, problem: str, path: pathlib.Path) -> None:
             ax.minorticks_off()
             if col == 0:
                 ax.set_ylabel("final relative L2 (median, min-max)")
-    axes[0, 0].legend(fontsize=7)
+    # One legend for every optimizer drawn in any panel.
+    labelled = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            labelled.setdefault(label, handle)
+    order = [o for o in sweep.optimizers if o in labelled]
+    axes[0, 0].legend([labelled[o] for o in order], order, fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -692,6 +714,29 @@ def curves(sweep: Sweep, history: dict, depth: int) -> dict[tuple, dict]:
     return out
 
 
+def history_note(sweep: Sweep, history: dict, depth: int) -> str:
+    """What the history figure shows, and which runs have no per-step history."""
+    missing = collections.Counter(
+        (r["problem"], r["init"], r["optimizer"])
+        for r in sweep.rows
+        if results.run_key(r) not in history
+    )
+    text = (
+        f"The last figure: per-step medians at depth {depth} over the reported "
+        "seeds at the tuned learning rate (solid: the critical init; dashed: "
+        f"the others). {len(sweep.rows) - sum(missing.values())} of "
+        f"{len(sweep.rows)} runs have a per-step history in "
+        "`pinn_depth_sweep_history.jsonl`"
+    )
+    if not missing:
+        return text + "."
+    groups = "; ".join(f"{' '.join(g)}: {n}" for g, n in sorted(missing.items()))
+    return (
+        f"{text}; runs without one (made before it was logged) are not drawn "
+        f"({groups})."
+    )
+
+
 def plot_history(sweep: Sweep, found: dict, depth: int, path: pathlib.Path) -> None:
     """Gradient imbalance and test error over training at one depth (`curves`).
 
@@ -740,12 +785,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     outdir = args.outdir or args.results.parent
     figures = [f"pinn_depth_sweep_{p}.png" for p in sweep.problems]
     deepest = sweep.depths[-1]
-    found = curves(sweep, results.read_history(args.results), deepest)
+    history = results.read_history(args.results)
+    found = curves(sweep, history, deepest)
+    note = None
     if found:
         figures.append("pinn_depth_sweep_history.png")
+        note = history_note(sweep, history, deepest)
     readme = args.readme.read_text()
     updated = mdtables.replace_section(
-        readme, readme_section(sweep, figures), START, END
+        readme, readme_section(sweep, figures, note), START, END
     )
     tables, tables_path = full_tables(sweep), outdir / "pinn_depth_sweep.md"
     if args.check:

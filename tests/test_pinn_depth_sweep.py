@@ -263,6 +263,9 @@ def _synthetic_sweep(report, errors):
         "num_interior": 4,
         "num_boundary": 4,
         "boundary_weight": 1.0,
+        "device": "cpu",
+        "date": "2026-12-03",
+        "git_commit": "0000000",
     }
     rows = [
         {
@@ -323,3 +326,36 @@ def test_the_init_comparison_is_judged_per_optimizer(modules):
     assert "poisson 0.50" in text and "poisson 2.00" in text
     assert "stablegrad+adam: better in 0, the same in 0, worse in 2 of 2" in text
     assert report.init_comparison(sweep, OURS_BASE, "orthogonal", "glorot") is None
+
+
+def test_tables_leave_out_groups_that_were_not_run(modules):
+    """An optimizer run under one init only gets no empty rows under the other."""
+    _, report, _ = modules
+    errors = {
+        (init, "adam", depth): 0.1
+        for init in ("glorot", "critical")
+        for depth in (4, 8)
+    }
+    errors |= {("critical", "sgd-momentum", depth): 0.2 for depth in (4, 8)}
+    sweep = _synthetic_sweep(report, errors)
+    shown = ["adam", "sgd-momentum"]
+    for protocol in ("tuned", "fixed"):
+        table = "\n".join(report._protocol_table(sweep, protocol, shown))
+        assert "| poisson | glorot | adam |" in table
+        assert "| poisson | critical | sgd-momentum |" in table
+        assert "| poisson | glorot | sgd-momentum |" not in table
+    full = report.full_tables(sweep)
+    glorot, critical = full.split("## poisson")[1].split("### critical init, tuned")
+    assert "| sgd-momentum |" not in glorot and "| sgd-momentum |" in critical
+
+
+def test_the_history_note_counts_runs_without_a_history(modules):
+    _, report, results = modules
+    errors = {("glorot", opt, 4): 0.1 for opt in ("adam", "stablegrad+adam")}
+    sweep = _synthetic_sweep(report, errors)
+    history = {results.run_key(r): {} for r in sweep.rows if r["optimizer"] == "adam"}
+    note = report.history_note(sweep, history, 4)
+    assert "4 of 8 runs have a per-step history" in note
+    assert "(poisson glorot stablegrad+adam: 4)" in note
+    history |= {results.run_key(r): {} for r in sweep.rows}
+    assert report.history_note(sweep, history, 4).endswith("history.jsonl`.")
