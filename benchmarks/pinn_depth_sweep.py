@@ -91,7 +91,9 @@ OPTIMIZERS: dict[str, Optimizer] = {
     ),
     "adamw": Optimizer(optax.adamw, "adaptive"),
     "agc+adam": Optimizer(
-        lambda lr: optax.chain(optax.adaptive_grad_clip(0.01), optax.adam(lr)),
+        lambda learning_rate: optax.chain(
+            optax.adaptive_grad_clip(0.01), optax.adam(learning_rate)
+        ),
         "adaptive",
     ),
     "lamb": Optimizer(optax.lamb, "adaptive"),

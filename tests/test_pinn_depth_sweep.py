@@ -7,6 +7,7 @@ import pathlib
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from helpers import scripts_imported
 
@@ -359,3 +360,19 @@ def test_the_history_note_counts_runs_without_a_history(modules):
     assert "(poisson glorot stablegrad+adam: 4)" in note
     history |= {results.run_key(r): {} for r in sweep.rows}
     assert report.history_note(sweep, history, 4).endswith("history.jsonl`.")
+
+
+def test_every_optimizer_builds_as_the_sweep_builds_it(modules):
+    """Each `--optimizers` choice takes its learning rate as the sweep injects it."""
+    sweep, _, _ = modules
+    params = {"w": jnp.ones((3, 2)), "b": jnp.zeros(2)}
+    grads = jax.tree.map(lambda p: p + 0.5, params)
+    for name, spec in sweep.OPTIMIZERS.items():
+        tx = optax.inject_hyperparams(spec.make)(learning_rate=1e-3)
+        extra = (
+            {"reference_scale": jnp.asarray(1.0)} if spec.prediction_reference else {}
+        )
+        updates, _ = tx.update(grads, tx.init(params), params, **extra)
+        leaves = jax.tree.leaves(updates)
+        assert all(bool(jnp.all(jnp.isfinite(u))) for u in leaves), name
+        assert any(bool(jnp.any(u != 0)) for u in leaves), name
