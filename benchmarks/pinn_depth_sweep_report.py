@@ -26,11 +26,16 @@ import pinn_depth_sweep_results as results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 START, END = "<!-- depth-sweep -->", "<!-- /depth-sweep -->"
-# Shown in the README (in this order, those present); the .md file has all.
+# The README's row order (any other optimizer run follows); groups not run get
+# no row.
 HEADLINE = (
     "adam",
     "stablegrad+adam",
     "stablegrad(geometric_mean)+adam",
+    "stablegrad(prediction)+adam",
+    "adamw",
+    "agc+adam",
+    "lamb",
     "sgd-momentum",
     "stablegrad+sgd-momentum",
 )
@@ -564,6 +569,7 @@ def readme_section(
 ) -> str:
     """The README's results section; every number from the CSV."""
     shown = [o for o in HEADLINE if o in sweep.optimizers]
+    shown += [o for o in sweep.optimizers if o not in shown]
     seeds = ", ".join(map(str, sweep.seeds))
     lines = [
         START,
