@@ -98,6 +98,10 @@ class Sweep:
             self.rows, problem=problem, init=init, optimizer=optimizer
         )
 
+    def ran(self, problem, init, optimizers: Sequence[str]) -> list[str]:
+        """Those of `optimizers` (in order) with runs in one problem and init."""
+        return [o for o in optimizers if self.runs_of(problem, init, o)]
+
     def grid(self, problem, init, optimizer) -> list[float]:
         """The learning rates run on the tuning seed in a group."""
         tuned = [r for r in self.runs_of(problem, init, optimizer) if self._tuning(r)]
@@ -226,6 +230,7 @@ def full_tables(sweep: Sweep) -> str:
     for problem in sweep.problems:
         lines += ["", f"## {problem}"]
         for init in sweep.inits:
+            ran = sweep.ran(problem, init, sweep.optimizers)
             for protocol in results.PROTOCOLS:
                 body = [
                     [
@@ -237,8 +242,7 @@ def full_tables(sweep: Sweep) -> str:
                             for d in sweep.depths
                         ),
                     ]
-                    for opt in sweep.optimizers
-                    if sweep.runs_of(problem, init, opt)
+                    for opt in ran
                 ]
                 lines += [
                     "",
@@ -247,9 +251,7 @@ def full_tables(sweep: Sweep) -> str:
                     *mdtables.table(header, body),
                 ]
             body = []
-            for opt in sweep.optimizers:
-                if not sweep.runs_of(problem, init, opt):
-                    continue
+            for opt in ran:
                 counts = [
                     sweep.grid_trained(problem, init, opt, d) for d in sweep.depths
                 ]
@@ -558,8 +560,7 @@ def _protocol_table(sweep: Sweep, protocol: str, shown: Sequence[str]) -> list[s
         ]
         for problem in sweep.problems
         for init in sweep.inits
-        for opt in shown
-        if sweep.runs_of(problem, init, opt)
+        for opt in sweep.ran(problem, init, shown)
     ]
     return mdtables.table(header, body)
 
