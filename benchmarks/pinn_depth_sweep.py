@@ -75,9 +75,9 @@ class Optimizer(NamedTuple):
 
     make: Callable[[Any], optax.GradientTransformation]  # lr -> transformation
     grid: str  # a grid family of LR_GRIDS
-    # If set, `stablegrad(reference="given")` gets, at every step, the std of
-    # dL/du over the data points (boundary, initial): the prediction gradient.
-    prediction_reference: bool = False
+    # If set, `pinn.train_seeds` passes `reference_scale=` at every step: the
+    # std of dL/d(prediction) under this reading (`pinn.PREDICTION_READINGS`).
+    prediction_reference: str | None = None
 
 
 OPTIMIZERS: dict[str, Optimizer] = {
@@ -86,8 +86,11 @@ OPTIMIZERS: dict[str, Optimizer] = {
     "stablegrad(geometric_mean)+adam": Optimizer(
         _after_stablegrad("geometric_mean", optax.adam), "adaptive"
     ),
+    # The paper's reference, read as u at the data points (boundary, initial).
     "stablegrad(prediction)+adam": Optimizer(
-        _after_stablegrad("given", optax.adam), "adaptive", prediction_reference=True
+        _after_stablegrad("prediction", optax.adam),
+        "adaptive",
+        prediction_reference="data",
     ),
     "adamw": Optimizer(optax.adamw, "adaptive"),
     "agc+adam": Optimizer(
@@ -115,33 +118,6 @@ def grid_of(optimizer: str, problem: str) -> tuple[float, ...]:
     """The learning-rate grid of an optimizer (by its family) on a problem."""
     family = OPTIMIZERS[optimizer].grid
     return LR_GRIDS.get((family, problem), LR_GRIDS[family, None])
-
-
-def prediction_reference(problem: pinn.Problem, apply_fn) -> Callable:
-    """``update_args`` for `pinn.train`: the std of dL/du at the data points.
-
-    The prediction gradient of the data terms only (boundary, and Burgers'
-    initial condition): the residual's dependence on u (through its
-    derivatives, and directly in Burgers' u u_x and Helmholtz's k^2 u) is left
-    out. It shrinks as the data are fitted, so under Adam it also acts as a
-    step-size schedule driven by the data misfit.
-    """
-    terms = [(name, w) for name, w in problem.weights().items() if name != "residual"]
-
-    def update_args(params, batch):
-        points = [batch[name] for name, _ in terms]
-        sizes = np.cumsum([len(x) for x in points])[:-1]
-
-        def data_loss(u):
-            return sum(
-                weight * jnp.mean((part - batch[f"{name}_values"]) ** 2)
-                for (name, weight), part in zip(terms, jnp.split(u, sizes), strict=True)
-            )
-
-        u = apply_fn(params, jnp.concatenate(points))[:, 0]
-        return {"reference_scale": sgo.prediction_gradient_std(data_loss, u)}
-
-    return update_args
 
 
 def _ints(minimum: int) -> Callable[[str], list[int]]:
@@ -275,11 +251,7 @@ def run_batch(
         num_boundary=args.num_boundary,
         eval_resolution=args.eval_resolution,
         opt_state=opt_state,
-        update_args=(
-            prediction_reference(problem, model.apply)
-            if spec.prediction_reference
-            else None
-        ),
+        prediction_reference=spec.prediction_reference,
     )
     points, exact = validation_set(problem, args.num_validation)
     prediction = jax.vmap(lambda p: model.apply(p, points)[:, 0])(params)
@@ -299,6 +271,11 @@ def run_batch(
                 min(v[i] for v in r["grad_std"].values()) for r in records
             ],
         }
+        if "reference_scale" in last:
+            history["reference_scale"] = {
+                reading: [r["reference_scale"][reading][i] for r in records]
+                for reading in last["reference_scale"]
+            }
         rows.append(
             {
                 "problem": problem_name,

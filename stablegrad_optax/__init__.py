@@ -14,10 +14,10 @@ from stablegrad_optax._diagnostics import Imbalance as Imbalance
 from stablegrad_optax._diagnostics import imbalance as imbalance
 from stablegrad_optax._diagnostics import layer_names as layer_names
 from stablegrad_optax._diagnostics import layer_statistics as layer_statistics
-from stablegrad_optax._diagnostics import (
-    prediction_gradient_std as prediction_gradient_std,
-)
 from stablegrad_optax._output_layer import find_output_layer as find_output_layer
+from stablegrad_optax._prediction import (
+    prediction_value_and_grad as prediction_value_and_grad,
+)
 from stablegrad_optax._projection import ProjectionState as ProjectionState
 from stablegrad_optax._projection import scale_by_projection as scale_by_projection
 from stablegrad_optax._stablegrad import StableGradState as StableGradState
@@ -35,7 +35,7 @@ __all__ = (
     "imbalance",
     "layer_names",
     "layer_statistics",
-    "prediction_gradient_std",
+    "prediction_value_and_grad",
     "scale_by_adamp_direction",
     "scale_by_projection",
     "scale_by_sgdp_direction",

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from stablegrad_optax import _layers, _statistic
 
@@ -118,30 +117,3 @@ def imbalance(stats: Mapping[str, jax.typing.ArrayLike]) -> Imbalance:
         largest_value=usable[largest],
         smallest_value=usable[smallest],
     )
-
-
-def prediction_gradient_std(
-    loss_fn: Callable[..., jax.Array], prediction: jax.Array, *args: Any
-) -> jax.Array:
-    """Standard deviation of dL/d(prediction), for ``reference_scale=``.
-
-    One reading of the paper's "prediction gradient": the spread of the loss
-    gradient with respect to the network output.
-
-    Args:
-      loss_fn: the loss as a function of the prediction (then ``*args``).
-      prediction: the network output.
-      *args: further arguments of ``loss_fn``.
-
-    Returns:
-      A float32 scalar.
-
-    Examples:
-      >>> import jax.numpy as jnp, stablegrad_optax as sgo
-      >>> loss = lambda u, y: jnp.mean((u - y) ** 2)
-      >>> u, y = jnp.array([[1.0], [2.0]]), jnp.array([[0.0], [0.0]])
-      >>> float(sgo.prediction_gradient_std(loss, u, y))
-      0.5
-    """
-    grad = jax.grad(loss_fn)(prediction, *args)
-    return _statistic.group_statistics([[jnp.atleast_1d(grad)]], "std")[0]

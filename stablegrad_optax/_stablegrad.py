@@ -12,9 +12,19 @@ import optax
 from stablegrad_optax import _layers, _output_layer, _statistic
 from stablegrad_optax._checks import validate_number as _validate_number
 
-REFERENCES = ("output", "mean", "geometric_mean", "median", "max", "given")
+REFERENCES = (
+    "output",
+    "prediction",
+    "mean",
+    "geometric_mean",
+    "median",
+    "max",
+    "given",
+)
 # References computed from the layer statistics need at least one weighted layer.
 _WEIGHT_BASED = ("output", "mean", "geometric_mean", "median", "max")
+# References passed to `update` as `reference_scale=` at every step.
+PASSED = ("prediction", "given")
 _TINY = float(jnp.finfo(jnp.float32).tiny)
 _LARGEST = float(jnp.finfo(jnp.float32).max)
 
@@ -44,6 +54,7 @@ class StableGradState(NamedTuple):
     stats: jax.typing.ArrayLike  # shape=(num_layers,), dtype=float32
     factors: jax.typing.ArrayLike  # shape=(num_layers,), dtype=float32
     reference: jax.typing.ArrayLike  # shape=(), dtype=float32
+    stale_reference: jax.typing.ArrayLike  # shape=(), dtype=bool
     ema: jax.typing.ArrayLike | None  # shape=(num_layers,), dtype=float32
 
 
@@ -112,8 +123,15 @@ def stablegrad(
     (ndim >= 2) and the factor multiplies every leaf of the layer, bias
     included. A layer is the parent key path of a leaf (a Flax ``Dense_3``
     holding ``kernel`` and ``bias``). Layers with no weight leaf pass through.
-    With the default ``reference="output"``, :math:`\sigma_\text{ref}` is the
-    output (prediction) layer's statistic, as in the paper.
+
+    The paper's reference :math:`\sigma_\text{ref}` is the standard deviation
+    of the prediction gradient :math:`\partial L / \partial \hat y`
+    (``reference="prediction"``). Only the loss computation knows it, so it is
+    passed to ``update`` at every step as ``reference_scale=``;
+    `prediction_value_and_grad` returns it from the same backward pass as the
+    gradients. The default, ``reference="output"``, needs nothing from the
+    caller: it is the statistic of the output layer's *weight* gradient, a
+    different quantity.
 
     The forward model is untouched. Note that Adam is nearly invariant to a
     per-layer gradient scale that is constant in time: chained before Adam, this
@@ -124,16 +142,22 @@ def stablegrad(
     Safety: a layer whose statistic is zero (or subnormal) or not finite is left
     unchanged; a non-finite gradient stays in its own layer (so
     ``optax.apply_if_finite`` sees it) and is left out of references that
-    combine layers. If the reference itself is zero or not finite, no layer is
-    rescaled that step and ``state.reference`` shows it.
+    combine layers. If a computed reference is zero or not finite, no layer is
+    rescaled that step and ``state.reference`` shows it. A passed
+    ``reference_scale`` that is zero, negative or not finite is replaced by the
+    last valid one (kept in ``state.reference``; before there is one, no layer
+    is rescaled), and ``state.stale_reference`` is set.
 
     Args:
-      reference: the target scale: ``"output"`` (the output layer's statistic),
+      reference: the target scale: ``"prediction"`` (the paper's: the
+        ``reference_scale`` passed to ``update``, the std of dL/d(prediction)),
+        ``"output"`` (the output layer's weight-gradient statistic),
         ``"mean"``, ``"geometric_mean"``, ``"median"`` or ``"max"`` of the layer
-        statistics, ``"given"`` (the ``reference_scale`` passed to ``update``),
+        statistics, ``"given"`` (any ``reference_scale`` passed to ``update``),
         a positive float, or a callable from the vector of layer statistics
-        (NaN where a layer has no valid statistic) to a scalar. A
-        ``reference_scale=`` passed to ``update`` overrides any of them.
+        (NaN where a layer has no valid statistic) to a scalar. Only
+        ``"prediction"`` and ``"given"`` accept ``reference_scale=``, and they
+        require it.
       statistic: ``"std"`` (population standard deviation) or ``"rms"``.
       output_layer: for ``reference="output"``: the output layer's name (key
         path joined with "/"), a compiled ``re.Pattern`` that fullmatches one
@@ -150,8 +174,9 @@ def stablegrad(
         with this decay before they set the factors and the reference.
 
     Returns:
-      The corresponding `optax.GradientTransformationExtraArgs`. Its ``update``
-      accepts ``reference_scale=`` as an extra argument.
+      The corresponding `optax.GradientTransformationExtraArgs`. With
+      ``reference="prediction"`` or ``"given"``, its ``update`` takes
+      ``reference_scale=`` as an extra argument (through `optax.chain` too).
 
     Examples:
       >>> import jax, jax.numpy as jnp, optax
@@ -224,28 +249,47 @@ def stablegrad(
             stats=jnp.zeros([num], jnp.float32),
             factors=jnp.ones([num], jnp.float32),
             reference=jnp.zeros([], jnp.float32),
+            stale_reference=jnp.zeros([], jnp.bool_),
             ema=None if ema_decay is None else jnp.zeros([num], jnp.float32),
         )
 
     def reference_of(stats, valid, state, reference_scale):
-        if reference_scale is not None:
-            return jnp.asarray(reference_scale, jnp.float32).reshape(())
-        if mode == "given":
-            raise ValueError(
-                "reference='given' needs update(..., reference_scale=...) at every "
-                "step."
-            )
+        """This step's reference and whether a passed one was unusable."""
+        stale = jnp.zeros([], jnp.bool_)
+        if mode in PASSED:
+            given = jnp.asarray(reference_scale, jnp.float32).reshape(())
+            stale = ~(jnp.isfinite(given) & (given >= _TINY))
+            # The last valid passed reference (0 before there is one: factor 1).
+            return jnp.where(stale, state.reference, given), stale
         if mode == "output":
-            return stats[state.reference_index]
+            return stats[state.reference_index], stale
         if mode is not None:
-            return _aggregate(stats, valid, mode)
+            return _aggregate(stats, valid, mode), stale
         if callable(reference):
             given = reference(jnp.where(valid, stats, jnp.nan))
-            return jnp.asarray(given, jnp.float32).reshape(())
-        return jnp.asarray(reference, jnp.float32)
+            return jnp.asarray(given, jnp.float32).reshape(()), stale
+        return jnp.asarray(reference, jnp.float32), stale
+
+    def check_reference_scale(reference_scale):
+        if mode in PASSED and reference_scale is None:
+            raise ValueError(
+                f"stablegrad(reference={mode!r}) needs update(..., "
+                "reference_scale=...) at every step: the std of dL/d(prediction), "
+                "which stablegrad_optax.prediction_value_and_grad returns beside "
+                "the loss and the gradients. A training loop that calls "
+                "update(grads, state) without it (DeepXDE's, for one) cannot use "
+                "this reference: use reference='output' there."
+            )
+        if mode not in PASSED and reference_scale is not None:
+            raise ValueError(
+                f"reference_scale was passed to update, but stablegrad(reference="
+                f"{reference!r}) does not read it; use reference='prediction' or "
+                "reference='given' to rescale to a passed scale."
+            )
 
     def update_fn(updates, state, params=None, *, reference_scale=None, **extra_args):
         del params, extra_args
+        check_reference_scale(reference_scale)
         leaves, treedef, layers = layers_of(updates)
         count = optax.safe_increment(state.count)
         if len(layers) != state.stats.shape[0]:
@@ -267,7 +311,7 @@ def stablegrad(
             ema = jnp.where(valid, jnp.where(ema > 0, blended, stats), ema)
         used = stats if ema is None else ema
 
-        ref = reference_of(used, valid, state, reference_scale)
+        ref, stale = reference_of(used, valid, state, reference_scale)
         use = valid & jnp.isfinite(ref) & (ref >= _TINY)
         denominator = jnp.maximum(jnp.where(use, used, 1.0), eps)
         inverse = jnp.where(use, 1.0 / denominator, 1.0)
@@ -286,6 +330,7 @@ def stablegrad(
             stats=stats,
             factors=inverse * target,
             reference=ref,
+            stale_reference=stale,
             ema=ema,
         )
         return jax.tree.unflatten(treedef, out), new_state

@@ -55,6 +55,25 @@ def test_a_deepxde_model_trains_with_stablegrad(example, burgers, make_tx):
     assert int(state.count) == 60 and np.all(np.asarray(state.stats) > 0)
 
 
+@pytest.mark.parametrize(
+    "make_tx",
+    [
+        lambda: sgo.stablegrad_adam(1e-3, reference="prediction"),
+        lambda: optax.chain(sgo.stablegrad("prediction"), optax.adam(1e-3)),
+    ],
+    ids=["alias", "chain"],
+)
+def test_the_prediction_reference_fails_clearly_inside_deepxde(
+    example, burgers, make_tx
+):
+    # DeepXDE calls update(grads, state): the reference cannot reach the
+    # transform, and training must not fall back to another one silently.
+    model = build(example, burgers, depth=2)
+    model.compile(make_tx())
+    with pytest.raises(ValueError, match="reference_scale.*DeepXDE"):
+        model.train(iterations=2, display_every=2, verbose=0)
+
+
 def test_the_output_layer_is_the_last_dense_layer(example, burgers):
     # 12 Dense layers: sorted key order puts denses_11 before denses_2, so only
     # natural order finds the output layer.

@@ -6,7 +6,6 @@ import pathlib
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 import pytest
 from helpers import scripts_imported
@@ -238,21 +237,6 @@ def test_reading_a_file_with_other_columns_fails(modules, tmp_path):
     path.write_text("problem,depth\nburgers,4\n")
     with pytest.raises(ValueError, match="columns"):
         results.read_rows(path)
-
-
-def test_prediction_reference_is_the_std_of_the_data_loss_gradient(modules):
-    sweep, _, _ = modules
-    problem = sweep.pinn.get_problem("burgers", boundary_weight=3.0)
-    batch = problem.sample(jax.random.key(0), 8, 5, 7)
-    apply_fn = lambda params, x: params * x[:, :1] + 0.25  # u = a x + 1/4
-    reference = sweep.prediction_reference(problem, apply_fn)(2.0, batch)
-    grads = [
-        2 * weight * (2.0 * batch[name][:, 0] + 0.25 - batch[f"{name}_values"]) / n
-        for name, weight, n in (("boundary", 3.0, 5), ("initial", 1.0, 7))
-    ]
-    expected = np.std(np.concatenate(grads))
-    np.testing.assert_allclose(reference["reference_scale"], expected, rtol=1e-5)
-    assert jnp.shape(reference["reference_scale"]) == ()
 
 
 def _synthetic_sweep(report, errors):

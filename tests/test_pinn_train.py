@@ -176,3 +176,99 @@ def test_update_args_reach_the_optimizer_at_every_step():
     assert records[-1]["rel_l2"] == pytest.approx(expected[-1]["rel_l2"], rel=1e-5)
     with pytest.raises(ValueError, match="reference_scale"):
         pinn.train(problem, model.apply, params, given, **kwargs)
+
+
+def _glue_reference(problem, apply_fn, params, batch):
+    """What the depth sweep computed before the native path: a second forward
+    pass over the data points and the std of the data loss's gradient there."""
+    names = problem.data_terms()
+    weights = problem.weights()
+    points = [batch[name] for name in names]
+    sizes = np.cumsum([len(x) for x in points])[:-1]
+    u = apply_fn(params, jnp.concatenate(points))[:, 0]
+
+    def data_loss(u):
+        parts = jnp.split(u, sizes)
+        return sum(
+            weights[name] * jnp.mean((part - batch[f"{name}_values"]) ** 2)
+            for name, part in zip(names, parts, strict=True)
+        )
+
+    return np.std(np.asarray(jax.grad(data_loss)(u), np.float64))
+
+
+@pytest.mark.parametrize("name", ["poisson", "burgers"])
+def test_native_prediction_reference_equals_the_glue(name):
+    problem, model, params = _setup(name)
+    tx = optax.chain(sgo.stablegrad("prediction"), optax.sgd(1e-3))
+    key = jax.random.key(5)
+    state = pinn.TrainState(params, tx.init(params), key, jnp.zeros([], jnp.int32))
+    chunk = pinn.make_chunk(
+        problem,
+        model.apply,
+        tx,
+        num_interior=32,
+        num_boundary=16,
+        length=1,
+        prediction_reference="data",
+    )
+    new_state, _, scales, _ = jax.jit(chunk)(state)
+    # The chunk's first step samples its batch from the second half of the key.
+    batch = problem.sample(jax.random.split(key)[1], 32, 16)
+    expected = _glue_reference(problem, model.apply, params, batch)
+    sg = optax.tree_utils.tree_get(new_state.opt_state, "StableGradState")
+    assert float(sg.reference) == pytest.approx(expected, rel=1e-6)
+    assert float(scales["data"][0]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_three_readings_of_the_prediction_gradient():
+    problem, model, params = _setup("helmholtz")
+    batch = problem.sample(jax.random.key(0), 32, 16)
+
+    def predict(p):
+        return problem.outputs(pinn.scalar_field(model.apply, p), batch)
+
+    outputs = predict(params)
+    assert set(outputs["values"]) == {"interior", "boundary"}
+    assert set(outputs["derivatives"]) == {"laplacian"}
+    cotangent = jax.grad(
+        lambda out: problem.weighted_sum(problem.losses_of(out, batch))
+    )(outputs)
+    expected = {
+        "data": [cotangent["values"]["boundary"]],
+        "values": list(cotangent["values"].values()),
+        "all": jax.tree.leaves(cotangent),
+    }
+    for reading in pinn.PREDICTION_READINGS:
+        fn = sgo.prediction_value_and_grad(
+            lambda p, b: problem.outputs(pinn.scalar_field(model.apply, p), b),
+            lambda out, b: problem.weighted_sum(problem.losses_of(out, b)),
+            reference_on=lambda out, r=reading: pinn.reading_mask(out, r),
+        )
+        _, _, scale = fn(params, batch)
+        want = np.std(np.concatenate([np.ravel(x) for x in expected[reading]]))
+        assert float(scale) == pytest.approx(want, rel=1e-5), reading
+    # Helmholtz reads u directly (k^2 u): the values reading sees the interior.
+    assert float(jnp.std(cotangent["values"]["interior"])) > 0
+
+
+def test_train_logs_every_reading_and_passes_the_chosen_one():
+    problem, model, params = _setup("poisson")
+    tx = sgo.stablegrad_adam(1e-3, reference="prediction")
+    kwargs = dict(
+        key=jax.random.key(2),
+        steps=4,
+        log_every=2,
+        num_interior=32,
+        num_boundary=16,
+        eval_resolution=9,
+    )
+    _, records = pinn.train(
+        problem, model.apply, params, tx, prediction_reference="values", **kwargs
+    )
+    assert set(records[-1]["reference_scale"]) == set(pinn.PREDICTION_READINGS)
+    assert all(v > 0 for v in records[-1]["reference_scale"].values())
+    with pytest.raises(ValueError, match="reference_scale"):
+        pinn.train(problem, model.apply, params, tx, **kwargs)
+    with pytest.raises(ValueError, match="prediction_reference"):
+        pinn.train(problem, model.apply, params, tx, prediction_reference="u", **kwargs)

@@ -108,22 +108,69 @@ def test_rms_statistic():
         assert rms == pytest.approx(1.5, rel=1e-5)
 
 
-def test_reference_scale_extra_argument_in_a_chain():
+@pytest.mark.parametrize("reference", ["prediction", "given"])
+def test_reference_scale_extra_argument_in_a_chain(reference):
     params, grads, _ = mlp_params_and_grads(depth=3)
-    tx = optax.chain(sgo.stablegrad("given"), optax.sgd(1.0))
+    tx = optax.chain(sgo.stablegrad(reference), optax.sgd(1.0))
     state = tx.init(params)
     updates, state = jax.jit(tx.update)(grads, state, params, reference_scale=0.01)
     for name in sgo.layer_names(grads):
         assert std64(updates[name]["kernel"]) == pytest.approx(0.01, rel=1e-5)
-    # An update-time scale overrides any configured reference.
-    updates, _ = _apply(sgo.stablegrad("mean"), grads, reference_scale=jnp.float32(2.0))
-    assert std64(updates["Dense_1"]["kernel"]) == pytest.approx(2.0, rel=1e-5)
+    assert not bool(state[0].stale_reference)
 
 
-def test_given_reference_without_scale_raises():
+@pytest.mark.parametrize("reference", ["prediction", "given"])
+def test_passed_reference_without_scale_raises(reference):
     _, grads, _ = mlp_params_and_grads(depth=2)
-    with pytest.raises(ValueError, match="reference_scale"):
-        _apply(sgo.stablegrad("given"), grads)
+    with pytest.raises(ValueError, match="reference_scale.*prediction_value_and_grad"):
+        _apply(sgo.stablegrad(reference), grads)
+
+
+@pytest.mark.parametrize(
+    "reference", ["output", "mean", "geometric_mean", "median", "max", 0.5, jnp.max]
+)
+def test_reference_scale_refused_where_it_is_not_read(reference):
+    _, grads, _ = mlp_params_and_grads(depth=2)
+    with pytest.raises(ValueError, match="reference"):
+        _apply(sgo.stablegrad(reference), grads, reference_scale=jnp.float32(2.0))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 0.0, -1.0, 1e-45])
+def test_bad_passed_reference_reuses_the_last_valid_one(bad):
+    _, grads, _ = mlp_params_and_grads(depth=3)
+    tx = sgo.stablegrad("prediction")
+    update = jax.jit(tx.update)
+    state = tx.init(grads)
+    # Before any valid reference: every layer unchanged, and flagged.
+    updates, state = update(grads, state, reference_scale=bad)
+    assert bool(state.stale_reference)
+    np.testing.assert_array_equal(state.factors, 1.0)
+    for a, b in zip(jax.tree.leaves(updates), jax.tree.leaves(grads), strict=True):
+        np.testing.assert_array_equal(a, b)
+    updates, state = update(grads, state, reference_scale=0.03)
+    assert not bool(state.stale_reference)
+    assert float(state.reference) == pytest.approx(0.03)
+    # A bad one after it: the last valid reference, not a jump to factor 1.
+    big = jax.tree.map(lambda g: 1e3 * g, grads)
+    updates, state = update(big, state, reference_scale=bad)
+    assert bool(state.stale_reference)
+    assert float(state.reference) == pytest.approx(0.03)
+    for name in sgo.layer_names(grads):
+        assert std64(updates[name]["kernel"]) == pytest.approx(0.03, rel=1e-5)
+        assert np.all(np.isfinite(np.asarray(updates[name]["kernel"])))
+
+
+def test_prediction_reference_in_the_aliases():
+    params, grads, _ = mlp_params_and_grads(depth=3)
+    for alias in (sgo.stablegrad_adam, sgo.stablegrad_adamw, sgo.stablegrad_sgd):
+        tx = optax.inject_hyperparams(alias, static_args=("reference",))(
+            learning_rate=0.1, reference="prediction"
+        )
+        state = tx.init(params)
+        with pytest.raises(ValueError, match="reference_scale"):
+            tx.update(grads, state, params)
+        _, state = jax.jit(tx.update)(grads, state, params, reference_scale=0.5)
+        assert float(state.inner_state[0].reference) == pytest.approx(0.5)
 
 
 def test_zero_layer_left_unchanged_and_never_divided():

@@ -27,8 +27,10 @@ from stablegrad_optax.pinn._problem import (
     directional_derivatives as directional_derivatives,
 )
 from stablegrad_optax.pinn._problem import relative_l2 as relative_l2
+from stablegrad_optax.pinn._train import PREDICTION_READINGS as PREDICTION_READINGS
 from stablegrad_optax.pinn._train import TrainState as TrainState
 from stablegrad_optax.pinn._train import make_chunk as make_chunk
+from stablegrad_optax.pinn._train import reading_mask as reading_mask
 from stablegrad_optax.pinn._train import scalar_field as scalar_field
 from stablegrad_optax.pinn._train import train as train
 from stablegrad_optax.pinn._train import train_seeds as train_seeds
@@ -64,6 +66,7 @@ def get_problem(name: str, **options) -> Problem:
 
 
 __all__ = (
+    "PREDICTION_READINGS",
     "PROBLEMS",
     "Burgers",
     "Helmholtz",
@@ -74,6 +77,7 @@ __all__ = (
     "directional_derivatives",
     "get_problem",
     "make_chunk",
+    "reading_mask",
     "relative_l2",
     "scalar_field",
     "train",

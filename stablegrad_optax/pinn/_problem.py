@@ -107,9 +107,21 @@ class Problem:
         """The solution at points of shape (N, d), shape (N,)."""
         raise NotImplementedError
 
+    def point_outputs(self, u: ScalarField, point: jax.Array) -> dict[str, jax.Array]:
+        """What the residual reads of `u` at one point (d,): ``"u"`` and derivatives.
+
+        A dict of scalars: the value under ``"u"``, each derivative under its
+        own name (``"u_xx"``, ``"laplacian"``); all from one nested `jax.jvp`.
+        """
+        raise NotImplementedError
+
+    def residual_of(self, outputs: dict[str, jax.Array], point: jax.Array):
+        """The PDE residual at one point from its `point_outputs`."""
+        raise NotImplementedError
+
     def residual(self, u: ScalarField, point: jax.Array) -> jax.Array:
         """The PDE residual of `u` at one point (d,)."""
-        raise NotImplementedError
+        return self.residual_of(self.point_outputs(u, point), point)
 
     def boundary_values(self, points: jax.Array) -> jax.Array:
         """Dirichlet data at boundary points, shape (N,)."""
@@ -131,14 +143,39 @@ class Problem:
             "boundary_values": self.boundary_values(boundary),
         }
 
+    def data_terms(self) -> tuple[str, ...]:
+        """The data terms: ``batch[name]`` points where u must equal
+        ``batch[name + "_values"]``."""
+        return ("boundary",)
+
+    def outputs(self, u: ScalarField, batch: dict) -> dict[str, dict[str, jax.Array]]:
+        """Every network output the losses read, one array of shape (N,) each.
+
+        ``{"values": {"interior": ..., "boundary": ..., ...}, "derivatives":
+        {...}}``: u at the collocation points and at each data term's points,
+        and the derivatives the residual reads at the collocation points.
+        `losses_of` turns them into the loss terms, so the network is evaluated
+        once per point (the form `stablegrad_optax.prediction_value_and_grad`
+        takes).
+        """
+        inner = jax.vmap(lambda p: self.point_outputs(u, p))(batch["interior"])
+        values = {"interior": inner.pop("u")}
+        values |= {name: jax.vmap(u)(batch[name]) for name in self.data_terms()}
+        return {"values": values, "derivatives": inner}
+
+    def losses_of(self, outputs: dict, batch: dict) -> dict[str, jax.Array]:
+        """Mean squared residual and data misfits, unweighted, by name."""
+        at_points = {"u": outputs["values"]["interior"], **outputs["derivatives"]}
+        residual = jax.vmap(self.residual_of)(at_points, batch["interior"])
+        terms = {"residual": jnp.mean(residual**2)}
+        for name in self.data_terms():
+            misfit = outputs["values"][name] - batch[f"{name}_values"]
+            terms[name] = jnp.mean(misfit**2)
+        return terms
+
     def losses(self, u: ScalarField, batch: dict) -> dict[str, jax.Array]:
         """Mean squared residual and data misfits, unweighted, by name."""
-        residual = jax.vmap(lambda p: self.residual(u, p))(batch["interior"])
-        boundary = jax.vmap(u)(batch["boundary"]) - batch["boundary_values"]
-        return {
-            "residual": jnp.mean(residual**2),
-            "boundary": jnp.mean(boundary**2),
-        }
+        return self.losses_of(self.outputs(u, batch), batch)
 
     def weights(self) -> dict[str, float]:
         return {"residual": self.residual_weight, "boundary": self.boundary_weight}

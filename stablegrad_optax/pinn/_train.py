@@ -9,11 +9,42 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from stablegrad_optax import _diagnostics
+from stablegrad_optax import _diagnostics, _prediction
 from stablegrad_optax.pinn._problem import Problem
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]  # (params, points (N, d)) -> (N, 1)
 UpdateArgs = Callable[[Any, dict], dict[str, Any]]  # (params, batch) -> kwargs
+
+# Readings of "the prediction" of a PINN, whose loss reads the network's values
+# at the data points, its values at the collocation points and its derivatives
+# there; each sets the std of dL/d(prediction) from some of those outputs.
+PREDICTION_READINGS = ("data", "values", "all")
+
+
+def reading_mask(outputs: dict, reading: str) -> dict:
+    """`prediction_value_and_grad`'s ``reference_on`` for one reading.
+
+    ``"data"``: u at the data points (boundary, initial) only; ``"values"``: u
+    at every point, direct dependence only (what ``u.grad`` holds in a PyTorch
+    PINN); ``"all"``: every output the loss reads, derivatives included.
+
+    Args:
+      outputs: a `Problem.outputs` dict (or one of the same structure).
+      reading: one of `PREDICTION_READINGS`.
+
+    Returns:
+      A pytree of bools over `outputs`.
+    """
+    if reading not in PREDICTION_READINGS:
+        raise ValueError(
+            f"prediction_reference must be one of {PREDICTION_READINGS} or None, "
+            f"got {reading!r}."
+        )
+    values = {
+        name: reading != "data" or name != "interior" for name in outputs["values"]
+    }
+    derivatives = jax.tree.map(lambda _: reading == "all", outputs["derivatives"])
+    return {"values": values, "derivatives": derivatives}
 
 
 class TrainState(NamedTuple):
@@ -39,36 +70,63 @@ def make_chunk(
     num_boundary: int,
     length: int,
     update_args: UpdateArgs | None = None,
+    prediction_reference: str | None = None,
 ):
     """A function running `length` steps, each on fresh collocation points.
 
     It returns the new `TrainState` and, per step, the weighted loss and each
-    loss term, and for the last step the per-layer gradient statistics. Wrap it
-    in `jax.jit` (and `jax.vmap` for several seeds). `update_args(params,
-    batch)`, if given, returns extra keyword arguments for ``tx.update`` at each
-    step (e.g. ``reference_scale`` for `stablegrad`).
+    loss term (and, with `prediction_reference`, the std of dL/d(prediction)
+    under every reading of `PREDICTION_READINGS`), and for the last step the
+    per-layer gradient statistics. Wrap it in `jax.jit` (and `jax.vmap` for
+    several seeds). `update_args(params, batch)`, if given, returns extra
+    keyword arguments for ``tx.update`` at each step. `prediction_reference`,
+    if given, passes ``reference_scale=`` (for ``stablegrad("prediction")``):
+    the std of dL/d(prediction) under that reading, from the step's own
+    backward pass.
     """
+    if prediction_reference is not None:
+        reading_mask({"values": {}, "derivatives": {}}, prediction_reference)
+
+    def predict(params, batch):
+        return problem.outputs(scalar_field(apply_fn, params), batch)
+
+    def loss_of(outputs, batch):
+        terms = problem.losses_of(outputs, batch)
+        return problem.weighted_sum(terms), terms
 
     def loss_fn(params, batch):
-        terms = problem.losses(scalar_field(apply_fn, params), batch)
-        return problem.weighted_sum(terms), terms
+        return loss_of(predict(params, batch), batch)
+
+    with_cotangent = _prediction.prediction_cotangent(predict, loss_of, has_aux=True)
 
     def step(state: TrainState, _):
         key, sample_key = jax.random.split(state.key)
         batch = problem.sample(sample_key, num_interior, num_boundary)
-        (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, batch
-        )
         extra = {} if update_args is None else update_args(state.params, batch)
+        scales = {}
+        if prediction_reference is None:
+            (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+                state.params, batch
+            )
+        else:
+            (loss, terms), grads, (outputs, cotangent) = with_cotangent(
+                state.params, batch
+            )
+            for reading in PREDICTION_READINGS:
+                parts = _prediction.selected(
+                    outputs, cotangent, reading_mask(outputs, reading)
+                )
+                scales[reading] = _prediction.prediction_std(parts)
+            extra["reference_scale"] = scales[prediction_reference]
         updates, opt_state = tx.update(grads, state.opt_state, state.params, **extra)
         params = optax.apply_updates(state.params, updates)
         new_state = TrainState(params, opt_state, key, state.step + 1)
-        return new_state, ({"loss": loss, **terms}, grads)
+        return new_state, ({"loss": loss, **terms}, scales, grads)
 
     def chunk(state: TrainState):
-        state, (logs, grads) = jax.lax.scan(step, state, length=length)
+        state, (logs, scales, grads) = jax.lax.scan(step, state, length=length)
         last = jax.tree.map(lambda g: g[-1], grads)
-        return state, logs, _diagnostics.layer_statistics(last)
+        return state, logs, scales, _diagnostics.layer_statistics(last)
 
     return chunk
 
@@ -94,6 +152,7 @@ def _run(
     batched,
     opt_state,
     update_args,
+    prediction_reference,
 ):
     """The loop behind `train` and `train_seeds` (vmapped over seeds if batched)."""
     if steps < 1 or log_every < 1:
@@ -130,9 +189,10 @@ def _run(
                 num_boundary=num_boundary,
                 length=length,
                 update_args=update_args,
+                prediction_reference=prediction_reference,
             )
             chunks[length] = jax.jit(lift(body))
-        state, logs, grad_std = chunks[length](state)
+        state, logs, scales, grad_std = chunks[length](state)
         done += length
         finite = jnp.all(
             jnp.stack([jnp.all(jnp.isfinite(v), axis=-1) for v in logs.values()]),
@@ -142,6 +202,10 @@ def _run(
         record["step"] = done
         record["rel_l2"] = _host(rel_l2(state.params), batched)
         record["grad_std"] = {k: _host(v, batched) for k, v in grad_std.items()}
+        if scales:
+            record["reference_scale"] = {
+                k: _host(jnp.mean(v, axis=-1), batched) for k, v in scales.items()
+            }
         if batched:
             per_seed = [
                 {k: v[i] for k, v in record["grad_std"].items()}
@@ -176,14 +240,17 @@ def train(
     callback: Callable[[dict[str, Any]], None] | None = None,
     opt_state: Any = None,
     update_args: UpdateArgs | None = None,
+    prediction_reference: str | None = None,
 ) -> tuple[Any, list[dict[str, Any]]]:
     """Trains a PINN; returns the final parameters and one log record per chunk.
 
     Steps run `log_every` at a time inside one jitted `lax.scan` (no Python per
     step). After each chunk a record is made: the step, the mean of each loss
     term over the chunk, the relative L2 error on the evaluation grid, the
-    per-layer gradient std of the chunk's last step and their imbalance.
-    A non-finite loss stops the run early (the record says `diverged`).
+    per-layer gradient std of the chunk's last step and their imbalance, and
+    with `prediction_reference` the chunk's mean std of dL/d(prediction) under
+    each reading (``record["reference_scale"]``). A non-finite loss stops the
+    run early (the record says `diverged`).
 
     Args:
       problem: a `Problem`.
@@ -199,8 +266,12 @@ def train(
       callback: called with each record (e.g. to update a progress bar).
       opt_state: the initial optimizer state; None gives ``tx.init(params)``.
       update_args: a function ``(params, batch) -> dict`` of extra keyword
-        arguments for ``tx.update`` at every step, e.g. a `stablegrad`
-        ``reference_scale`` from `prediction_gradient_std`; None for none.
+        arguments for ``tx.update`` at every step; None for none.
+      prediction_reference: for ``stablegrad("prediction")``: which reading of
+        the prediction sets ``reference_scale`` at every step (see
+        `reading_mask`): ``"data"`` (u at the data points; the one the depth
+        sweep measured), ``"values"`` or ``"all"``. It comes from the step's
+        own backward pass (no second forward pass). None passes none.
 
     Returns:
       (params, records).
@@ -220,6 +291,7 @@ def train(
         batched=False,
         opt_state=opt_state,
         update_args=update_args,
+        prediction_reference=prediction_reference,
     )
 
 
@@ -238,6 +310,7 @@ def train_seeds(
     callback: Callable[[dict[str, Any]], None] | None = None,
     opt_state: Any = None,
     update_args: UpdateArgs | None = None,
+    prediction_reference: str | None = None,
 ) -> tuple[Any, list[dict[str, Any]]]:
     """`train` for several seeds at once, by `jax.vmap`.
 
@@ -263,6 +336,7 @@ def train_seeds(
       opt_state: the initial optimizer state, stacked over seeds; None gives
         ``jax.vmap(tx.init)(params)``.
       update_args: as in `train`.
+      prediction_reference: as in `train`.
 
     Returns:
       (params stacked over seeds, records).
@@ -282,4 +356,5 @@ def train_seeds(
         batched=True,
         opt_state=opt_state,
         update_args=update_args,
+        prediction_reference=prediction_reference,
     )
