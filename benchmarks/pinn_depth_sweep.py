@@ -70,6 +70,38 @@ def _after_stablegrad(reference, inner) -> Callable[[Any], Any]:
     )
 
 
+def _one_group(path) -> str:
+    """Every layer in one group: the same global factor for all of them."""
+    del path
+    return "all"
+
+
+# Learning-rate schedules as PINN codes use them (jaxpi: linear warmup, then
+# exponential decay), scaled to the run's length: steps -> factor(count).
+WARMUP_FRACTION = 0.1
+
+
+def _decay(end: float) -> Callable[[int], optax.Schedule]:
+    def schedule(steps: int) -> optax.Schedule:
+        return optax.exponential_decay(1.0, transition_steps=steps, decay_rate=end)
+
+    return schedule
+
+
+def _warmup_decay(end: float) -> Callable[[int], optax.Schedule]:
+    def schedule(steps: int) -> optax.Schedule:
+        warmup = max(1, round(WARMUP_FRACTION * steps))
+        return optax.warmup_exponential_decay_schedule(
+            init_value=0.0,
+            peak_value=1.0,
+            warmup_steps=warmup,
+            transition_steps=max(1, steps - warmup),
+            decay_rate=end,
+        )
+
+    return schedule
+
+
 class Optimizer(NamedTuple):
     """How the sweep builds one optimizer."""
 
@@ -78,6 +110,20 @@ class Optimizer(NamedTuple):
     # If set, `pinn.train_seeds` passes `reference_scale=` at every step: the
     # std of dL/d(prediction) under this reading (`pinn.PREDICTION_READINGS`).
     prediction_reference: str | None = None
+    # If set, the learning rate is the grid's lr times this schedule of a run
+    # of the given number of steps.
+    schedule: Callable[[int], optax.Schedule] | None = None
+
+    def build(self, steps: int) -> Callable[[Any], optax.GradientTransformation]:
+        """lr -> transformation for a run of `steps` (for inject_hyperparams)."""
+        if self.schedule is None:
+            return self.make
+        shape = self.schedule(steps)
+
+        def make(learning_rate):
+            return self.make(lambda count: learning_rate * shape(count))
+
+        return make
 
 
 OPTIMIZERS: dict[str, Optimizer] = {
@@ -92,6 +138,28 @@ OPTIMIZERS: dict[str, Optimizer] = {
         "adaptive",
         prediction_reference="data",
     ),
+    # The same with the lr decayed as adam+decay's: more than a schedule?
+    "stablegrad(prediction)+adam+decay": Optimizer(
+        _after_stablegrad("prediction", optax.adam),
+        "adaptive",
+        prediction_reference="data",
+        schedule=_decay(0.1),
+    ),
+    # Ablation: the prediction reference with every layer in one group (one
+    # global factor, no per-layer normalisation).
+    "stablegrad(prediction,global)+adam": Optimizer(
+        lambda learning_rate: optax.chain(
+            sgo.stablegrad("prediction", group_by=_one_group),
+            optax.adam(learning_rate),
+        ),
+        "adaptive",
+        prediction_reference="data",
+    ),
+    # Adam with the schedules PINN codes use: exponential decay to 10% (or 1%)
+    # of the peak over the run, and a 10% linear warmup before it.
+    "adam+decay": Optimizer(optax.adam, "adaptive", schedule=_decay(0.1)),
+    "adam+decay(1%)": Optimizer(optax.adam, "adaptive", schedule=_decay(0.01)),
+    "adam+warmup+decay": Optimizer(optax.adam, "adaptive", schedule=_warmup_decay(0.1)),
     "adamw": Optimizer(optax.adamw, "adaptive"),
     "agc+adam": Optimizer(
         lambda learning_rate: optax.chain(
@@ -234,7 +302,7 @@ def run_batch(
     x = jnp.zeros((1, problem.dim))
     params = jax.vmap(model.init, in_axes=(0, None))(init_keys, x)
     spec = OPTIMIZERS[optimizer]
-    tx = optax.inject_hyperparams(spec.make)(learning_rate=1.0)
+    tx = optax.inject_hyperparams(spec.build(args.steps))(learning_rate=1.0)
     opt_state = jax.vmap(tx.init)(params)
     opt_state.hyperparams["learning_rate"] = lrs
 

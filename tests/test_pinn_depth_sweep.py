@@ -6,6 +6,7 @@ import pathlib
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 from helpers import scripts_imported
@@ -346,17 +347,42 @@ def test_the_history_note_counts_runs_without_a_history(modules):
     assert report.history_note(sweep, history, 4).endswith("history.jsonl`.")
 
 
+def test_schedules_follow_the_run_length(modules):
+    sweep, _, _ = modules
+    decay = sweep.OPTIMIZERS["adam+decay"].schedule(1500)
+    assert float(decay(0)) == 1.0
+    assert float(decay(1500)) == pytest.approx(0.1, rel=1e-6)
+    warm = sweep.OPTIMIZERS["adam+warmup+decay"].schedule(1500)
+    assert float(warm(0)) == 0.0
+    assert float(warm(150)) == pytest.approx(1.0)
+    assert float(warm(1500)) == pytest.approx(0.1, rel=1e-5)
+    assert float(sweep.OPTIMIZERS["adam+decay(1%)"].schedule(20)(20)) == (
+        pytest.approx(0.01, rel=1e-5)
+    )
+    # The grid's lr scales the schedule, under inject_hyperparams.
+    tx = optax.inject_hyperparams(sweep.OPTIMIZERS["adam+decay"].build(10))(
+        learning_rate=2e-3
+    )
+    params = {"w": jnp.ones((2, 2))}
+    state = tx.init(params)
+    for _ in range(10):
+        updates, state = tx.update(params, state, params)
+    np.testing.assert_allclose(updates["w"], -2e-3 * 0.1 ** (9 / 10), rtol=1e-4)
+
+
 def test_every_optimizer_builds_as_the_sweep_builds_it(modules):
     """Each `--optimizers` choice takes its learning rate as the sweep injects it."""
     sweep, _, _ = modules
     params = {"w": jnp.ones((3, 2)), "b": jnp.zeros(2)}
     grads = jax.tree.map(lambda p: p + 0.5, params)
     for name, spec in sweep.OPTIMIZERS.items():
-        tx = optax.inject_hyperparams(spec.make)(learning_rate=1e-3)
+        tx = optax.inject_hyperparams(spec.build(100))(learning_rate=1e-3)
         extra = (
             {"reference_scale": jnp.asarray(1.0)} if spec.prediction_reference else {}
         )
-        updates, _ = tx.update(grads, tx.init(params), params, **extra)
+        state = tx.init(params)
+        for _ in range(2):  # a warmup's first step is zero
+            updates, state = tx.update(grads, state, params, **extra)
         leaves = jax.tree.leaves(updates)
         assert all(bool(jnp.all(jnp.isfinite(u))) for u in leaves), name
         assert any(bool(jnp.any(u != 0)) for u in leaves), name
