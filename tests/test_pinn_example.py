@@ -28,7 +28,7 @@ def example(monkeypatch):
 
 
 def test_short_run_writes_results_table_and_figures(example, tmp_path):
-    # The real loop, 4 steps in chunks of 2, all four optimizers; SGD with
+    # The real loop, 4 steps in chunks of 2, every optimizer; SGD with
     # momentum picks from a grid with a learning rate that must diverge.
     grid = "--lr=sgd-momentum=1e-6,1e9"
     results = example.main([f"--config={TEST_CONFIG}", f"--outdir={tmp_path}", grid])
@@ -79,6 +79,7 @@ def test_short_run_writes_results_table_and_figures(example, tmp_path):
         (["--lr=adam=fast"], "bad learning rate"),
         (["--lr=adam=0"], "learning rates must be > 0"),
         (["--config=/no/such/config.py"], "--config: no get_config()"),
+        (["--reference=prediction"], "stablegrad(prediction)+adam optimizer"),
     ],
 )
 def test_bad_flags_give_argparse_errors(example, capsys, flags, message):
@@ -99,7 +100,9 @@ def test_missing_learning_rate_is_an_argparse_error(example, capsys, tmp_path):
     assert example.parse_args([f"--config={config}", "--optimizers=adam"])
     with pytest.raises(SystemExit):
         example.parse_args([f"--config={config}"])
-    assert "no learning rate for ['stablegrad+adam'" in capsys.readouterr().err
+    assert (
+        "no learning rate for ['stablegrad(prediction)+adam'" in capsys.readouterr().err
+    )
 
 
 def test_flags_override_the_config(example):
@@ -149,7 +152,10 @@ def test_create_optimizer_chains_stablegrad_only_when_named(example):
         has_stablegrad = isinstance(state, tuple) and any(
             isinstance(s, sgo.StableGradState) for s in state
         )
-        assert has_stablegrad == name.startswith("stablegrad+")
+        assert has_stablegrad == name.startswith("stablegrad")
+        paper = name == "stablegrad(prediction)+adam"
+        assert (train.stablegrad_reference(name, config) == "prediction") == paper
+        assert (train.prediction_reading(name, config) == "data") == paper
     for bad in ("rmsprop", "stablegrad+rmsprop", "foo+adam"):
         with pytest.raises(ValueError, match="optimizer must be one of"):
             train.create_optimizer(bad, 1e-3, config)

@@ -61,7 +61,13 @@ def reference(text: str) -> str | float:
     try:
         return float(text)
     except ValueError:
-        return text
+        pass
+    if text in ("prediction", "given"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} needs a reference_scale at every step: choose the "
+            "stablegrad(prediction)+adam optimizer for the paper's reference"
+        )
+    return text
 
 
 def load_config(path: str):

@@ -45,6 +45,23 @@ def create_model(config: Config, problem: pinn.Problem) -> MLP:
     )
 
 
+PAPER = "stablegrad(prediction)+"  # the paper's StableGrad, before the base
+
+
+def stablegrad_reference(name: str, config: Config) -> str | float | None:
+    """The `stablegrad` reference an optimizer's name asks for (None: none)."""
+    if name.startswith(PAPER):
+        return "prediction"
+    if name.startswith("stablegrad+"):
+        return config.reference
+    return None
+
+
+def prediction_reading(name: str, config: Config) -> str | None:
+    """`pinn.train`'s ``prediction_reference`` for an optimizer (None: none)."""
+    return config.prediction_reading if name.startswith(PAPER) else None
+
+
 def create_optimizer(
     name: str, learning_rate: float, config: Config
 ) -> optax.GradientTransformation:
@@ -55,8 +72,9 @@ def create_optimizer(
         tx = optax.adam(learning_rate)
     else:
         tx = optax.sgd(learning_rate, momentum=config.momentum)
-    if name.startswith("stablegrad+"):
-        return optax.chain(sgo.stablegrad(config.reference), tx)
+    reference = stablegrad_reference(name, config)
+    if reference is not None:
+        return optax.chain(sgo.stablegrad(reference), tx)
     return tx
 
 
@@ -91,6 +109,7 @@ def train_one(
     config: Config,
     key: jax.Array,
     desc: str,
+    prediction_reference: str | None = None,
 ) -> tuple[dict[str, Any], Any]:
     """One run; returns its log and summary, and the final parameters.
 
@@ -119,6 +138,7 @@ def train_one(
         num_boundary=config.num_boundary,
         eval_resolution=config.eval_resolution,
         callback=callback,
+        prediction_reference=prediction_reference,
     )
     bar.close()
     # Chunks of the full length after the first run compiled code; a shorter
@@ -175,7 +195,14 @@ def train_and_evaluate(config: Config, outdir: str | pathlib.Path) -> dict[str, 
             tx = create_optimizer(name, lr, config)
             desc = f"{name} lr={lr:g}"
             run, finals[lr] = train_one(
-                problem, apply_fn, params, tx, config, points_key, desc
+                problem,
+                apply_fn,
+                params,
+                tx,
+                config,
+                points_key,
+                desc,
+                prediction_reference=prediction_reading(name, config),
             )
             runs[name][lr] = {"learning_rate": lr, **run}
         chosen[name] = choose(runs[name])

@@ -18,6 +18,7 @@ def get_config() -> default.Config:
         seed=1,
         learning_rates={
             "adam": adam,
+            "stablegrad(prediction)+adam": adam,
             "stablegrad+adam": adam,
             "sgd-momentum": (3e-7, 1e-6, 3e-6, 1e-5),
             # Every layer's gradient gets the output layer's std (about 50 at
