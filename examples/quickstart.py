@@ -3,10 +3,15 @@
 A deep, narrow tanh MLP (Flax linen, hidden layers ``hidden_0``.. and an output
 layer ``head``) is fitted to a smooth 2-D target,
 ``y = sin(3 x1) cos(2 x2) + 0.5 x1 x2`` with ``x`` uniform in ``[-1, 1]^2``,
-full batch, with four optimizers:
+full batch, with five optimizers:
 
 * ``adam``: ``optax.adam(lr)``
+* ``stablegrad(prediction)+adam``: the paper's StableGrad,
+  ``optax.chain(sgo.stablegrad("prediction"), optax.adam(lr))``, every layer's
+  gradient rescaled to the std of dL/d(prediction), which
+  ``sgo.prediction_value_and_grad`` returns from the step's backward pass;
 * ``stablegrad+adam``: ``optax.chain(sgo.stablegrad(...), optax.adam(lr))``
+  (the output layer's weight-gradient std as the reference)
 * ``sgd-momentum``: ``optax.sgd(lr, momentum=0.9)``
 * ``stablegrad+sgd-momentum``: the same chain before SGD with momentum.
 
@@ -58,7 +63,14 @@ from tqdm.auto import tqdm
 import stablegrad_optax as sgo
 from stablegrad_optax.models import MLP
 
-OPTIMIZERS = ("adam", "stablegrad+adam", "sgd-momentum", "stablegrad+sgd-momentum")
+OPTIMIZERS = (
+    "adam",
+    "stablegrad(prediction)+adam",
+    "stablegrad+adam",
+    "sgd-momentum",
+    "stablegrad+sgd-momentum",
+)
+PAPER = "stablegrad(prediction)+adam"
 ADAM_LRS = (3e-4, 1e-3, 3e-3, 1e-2)
 SGD_LRS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 
@@ -98,6 +110,8 @@ def create_optimizer(
     # StableGrad's default reference="output", with the head named explicitly.
     if name == "adam":
         return optax.adam(learning_rate)
+    if name == PAPER:  # takes reference_scale= at every update (see train_step)
+        return optax.chain(sgo.stablegrad("prediction"), optax.adam(learning_rate))
     if name == "stablegrad+adam":
         return optax.chain(
             sgo.stablegrad(output_layer="head"), optax.adam(learning_rate)
@@ -116,13 +130,24 @@ def learning_rates(name: str, config: argparse.Namespace) -> tuple[float, ...]:
     return tuple(config.adam_lrs if "adam" in name else config.sgd_lrs)
 
 
-def train_step(model, tx, params, opt_state, data):
-    """One full-batch step; returns the train and validation MSE before it."""
-    train_loss, grads = jax.value_and_grad(mse, argnums=1)(
-        model, params, data["x_train"], data["y_train"]
-    )
+def train_step(model, tx, params, opt_state, data, name):
+    """One full-batch step; returns the train and validation MSE before it.
+
+    The loss and gradients come with the std of dL/d(prediction) from the same
+    backward pass; the paper's StableGrad takes it as ``reference_scale``.
+    """
+
+    def predict(params, x, y):
+        return model.apply({"params": params}, x)
+
+    def loss(prediction, x, y):
+        return jnp.mean((prediction - y) ** 2)
+
+    step = sgo.prediction_value_and_grad(predict, loss)
+    train_loss, grads, scale = step(params, data["x_train"], data["y_train"])
     val_loss = mse(model, params, data["x_val"], data["y_val"])
-    updates, opt_state = tx.update(grads, opt_state, params)
+    extra = {"reference_scale": scale} if name == PAPER else {}
+    updates, opt_state = tx.update(grads, opt_state, params, **extra)
     params = optax.apply_updates(params, updates)
     return params, opt_state, train_loss, val_loss
 
@@ -133,7 +158,9 @@ def train_chunk(params, opt_state, learning_rate, data, *, model, name, num_step
     tx = create_optimizer(name, learning_rate)
 
     def body(carry, _):
-        params, opt_state, train_loss, val_loss = train_step(model, tx, *carry, data)
+        params, opt_state, train_loss, val_loss = train_step(
+            model, tx, *carry, data, name
+        )
         return (params, opt_state), (train_loss, val_loss)
 
     (params, opt_state), (train_curve, val_curve) = jax.lax.scan(
