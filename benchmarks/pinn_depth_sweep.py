@@ -145,9 +145,21 @@ OPTIMIZERS: dict[str, Optimizer] = {
         prediction_reference="data",
         schedule=_decay(0.1),
     ),
+    # The other readings of a PINN's prediction: u at every point (direct
+    # dependence only), and every output the loss reads (derivatives too).
+    "stablegrad(prediction-values)+adam": Optimizer(
+        _after_stablegrad("prediction", optax.adam),
+        "adaptive",
+        prediction_reference="values",
+    ),
+    "stablegrad(prediction-all)+adam": Optimizer(
+        _after_stablegrad("prediction", optax.adam),
+        "adaptive",
+        prediction_reference="all",
+    ),
     # Ablation: the prediction reference with every layer in one group (one
     # global factor, no per-layer normalisation).
-    "stablegrad(prediction,global)+adam": Optimizer(
+    "stablegrad(prediction-global)+adam": Optimizer(
         lambda learning_rate: optax.chain(
             sgo.stablegrad("prediction", group_by=_one_group),
             optax.adam(learning_rate),

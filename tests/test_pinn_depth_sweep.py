@@ -375,6 +375,8 @@ def test_every_optimizer_builds_as_the_sweep_builds_it(modules):
     sweep, _, _ = modules
     params = {"w": jnp.ones((3, 2)), "b": jnp.zeros(2)}
     grads = jax.tree.map(lambda p: p + 0.5, params)
+    # Every name can be given to --optimizers (a comma-separated list).
+    assert sweep.parse_args(["--optimizers", ",".join(sweep.OPTIMIZERS)]).optimizers
     for name, spec in sweep.OPTIMIZERS.items():
         tx = optax.inject_hyperparams(spec.build(100))(learning_rate=1e-3)
         extra = (
