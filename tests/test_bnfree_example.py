@@ -1,14 +1,17 @@
 """The BN-free ResNet example (examples/bnfree_resnet): a short real run, its parts."""
 
+import functools
 import importlib
 import json
 import pathlib
 import sys
 
+import jax
 import jax.numpy as jnp
 import pytest
 
 import stablegrad_optax as sgo
+from stablegrad_optax import models
 
 EXAMPLE = pathlib.Path(__file__).parents[1] / "examples" / "bnfree_resnet"
 TEST_CONFIG = str(EXAMPLE / "configs" / "test.py")
@@ -30,9 +33,10 @@ def example(monkeypatch):
 def test_short_run_writes_results_table_and_plot(example, tmp_path):
     results = example.main([f"--config={TEST_CONFIG}", f"--outdir={tmp_path}"])
     written = json.loads((tmp_path / "results.json").read_text())
-    assert written["config"]["variants"] == ["bn", "none+stablegrad"]
+    variants = ["bn", "none+stablegrad(prediction)"]
+    assert written["config"]["variants"] == variants
     assert written["meta"]["device"] and written["meta"]["git_commit"]
-    assert [r["variant"] for r in written["runs"]] == ["bn", "none+stablegrad"]
+    assert [r["variant"] for r in written["runs"]] == variants
     for run in written["runs"]:
         assert run == next(r for r in results["runs"] if r["variant"] == run["variant"])
         assert len(run["loss_per_chunk"]) == 2  # 4 steps in chunks of 2
@@ -40,7 +44,7 @@ def test_short_run_writes_results_table_and_plot(example, tmp_path):
         assert 0 <= run["test_accuracy"] <= 1 and run["train_loss"] > 0
         assert run["seconds_per_step"] > 0
     table = (tmp_path / "results.md").read_text()
-    assert "| bn | – |" in table and "| none+stablegrad | – |" in table
+    assert "| bn | – |" in table and "| none+stablegrad(prediction) | – |" in table
     assert (tmp_path / "loss.png").stat().st_size > 0
 
 
@@ -68,11 +72,58 @@ def test_a_diverging_variant_is_reported_not_averaged(example, tmp_path):
 def test_the_optimizer_is_built_in_one_place(example):
     train = sys.modules["train"]
     config = example.load_config(TEST_CONFIG)
-    state = train.create_optimizer(config, "none+stablegrad").init(
-        {"head": {"kernel": jnp.ones((2, 2))}}
-    )
-    assert isinstance(state[0], sgo.StableGradState)
+    params = {"head": {"kernel": jnp.ones((2, 2))}}
+    for variant, reference in [
+        ("none+stablegrad", "output"),
+        ("none+stablegrad(prediction)", "prediction"),
+    ]:
+        assert train.stablegrad_reference(config, variant) == reference
+        state = train.create_optimizer(config, variant).init(params)
+        assert isinstance(state[0], sgo.StableGradState)
+    assert train.stablegrad_reference(config, "none+agc") is None
     assert train.norm_of("bn") == "batch" and train.norm_of("none+agc") == "none"
+    with pytest.raises(ValueError, match="unknown variant"):
+        train.create_optimizer(config, "none+sgdp")
+
+
+def test_the_prediction_variant_passes_the_std_of_dloss_dlogits(example):
+    # Two steps of a one-block BN ResNet: StableGrad's reference is the std of
+    # d(cross-entropy)/d(logits) on each step's own batch, and the loss and the
+    # new BatchNorm statistics are those of the plain forward pass.
+    train, pipeline = sys.modules["train"], sys.modules["input_pipeline"]
+    config = example.load_config(TEST_CONFIG)
+    data = pipeline.get_dataset(config)
+    batches = (jnp.asarray(data.train_images), jnp.asarray(data.train_labels))
+    model = models.ResNet(
+        stage_sizes=(1,),
+        block_cls=models.ResNetBlock,
+        num_classes=data.num_classes,
+        width=2,
+        stem="cifar",
+    )
+    tx = train.create_optimizer(config, "bn+stablegrad(prediction)")
+    init = functools.partial(train.create_train_state, model, tx)
+    state = jax.jit(init)(batches[0][:1], config.seed)
+    augment = pipeline.augmentation(config)
+
+    @jax.jit
+    def step_and_expected(state, key):
+        x, y = train.sample_batch(augment, batches, 4, key)
+        logits, stats = train.forward(model, state, x, True)
+        dlogits = jax.grad(train.cross_entropy)(logits, y)
+        new, loss = train.train_step(
+            model, tx, augment, batches, 4, state, key, prediction=True
+        )
+        expected = (train.cross_entropy(logits, y), jnp.std(dlogits), stats)
+        return new, loss, expected
+
+    for count, key in enumerate(jax.random.split(jax.random.key(0), 2), 1):
+        state, loss, (expected_loss, dlogits_std, stats) = step_and_expected(state, key)
+        stablegrad = state.opt_state[0]
+        assert not stablegrad.stale_reference and stablegrad.count == count
+        assert float(stablegrad.reference) == pytest.approx(float(dlogits_std))
+        assert float(loss) == pytest.approx(float(expected_loss))
+        assert jax.tree.all(jax.tree.map(jnp.allclose, state.batch_stats, stats))
 
 
 def test_flags_and_bad_input(example):

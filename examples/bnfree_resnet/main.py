@@ -1,14 +1,18 @@
 """BatchNorm-free ResNet: does SGD at lr 0.1 collapse without BN, and what saves it?
 
 Trains one ResNet per variant (with BatchNorm, without it, without it plus
-StableGrad, SkipInit or adaptive gradient clipping) from the same initial
-kernels on the same batches, then writes a results table and a loss plot.
+StableGrad with the output layer's reference or the paper's, SkipInit or
+adaptive gradient clipping) from the same initial kernels on the same batches,
+then writes a results table and a loss plot. The paper's reference, the std of
+dL/dlogits, reaches StableGrad from each step's own backward pass
+(`stablegrad_optax.prediction_value_and_grad`).
 
 Usage::
 
   python examples/bnfree_resnet/main.py                  # configs/default.py
   python examples/bnfree_resnet/main.py --config examples/bnfree_resnet/configs/test.py
   python examples/bnfree_resnet/main.py --dataset cifar10 --data-dir ~/data --width 64
+  python examples/bnfree_resnet/main.py --variants bn "none+stablegrad(prediction)"
 
 Flags override fields of the config; see `configs/default.py` for all fields.
 """

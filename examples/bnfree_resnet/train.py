@@ -1,7 +1,8 @@
 """Training a BatchNorm-free ResNet, one variant at a time.
 
 Functions in reading order: the model, the optimizer (the one place a
-StableGrad chain is built), the loss, one train step and one eval step, the
+StableGrad chain is built), the loss, the batch, one train step (which passes
+the std of dL/dlogits to StableGrad's paper reference) and one eval step, the
 train state, then the loop over variants.
 """
 
@@ -44,13 +45,32 @@ def create_model(config, variant: str, num_classes: int):
     return MODELS[config.model](**kwargs)
 
 
+def stablegrad_reference(config, variant: str) -> str | None:
+    """StableGrad's reference in a variant, None without StableGrad.
+
+    "none+stablegrad" takes `config.reference`; "none+stablegrad(prediction)"
+    names its own.
+    """
+    transform = variant.partition("+")[2]
+    if transform == "stablegrad":
+        return config.reference
+    if transform.startswith("stablegrad(") and transform.endswith(")"):
+        return transform.removeprefix("stablegrad(").removesuffix(")")
+    return None
+
+
 def create_optimizer(config, variant: str) -> optax.GradientTransformation:
     """SGD with momentum and weight decay, after StableGrad or AGC if asked."""
-    before = {
-        "stablegrad": lambda: [sgo.stablegrad(config.reference)],
-        "agc": lambda: [optax.adaptive_grad_clip(config.agc_clipping)],
-        "": list,
-    }[variant.partition("+")[2]]()
+    reference = stablegrad_reference(config, variant)
+    transform = variant.partition("+")[2]
+    if reference is not None:
+        before = [sgo.stablegrad(reference)]
+    elif transform == "agc":
+        before = [optax.adaptive_grad_clip(config.agc_clipping)]
+    elif not transform:
+        before = []
+    else:
+        raise ValueError(f"unknown variant {variant!r}")
     return optax.chain(
         *before,
         optax.add_decayed_weights(config.weight_decay),
@@ -79,19 +99,38 @@ def forward(model, state: TrainState, images, train: bool):
     return logits, updates["batch_stats"]
 
 
-def train_step(model, tx, augment, data, batch_size, state: TrainState, key):
-    """One SGD step on a random batch (sampled and augmented with `key`)."""
+def sample_batch(augment, data, batch_size, key):
+    """A random batch of `data` (images, labels), sampled and augmented with `key`."""
     images, labels = data
     pick, crop = jax.random.split(key)
     index = jax.random.choice(pick, len(images), (batch_size,), replace=False)
-    x, y = augment(crop, images[index]), labels[index]
+    return augment(crop, images[index]), labels[index]
+
+
+def train_step(model, tx, augment, data, batch_size, state, key, *, prediction=False):
+    """One SGD step on a random batch (sampled and augmented with `key`).
+
+    With `prediction`, StableGrad gets ``reference_scale``: the std of the
+    loss gradient with respect to the logits (the prediction), from the same
+    backward pass as the parameter gradients.
+    """
+    x, y = sample_batch(augment, data, batch_size, key)
+
+    def predict(params):  # (logits, new batch statistics)
+        return forward(model, state._replace(params=params), x, True)
 
     def loss_fn(params):
-        logits, stats = forward(model, state._replace(params=params), x, True)
+        logits, stats = predict(params)
         return cross_entropy(logits, y), stats
 
-    (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    extra = {}
+    if prediction:
+        (loss, stats), grads, extra["reference_scale"] = sgo.prediction_value_and_grad(
+            predict, lambda logits: cross_entropy(logits, y), predict_has_aux=True
+        )(state.params)
+    else:
+        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params, **extra)
     params = optax.apply_updates(state.params, updates)
     return TrainState(params, stats, opt_state), loss
 
@@ -131,7 +170,15 @@ def train_variant(config, data, variant: str, progress) -> dict[str, Any]:
         train[0][:1], config.seed
     )
     augment = input_pipeline.augmentation(config)
-    step = functools.partial(train_step, model, tx, augment, train, config.batch_size)
+    step = functools.partial(
+        train_step,
+        model,
+        tx,
+        augment,
+        train,
+        config.batch_size,
+        prediction=stablegrad_reference(config, variant) == "prediction",
+    )
     # A Python loop of jitted steps, not `lax.scan`: on XLA's CPU backend a
     # convolution inside a scan runs many times slower.
     step = jax.jit(step)

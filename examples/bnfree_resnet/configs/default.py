@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 
-VARIANTS = ("bn", "none", "none+stablegrad", "skipinit", "none+agc")
+VARIANTS = (
+    "bn",
+    "none",
+    "none+stablegrad",
+    "none+stablegrad(prediction)",
+    "skipinit",
+    "none+agc",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,14 +32,18 @@ class Config:
       dataset: "digits32", "synthetic", "cifar10" or "cifar100".
       data_dir: where the CIFAR archive is (nothing is downloaded).
       variants: from `VARIANTS`: "bn" (BatchNorm), "none" (removed),
-        "none+stablegrad" (removed, StableGrad before SGD), "skipinit"
-        (removed, zero-initialised residual gains), "none+agc" (removed,
-        adaptive gradient clipping before SGD).
+        "none+stablegrad" (removed, StableGrad with `reference` before SGD),
+        "none+stablegrad(prediction)" (removed, StableGrad with the paper's
+        reference, the std of dL/dlogits, before SGD), "skipinit" (removed,
+        zero-initialised residual gains), "none+agc" (removed, adaptive
+        gradient clipping before SGD).
       learning_rate: SGD's learning rate.
       momentum: SGD's momentum.
       weight_decay: added to the gradient (after StableGrad or AGC).
       agc_clipping: clipping ratio of `optax.adaptive_grad_clip`.
-      reference: StableGrad's `reference`.
+      reference: StableGrad's `reference` in "none+stablegrad": "output" (the
+        output layer's weight-gradient std), "prediction" (the paper's: the
+        std of dL/dlogits, passed at every step), "geometric_mean", ...
       batch_size: images per step.
       steps: optimisation steps per variant.
       log_every: steps per log record (one host sync each).

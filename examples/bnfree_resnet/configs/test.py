@@ -12,7 +12,7 @@ def get_config() -> default.Config:
         default.get_config(),
         width=2,
         dataset="synthetic",
-        variants=("bn", "none+stablegrad"),
+        variants=("bn", "none+stablegrad(prediction)"),
         batch_size=4,
         steps=4,
         log_every=2,
