@@ -29,6 +29,21 @@ Timings, each in its own set of rounds:
   on a GPU or with ``--resnet-step``, ``resnet50_bs256`` (BN-free ResNet-50,
   CIFAR stem, 32x32 images, batch 256, cross-entropy).
 
+Train steps, the paper's variant against the output reference (section
+``train_steps``, one model at a time): ``adam`` (``jax.value_and_grad`` +
+``optax.adam``), ``stablegrad(output)+adam`` (``jax.value_and_grad`` +
+``stablegrad("output")`` + Adam) and ``stablegrad(prediction)+adam`` (the
+paper's: ``sgo.prediction_value_and_grad`` + ``stablegrad("prediction")`` +
+Adam, ``reference_scale`` from the step's own backward pass). Models:
+``pinn32`` (as above, through ``pinn.make_chunk`` with
+``prediction_reference="data"`` for the paper's variant, which also logs the
+three readings of the reference) and ``resnet18_w16`` (BN-free ResNet-18 of
+width 16, CIFAR stem, random 32x32x3 images shaped like digits32, batch 32, 10
+classes, cross-entropy; the prediction is the logits; one jitted step per
+call). Besides the ratios to adam it records the ratio of the paper's step to
+the output-reference step (``prediction_over_output``: ratio of the medians,
+range of the per-round ratios).
+
 Rows marked ``[1e-30 grads]`` (mlp64) take gradients scaled by 1e-30, where
 StableGrad's ``lax.cond`` runs its careful path; their ratio is still to adam
 on normal gradients.
@@ -46,11 +61,16 @@ that read it, and float32 arrays written from bfloat16 gradients.
 
 Outputs: ``overhead_<platform>.json`` (raw) in ``--outdir`` (default
 ``benchmarks/results``); ``overhead_report.py`` makes the tables and the
-README section from it.
+README section from it. ``--only train-steps`` times that section alone and
+writes it into the JSON already there, keeping the other sections; each
+section says which command, date, device and CPU affinity made it (the
+top-level ``meta`` for ``trees`` and ``model_steps``, ``train_steps.meta`` for
+the train steps).
 
 Usage::
 
-  python benchmarks/overhead.py                           # ~10 min on 2 cores
+  python benchmarks/overhead.py                           # ~20 min on 2 cores
+  python benchmarks/overhead.py --only train-steps        # ~3 min on 1 core
   python benchmarks/overhead.py --quick --outdir /tmp/oh  # smoke run
 """
 
@@ -62,6 +82,7 @@ import functools
 import gc
 import json
 import math
+import os
 import pathlib
 import platform
 import sys
@@ -257,8 +278,14 @@ def update_call_entry(tx, grads, params) -> Callable[[int], None]:
     return run
 
 
-def pinn_step_entry(tx, config: argparse.Namespace) -> Callable[[int], None]:
-    """`n` chunks of `CHUNK` jitted PINN training steps (Poisson, depth 32)."""
+def pinn_step_entry(
+    tx, config: argparse.Namespace, prediction_reference: str | None = None
+) -> Callable[[int], None]:
+    """`n` chunks of ``--chunk`` jitted PINN training steps (Poisson, depth 32).
+
+    `prediction_reference` goes to `pinn.make_chunk` (``"data"`` for
+    ``stablegrad("prediction")``).
+    """
     problem = pinn.get_problem("poisson")
     depth = 2 if config.quick else 32
     model = models.MLP(
@@ -274,6 +301,7 @@ def pinn_step_entry(tx, config: argparse.Namespace) -> Callable[[int], None]:
             num_interior=points,
             num_boundary=points,
             length=config.chunk,
+            prediction_reference=prediction_reference,
         ),
         donate_argnums=0,
     )
@@ -283,7 +311,7 @@ def pinn_step_entry(tx, config: argparse.Namespace) -> Callable[[int], None]:
     def run(n: int) -> None:
         state = carry[0]
         for _ in range(n):
-            state, logs, _ = chunk(state)
+            state, logs, *_ = chunk(state)
         carry[0] = jax.block_until_ready(state)
         run.final_loss = float(logs["loss"][-1])
 
@@ -324,6 +352,85 @@ def resnet_step_entry(tx, config: argparse.Namespace) -> Callable[[int], None]:
 
 
 MODEL_STEPS = {"pinn32": pinn_step_entry, "resnet50_bs256": resnet_step_entry}
+
+
+# ----------------------------------------------------------------------------
+# Train steps: the paper's variant against the output reference.
+
+PAPER, OUTPUT = "stablegrad(prediction)+adam", "stablegrad(output)+adam"
+
+
+def train_step_optimizers() -> dict[str, tuple[optax.GradientTransformation, bool]]:
+    """{label: (tx, whether the step passes the prediction reference)}."""
+    lr = LEARNING_RATE
+    return {
+        "adam": (optax.adam(lr), False),
+        OUTPUT: (optax.chain(sgo.stablegrad("output"), optax.adam(lr)), False),
+        PAPER: (optax.chain(sgo.stablegrad("prediction"), optax.adam(lr)), True),
+    }
+
+
+def pinn_train_step_entry(tx, prediction: bool, config: argparse.Namespace):
+    """`pinn.make_chunk` steps, with ``prediction_reference="data"`` if `prediction`."""
+    return pinn_step_entry(tx, config, "data" if prediction else None)
+
+
+def resnet18_train_step_entry(tx, prediction: bool, config: argparse.Namespace):
+    """`n` jitted steps of a BN-free ResNet-18 on digits32-sized images.
+
+    With `prediction`, the gradients and ``reference_scale`` come from
+    `sgo.prediction_value_and_grad` (the prediction is the logits); otherwise
+    from `jax.value_and_grad` of the same loss.
+    """
+    width, batch = (2, 2) if config.quick else (16, 32)
+    model = models.ResNet18(norm="none", num_classes=10, width=width, stem="cifar")
+    kx, ky, kp = jax.random.split(jax.random.key(config.seed), 3)
+    images = jax.random.normal(kx, (batch, 32, 32, 3))
+    labels = jax.random.randint(ky, (batch,), 0, 10)
+    params = model.init(kp, images[:1])["params"]
+
+    def predict(p, x, y):
+        del y
+        return model.apply({"params": p}, x)
+
+    def loss(logits, x, y):
+        del x
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    if prediction:
+        grad_fn = sgo.prediction_value_and_grad(predict, loss)
+    else:
+        composed = jax.value_and_grad(lambda p, x, y: loss(predict(p, x, y), x, y))
+        grad_fn = lambda p, x, y: (*composed(p, x, y), None)
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    def step(params, opt_state):
+        value, grads, scale = grad_fn(params, images, labels)
+        extra = {} if scale is None else {"reference_scale": scale}
+        updates, opt_state = tx.update(grads, opt_state, params, **extra)
+        return optax.apply_updates(params, updates), opt_state, value
+
+    carry = [params, tx.init(params)]
+
+    def run(n: int) -> None:
+        params, opt_state = carry
+        for _ in range(n):
+            params, opt_state, loss_value = step(params, opt_state)
+        carry[:] = jax.block_until_ready([params, opt_state])
+        run.final_loss = float(loss_value)
+
+    return run
+
+
+TRAIN_STEPS = {
+    "pinn32": pinn_train_step_entry,
+    "resnet18_w16": resnet18_train_step_entry,
+}
+
+
+def steps_per_call(name: str, config: argparse.Namespace) -> int:
+    """Training steps one call of a model step's `run` makes."""
+    return config.chunk if name == "pinn32" else 1
 
 
 # ----------------------------------------------------------------------------
@@ -554,17 +661,68 @@ def benchmark_model_step(name: str, config: argparse.Namespace) -> dict[str, Any
     labels = [k for k in STEP_OPTIMIZERS if k in config.optimizers]
     entries = {label: MODEL_STEPS[name](txs[label], config) for label in labels}
     print(f"{name}: full training step", flush=True)
-    result = timed_section("train step", entries, config, steps_per_call=config.chunk)
+    result = timed_section("train step", entries, config, steps_per_call(name, config))
     result["final_loss"] = {label: run.final_loss for label, run in entries.items()}
     return result
+
+
+def ratio_between(section: dict[str, Any], top: str, bottom: str) -> dict[str, Any]:
+    """Entry `top`'s median per-step time over `bottom`'s, and the per-round range."""
+    a = np.asarray(section["entries"][top]["times_s"])
+    b = np.asarray(section["entries"][bottom]["times_s"])
+    per_round = a / b
+    return {
+        "of": top,
+        "to": bottom,
+        "ratio": float(np.median(a) / np.median(b)),
+        "round_ratio_min": float(per_round.min()),
+        "round_ratio_max": float(per_round.max()),
+    }
+
+
+def benchmark_train_step(name: str, config: argparse.Namespace) -> dict[str, Any]:
+    """The paper's variant, the output reference and adam, in one set of rounds."""
+    entries = {
+        label: TRAIN_STEPS[name](tx, prediction, config)
+        for label, (tx, prediction) in train_step_optimizers().items()
+    }
+    print(f"{name}: train step, the paper's variant against the output reference")
+    result = timed_section("train step", entries, config, steps_per_call(name, config))
+    result["prediction_over_output"] = ratio_between(result, PAPER, OUTPUT)
+    result["final_loss"] = {label: run.final_loss for label, run in entries.items()}
+    ratio = result["prediction_over_output"]
+    print(
+        f"    {PAPER} / {OUTPUT}: {ratio['ratio']:.3f}x "
+        f"({ratio['round_ratio_min']:.3f}-{ratio['round_ratio_max']:.3f})",
+        flush=True,
+    )
+    return result
+
+
+def train_steps_section(config: argparse.Namespace) -> dict[str, Any]:
+    """The `train_steps` section of the JSON, with its own provenance."""
+    start, compiles = time.perf_counter(), TIMED_COMPILES[0]
+    meta = run_metadata(config)
+    models_ = {name: benchmark_train_step(name, config) for name in config.train_steps}
+    return {
+        "meta": meta,
+        "config": {
+            k: getattr(config, k)
+            for k in ("rounds", "block_seconds", "min_iters", "iters", "chunk", "seed")
+        },
+        "models": models_,
+        "compiles_during_timing": TIMED_COMPILES[0] - compiles,
+        "wall_time_s": time.perf_counter() - start,
+    }
 
 
 # ----------------------------------------------------------------------------
 # Command line.
 
 
-def run_metadata() -> dict[str, Any]:
+def run_metadata(config: argparse.Namespace) -> dict[str, Any]:
     return {
+        "note": config.note,
         "command": " ".join(["python", *sys.argv]),
         "device": device_name(),
         "jax_device": str(jax.devices()[0]),
@@ -577,6 +735,10 @@ def run_metadata() -> dict[str, Any]:
         "jaxlib": jaxlib.__version__,
         "optax": optax.__version__,
         "stablegrad_optax": sgo.__version__,
+        # The cores this process may run on (taskset); XLA:CPU sizes its
+        # thread pool to them.
+        "cpu_affinity": sorted(os.sched_getaffinity(0)),
+        "cpu_count": os.cpu_count(),
     }
 
 
@@ -596,6 +758,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=name_list(tuple(optimizers()), "optimizer"),
         default=list(optimizers()),
         help="comma-separated; adam (the baseline) is always included",
+    )
+    parser.add_argument(
+        "--train-steps",
+        type=name_list(tuple(TRAIN_STEPS), "train step"),
+        default=list(TRAIN_STEPS),
+        help="models of the train-steps section (the paper's variant)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("train-steps",),
+        default=None,
+        help="time only this section and write it into the JSON already in "
+        "--outdir, keeping the other sections",
+    )
+    parser.add_argument(
+        "--note",
+        default=None,
+        help="how the machine was set up (e.g. what else ran), kept in the JSON",
     )
     parser.add_argument("--resnet-batch", type=positive(int), default=256)
     parser.add_argument(
@@ -641,20 +821,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     config = parse_args(argv)
     start = time.perf_counter()
-    meta = run_metadata()
+    meta = run_metadata(config)
     print(f"JAX devices: {jax.devices()}; {meta['device']}", flush=True)
-    results: dict[str, Any] = {"meta": meta, "config": vars(config)}
-    results["trees"] = {name: benchmark_tree(name, config) for name in config.trees}
-    results["model_steps"] = {
-        name: benchmark_model_step(name, config) for name in config.model_steps
-    }
-    results["compiles_during_timing"] = TIMED_COMPILES[0]
-    results["wall_time_s"] = time.perf_counter() - start
     outdir = pathlib.Path(config.outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
     path = outdir / f"overhead_{jax.default_backend()}.json"
+    if config.only == "train-steps":
+        results = json.loads(path.read_text()) if path.exists() else {}
+        results["train_steps"] = train_steps_section(config)
+        wall_time_s = results["train_steps"]["wall_time_s"]
+    else:
+        results = {"meta": meta, "config": vars(config)}
+        results["trees"] = {name: benchmark_tree(name, config) for name in config.trees}
+        results["model_steps"] = {
+            name: benchmark_model_step(name, config) for name in config.model_steps
+        }
+        results["train_steps"] = train_steps_section(config)
+        results["compiles_during_timing"] = TIMED_COMPILES[0]
+        results["wall_time_s"] = wall_time_s = time.perf_counter() - start
+    outdir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"Wrote {path} ({results['wall_time_s']:.0f} s)")
+    print(f"Wrote {path} ({wall_time_s:.0f} s)")
     return results
 
 

@@ -32,8 +32,15 @@ STEP_TITLES = {
     "pinn32": "PINN depth 32, train step",
     "resnet50_bs256": "ResNet-50 bs256, train step",
 }
-# Targets of issue #8 (ratios to adam).
+TRAIN_STEP_TITLES = {
+    "pinn32": "PINN Poisson, depth 32, width 50, 256 + 256 points",
+    "resnet18_w16": "BN-free ResNet-18 width 16, 32x32x3, batch 32",
+}
+PAPER, OUTPUT = "stablegrad(prediction)+adam", "stablegrad(output)+adam"
+# Targets of issue #8 (ratios to adam), and of the paper's variant (its step
+# over the output-reference step).
 UPDATE_TARGET, PINN_TARGET, RESNET_TARGET = 1.05, 1.02, 1.01
+PAPER_TARGET = 1.02
 
 
 def load(results: pathlib.Path) -> dict[str, dict[str, Any]]:
@@ -76,6 +83,84 @@ def _provenance(run: dict[str, Any]) -> str:
         f"{meta['git_commit']}, jax {meta['jax']}; {run['config']['rounds']} "
         f"interleaved rounds, {run['wall_time_s']:.0f} s"
     )
+
+
+def _pinning(meta: dict[str, Any]) -> str:
+    """What a run's CPU affinity means for its numbers ("" if not pinned)."""
+    affinity, count = meta.get("cpu_affinity"), meta.get("cpu_count")
+    if not affinity or count is None or len(affinity) >= count:
+        return ""
+    cores = ", ".join(str(c) for c in affinity)
+    threads = "one thread" if len(affinity) == 1 else f"{len(affinity)} threads"
+    return (
+        f"The process was pinned to core {cores} of {count} (`taskset`); XLA:CPU "
+        f"sizes its thread pool to the cores a process may use, so every kernel "
+        f"ran on {threads}. These are single-threaded ratios: with more threads "
+        "(or on a GPU) the large kernels (matmuls, convolutions) get faster while "
+        "small ones (the std of the prediction gradient, per-leaf optimizer work) "
+        "hardly do, so the ratios there can differ; the absolute times are one "
+        "core's, not the machine's."
+    )
+
+
+def _ratio_of(ratio: dict[str, Any]) -> str:
+    """A `prediction_over_output` entry: median ratio (per-round range)."""
+    return (
+        f"{ratio['ratio']:.3f}x "
+        f"({ratio['round_ratio_min']:.3f}–{ratio['round_ratio_max']:.3f})"
+    )
+
+
+def train_step_lines(platform: str, section: dict[str, Any]) -> list[str]:
+    """The README's table of the paper's variant against the output reference."""
+    meta = section["meta"]
+    body = []
+    for name, model in section["models"].items():
+        entries = model["entries"]
+        body.append(
+            [
+                TRAIN_STEP_TITLES.get(name, name),
+                _ratio_of(model["prediction_over_output"]),
+                _ratio(entries[PAPER]),
+                _ratio(entries[OUTPUT]),
+                f"{entries['adam']['median_s'] * 1e3:.2f}",
+            ]
+        )
+    header = [
+        "model",
+        "prediction step / output step",
+        f"`{PAPER}` / adam",
+        f"`{OUTPUT}` / adam",
+        "adam (ms/step)",
+    ]
+    verdicts = []
+    for name, model in section["models"].items():
+        ratio = model["prediction_over_output"]["ratio"]
+        verdicts.append(
+            f"* {TRAIN_STEP_TITLES.get(name, name)}, {platform}: prediction step / "
+            f"output step {ratio:.3f}x (target <= {PAPER_TARGET:.2f}x): "
+            f"{'met' if ratio <= PAPER_TARGET else 'not met'}."
+        )
+    note = meta.get("note")
+    return [
+        f"**Train step: the paper's variant against the output reference, "
+        f"{platform.upper()}** (`{meta['command']}`, {meta['device']}, "
+        f"{meta['date'][:10]}, git {meta['git_commit']}, jax {meta['jax']}; "
+        f"{section['config']['rounds']} interleaved rounds, "
+        f"{section['wall_time_s']:.0f} s). The prediction step is "
+        '`sgo.prediction_value_and_grad` + `stablegrad("prediction")` + Adam '
+        '(the PINN through `pinn.make_chunk(..., prediction_reference="data")`, '
+        "which also logs three readings of the reference); the output step is "
+        '`jax.value_and_grad` + `stablegrad("output")` + Adam. Median ratio of '
+        "the per-step times; in brackets the range of the per-round ratios.",
+        "",
+        *mdtables.table(header, body),
+        "",
+        *verdicts,
+        *([""] + [_pinning(meta)] if _pinning(meta) else []),
+        *([""] + [note] if note else []),
+        "",
+    ]
 
 
 def ratio_table(run: dict[str, Any]) -> list[str]:
@@ -170,27 +255,35 @@ def verdict(platform: str, run: dict[str, Any]) -> list[str]:
     return out
 
 
+def platform_lines(platform: str, run: dict[str, Any]) -> list[str]:
+    """The README's ratio table, HLO notes and verdicts of one platform."""
+    return [
+        f"**{platform.upper()}** ({_provenance(run)}). Median ratio of the "
+        "per-step time to `optax.adam`'s in the same rounds; in brackets the "
+        "range of the per-round ratios. `update` = the update alone, repeated "
+        "inside one compiled loop; `jit call` = `jax.jit(tx.update)` called "
+        "from Python.",
+        "",
+        *ratio_table(run),
+        "",
+        "What XLA compiles for `stablegrad` alone (fast path):",
+        "",
+        *hlo_lines(run),
+        "",
+        "Against the targets:",
+        "",
+        *verdict(platform, run),
+        "",
+    ]
+
+
 def readme_section(runs: dict[str, dict[str, Any]]) -> str:
     lines = [START, ""]
     for platform, run in runs.items():
-        lines += [
-            f"**{platform.upper()}** ({_provenance(run)}). Median ratio of the "
-            "per-step time to `optax.adam`'s in the same rounds; in brackets the "
-            "range of the per-round ratios. `update` = the update alone, repeated "
-            "inside one compiled loop; `jit call` = `jax.jit(tx.update)` called "
-            "from Python.",
-            "",
-            *ratio_table(run),
-            "",
-            "What XLA compiles for `stablegrad` alone (fast path):",
-            "",
-            *hlo_lines(run),
-            "",
-            "Against the targets:",
-            "",
-            *verdict(platform, run),
-            "",
-        ]
+        if "trees" in run:
+            lines += platform_lines(platform, run)
+        if "train_steps" in run:
+            lines += train_step_lines(platform, run["train_steps"])
     missing = [p for p in ("cpu", "gpu") if p not in runs]
     if missing:
         lines += [
@@ -216,20 +309,61 @@ def _section_table(section: dict[str, Any]) -> list[str]:
     return mdtables.table(["", "median (us)", "ratio to adam", "steps/round"], body)
 
 
+def _meta_lines(meta: dict[str, Any], wall_time_s: float, compiles: int) -> list[str]:
+    affinity = meta.get("cpu_affinity")
+    cores = "" if affinity is None else f"; CPU affinity {affinity}"
+    return [
+        f"Command: `{meta['command']}`  ",
+        f"Device: {meta['device']} ({meta['jax_device']}){cores}  ",
+        f"Date: {meta['date']}; git {meta['git_commit']}; jax {meta['jax']}, "
+        f"jaxlib {meta['jaxlib']}, optax {meta['optax']}, python "
+        f"{meta['python']}  ",
+        f"Wall time: {wall_time_s:.0f} s; XLA compilations during the timed "
+        f"rounds: {compiles}",
+    ]
+
+
+def train_step_report(section: dict[str, Any]) -> list[str]:
+    """overhead.md's part on the paper's variant against the output reference."""
+    meta = section["meta"]
+    lines = [
+        "### Train step: the paper's variant against the output reference",
+        "",
+        *_meta_lines(meta, section["wall_time_s"], section["compiles_during_timing"]),
+        "",
+    ]
+    if _pinning(meta):
+        lines += [_pinning(meta), ""]
+    if meta.get("note"):
+        lines += [meta["note"], ""]
+    for name, model in section["models"].items():
+        losses = ", ".join(f"{k} {v:.4g}" for k, v in model["final_loss"].items())
+        lines += [
+            f"#### {TRAIN_STEP_TITLES.get(name, name)}",
+            "",
+            *_section_table(model),
+            "",
+            f"`{PAPER}` / `{OUTPUT}`: {_ratio_of(model['prediction_over_output'])}. "
+            f"Loss after the timed steps: {losses}.",
+            "",
+        ]
+    return lines
+
+
 def full_report(runs: dict[str, dict[str, Any]]) -> str:
     lines = ["# StableGrad overhead, as a ratio to optax.adam", ""]
     for platform, run in runs.items():
-        meta = run["meta"]
+        lines += [f"## {platform.upper()}", ""]
+        if "train_steps" in run:
+            lines += train_step_report(run["train_steps"])
+        if "trees" not in run:
+            continue
+        if "train_steps" in run:
+            lines += ["**Updates and model steps:**", ""]
         lines += [
-            f"## {platform.upper()}",
-            "",
-            f"Command: `{meta['command']}`  ",
-            f"Device: {meta['device']} ({meta['jax_device']})  ",
-            f"Date: {meta['date']}; git {meta['git_commit']}; jax {meta['jax']}, "
-            f"jaxlib {meta['jaxlib']}, optax {meta['optax']}, python "
-            f"{meta['python']}  ",
-            f"Wall time: {run['wall_time_s']:.0f} s; XLA compilations during the "
-            f"timed rounds: {run['compiles_during_timing']}",
+            *_meta_lines(
+                run["meta"], run["wall_time_s"], run["compiles_during_timing"]
+            ),
             "",
         ]
         for name, tree in run["trees"].items():

@@ -30,8 +30,11 @@ def test_overhead_quick_run_and_its_report(scripts, tmp_path):
             str(tmp_path),
             "--optimizers",
             optimizers,
+            # The train steps' PINN runs pinn_step_entry, the model step's.
             "--model-steps",
-            "pinn32,resnet50_bs256",
+            "resnet50_bs256",
+            "--train-steps",
+            "pinn32",
         ]
     )
     results = json.loads((tmp_path / "overhead_cpu.json").read_text())
@@ -49,10 +52,16 @@ def test_overhead_quick_run_and_its_report(scripts, tmp_path):
     for section in (mlp["update_loop"], mlp["update_call"]):
         assert section["entries"]["adam"]["ratio_to_adam"] == 1.0
         assert set(section["entries"]) >= {"adam", "stablegrad alone"}
-    for name in ("pinn32", "resnet50_bs256"):
-        step = results["model_steps"][name]
-        assert set(step["entries"]) == {"adam", *optimizers.split(",")}
-        assert all(loss == loss for loss in step["final_loss"].values())  # not NaN
+    step = results["model_steps"]["resnet50_bs256"]
+    assert set(step["entries"]) == {"adam", *optimizers.split(",")}
+    assert all(loss == loss for loss in step["final_loss"].values())  # not NaN
+    train = results["train_steps"]
+    assert train["meta"]["date"] and train["compiles_during_timing"] == 0
+    pinn = train["models"]["pinn32"]
+    assert set(pinn["entries"]) == {"adam", overhead.OUTPUT, overhead.PAPER}
+    assert all(loss == loss for loss in pinn["final_loss"].values())
+    ratio = pinn["prediction_over_output"]
+    assert ratio["round_ratio_min"] <= ratio["ratio"] <= ratio["round_ratio_max"]
 
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{report.START}\nstale\n{report.END}\nafter\n")
@@ -64,7 +73,39 @@ def test_overhead_quick_run_and_its_report(scripts, tmp_path):
     assert text.startswith("intro\n") and text.endswith("after\n")
     assert "Not measured here: GPU" in text
     assert "| `stablegrad+adam` |" in text
+    assert "Train step: the paper's variant against the output reference" in text
+    assert "prediction step / output step" in text
     assert "transformer" in (tmp_path / "overhead.md").read_text()
+
+
+def test_only_train_steps_keeps_the_other_sections(scripts, tmp_path, monkeypatch):
+    overhead, _ = scripts
+    path = tmp_path / "overhead_cpu.json"
+    path.write_text(json.dumps({"meta": {"date": "then"}, "trees": {}, "x": 1}))
+    monkeypatch.setattr(
+        overhead,
+        "train_steps_section",
+        lambda config: {"models": config.train_steps, "wall_time_s": 0.0},
+    )
+    overhead.main(["--quick", "--outdir", str(tmp_path), "--only", "train-steps"])
+    assert json.loads(path.read_text()) == {
+        "meta": {"date": "then"},
+        "trees": {},
+        "x": 1,
+        "train_steps": {"models": list(overhead.TRAIN_STEPS), "wall_time_s": 0.0},
+    }
+
+
+@pytest.mark.slow
+def test_resnet18_train_step_of_the_paper_variant_runs(scripts):
+    """The quick run covers the train-steps section with the PINN; this steps
+    the ResNet-18 of the paper's variant once (a conv net's compile: slow)."""
+    overhead, _ = scripts
+    tx, prediction = overhead.train_step_optimizers()[overhead.PAPER]
+    config = overhead.parse_args(["--quick", "--outdir", "unused"])
+    run = overhead.TRAIN_STEPS["resnet18_w16"](tx, prediction, config)
+    run(1)
+    assert run.final_loss == run.final_loss  # not NaN
 
 
 def test_report_needs_results(scripts, tmp_path):
