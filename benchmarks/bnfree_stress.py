@@ -10,17 +10,22 @@ variant. Variants:
 * ``none``: every BatchNorm removed, biased convolutions;
 * ``none+stablegrad``, ``none+stablegrad(<reference>)``: StableGrad before the
   optimizer, with the output layer's gradient std (default) or another
-  reference (``geometric_mean``, ``mean``, ``median``, ``max``);
+  reference (``geometric_mean``, ``mean``, ``median``, ``max``, or the paper's
+  ``prediction``: the std of the cross-entropy's gradient with respect to the
+  logits, from the step's own backward pass);
 * ``skipinit``: no BN, a zero-initialised gain on each residual branch;
 * ``none+agc``: adaptive gradient clipping (NFNets, clipping 0.01);
 * ``skipinit+stablegrad``.
 
 Optimizers at their usual CIFAR settings, not tuned per variant (the test is
 whether a variant survives them): ``sgd`` (lr 0.1, momentum 0.9, weight decay
-5e-4) and ``adamw`` (lr 1e-3, weight decay 1e-4). One CSV row per run (first
-step with a non-finite loss, final train loss and test accuracy, ...) goes to
-``--results`` and the per-step minibatch losses to a JSON-lines file beside
-it; runs already there are skipped, so the benchmark resumes where it stopped.
+5e-4) and ``adamw`` (lr 1e-3, weight decay 1e-4); ``--lrs`` runs other
+learning rates (the stability frontier: the largest at which a variant still
+trains). One CSV row per run (first step with a non-finite loss, final train
+loss and test accuracy, ...) goes to ``--results`` and the per-step minibatch
+losses, the smallest per-layer gradient std and the number of layers whose
+gradient std is below Adam's eps (1e-8) to a JSON-lines file beside it; runs
+already there are skipped, so the benchmark resumes where it stopped.
 
   python benchmarks/bnfree_stress.py --models resnet18 --width 16
   python benchmarks/bnfree_stress_report.py   # table, plots, README section
@@ -66,7 +71,8 @@ OPTIMIZERS: dict[str, tuple[float, Callable[[float], optax.GradientTransformatio
     ),
     "adamw": (1e-3, lambda lr: optax.adamw(lr, weight_decay=1e-4)),
 }
-REFERENCES = ("output", "geometric_mean", "mean", "median", "max")
+REFERENCES = ("output", "geometric_mean", "mean", "median", "max", "prediction")
+ADAM_EPS = 1e-8  # optax.adamw's default: a layer below it is one Adam cannot see
 AGC_CLIPPING = 0.01
 DEFAULT_VARIANTS = (
     "bn",
@@ -99,8 +105,16 @@ def parse_variant(variant: str) -> tuple[str, Callable[[], Any] | None]:
     return norm, lambda: sgo.stablegrad(reference)
 
 
-def make_optimizer(optimizer: str, variant: str) -> optax.GradientTransformation:
-    lr, make = OPTIMIZERS[optimizer]
+def needs_prediction_scale(variant: str) -> bool:
+    """Whether the variant's StableGrad takes the prediction gradient's std."""
+    return variant.endswith("stablegrad(prediction)")
+
+
+def make_optimizer(
+    optimizer: str, variant: str, lr: float | None = None
+) -> optax.GradientTransformation:
+    default_lr, make = OPTIMIZERS[optimizer]
+    lr = default_lr if lr is None else lr
     _, transform = parse_variant(variant)
     if transform is None:
         return make(lr)
@@ -133,11 +147,19 @@ def run_cell(
     optimizer: str,
     variant: str,
     seeds: Sequence[int],
-) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """Trains the seeds of one cell; (summary per seed, losses[seed, step])."""
+    lr: float | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """Trains the seeds of one cell; (summary per seed, per-step logs).
+
+    The logs are arrays [seed, step]: ``loss`` (the minibatch loss),
+    ``min_grad_std`` (the smallest per-layer gradient std, before any
+    rescale) and ``below_eps`` (how many layers' gradient std is below
+    `ADAM_EPS`).
+    """
     norm, _ = parse_variant(variant)
     model = make_model(model_name, args.width, norm, data.num_classes)
-    tx = make_optimizer(optimizer, variant)
+    tx = make_optimizer(optimizer, variant, lr)
+    paper = needs_prediction_scale(variant)
     train_x = jnp.asarray(data.train_images)
     train_y = jnp.asarray(data.train_labels)
     augment = functools.partial(datasets.augment, flip=args.dataset != "digits32")
@@ -166,14 +188,32 @@ def run_cell(
         index = jax.random.choice(pick, len(train_x), (args.batch_size,), False)
         x, y = augment(crop, train_x[index]), train_y[index]
 
-        def loss_fn(p):
-            logits, new_stats = forward(p, stats, x, True)
-            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-            return loss, new_stats
+        def cross_entropy(logits):
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), stats, opt_state), loss
+        if paper:  # the logits' cotangent sets the reference
+            (loss, stats), grads, scale = sgo.prediction_value_and_grad(
+                lambda p: forward(p, stats, x, True),
+                cross_entropy,
+                predict_has_aux=True,
+            )(params)
+            extra = {"reference_scale": scale}
+        else:
+
+            def loss_fn(p):
+                logits, new_stats = forward(p, stats, x, True)
+                return cross_entropy(logits), new_stats
+
+            (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+            extra = {}
+        updates, opt_state = tx.update(grads, opt_state, params, **extra)
+        layer_std = jnp.stack(list(sgo.layer_statistics(grads).values()))
+        logs = {
+            "loss": loss,
+            "min_grad_std": jnp.min(layer_std),
+            "below_eps": jnp.sum(layer_std < ADAM_EPS),
+        }
+        return (optax.apply_updates(params, updates), stats, opt_state), logs
 
     def evaluate(state, images, labels):
         params, stats, _ = state
@@ -195,24 +235,31 @@ def run_cell(
         ]
         return [np.concatenate([np.asarray(o[k]) for o in out]) for k in (0, 1)]
 
-    rows, curves = [], []
+    rows, curves = [], {"loss": [], "min_grad_std": [], "below_eps": []}
     for seed in seeds:
         start = time.perf_counter()
         state = init(seed)
         # The data stream of a seed: its own key, apart from its init key.
         keys = jax.random.split(jax.random.key(10_000 + seed), args.steps)
-        losses = []
+        logs = {name: [] for name in curves}
         for begin in range(0, args.steps, args.chunk):
             part = []
             for key in keys[begin : begin + args.chunk]:
-                state, loss = step(state, key)
-                part.append(loss)
-            losses.extend(np.asarray(jnp.stack(part)).tolist())  # one sync a chunk
-            if not math.isfinite(losses[-1]):  # diverged: NaN from here on
+                state, log = step(state, key)
+                part.append(log)
+            for name, values in jax.device_get(_stack(part)).items():  # one sync
+                logs[name].extend(np.asarray(values, float).tolist())
+            if not math.isfinite(logs["loss"][-1]):  # diverged: NaN from here on
                 break
-        losses = np.pad(
-            np.asarray(losses), (0, args.steps - len(losses)), constant_values=np.nan
-        )
+        padded = {
+            name: np.pad(
+                np.asarray(values, float),
+                (0, args.steps - len(values)),
+                constant_values=np.nan,
+            )
+            for name, values in logs.items()
+        }
+        losses = padded["loss"]
         train_loss, _ = batched(state, train_x, train_y, args.eval_examples)
         _, correct = batched(state, *test, len(test[1]))
         nonfinite = np.flatnonzero(~np.isfinite(losses))
@@ -227,8 +274,13 @@ def run_cell(
                 "wall_s": round(time.perf_counter() - start, 2),
             }
         )
-        curves.append(losses)
-    return rows, np.stack(curves)
+        for name, values in padded.items():
+            curves[name].append(values)
+    return rows, {name: np.stack(values) for name, values in curves.items()}
+
+
+def _stack(logs: Sequence[dict[str, jax.Array]]) -> dict[str, jax.Array]:
+    return {name: jnp.stack([log[name] for log in logs]) for name in logs[0]}
 
 
 def outcome(rows: Sequence[dict[str, Any]]) -> str:
@@ -255,6 +307,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--data-dir", default=None, help="folder of the CIFAR archive")
     parser.add_argument("--optimizers", type=csv(str), default=list(OPTIMIZERS))
+    parser.add_argument(
+        "--lrs",
+        type=csv(float),
+        default=None,
+        help="learning rates to run (default: each optimizer's usual one)",
+    )
     parser.add_argument("--variants", type=csv(str), default=list(DEFAULT_VARIANTS))
     parser.add_argument("--seeds", type=csv(int), default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=300)
@@ -284,6 +342,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if not args.seeds:
         parser.error("--seeds: give at least one seed")
+    if args.lrs is not None and not (args.lrs and all(lr > 0 for lr in args.lrs)):
+        parser.error("--lrs: give learning rates > 0")
     return args
 
 
@@ -295,15 +355,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = load_data(args.dataset, args.data_dir)
     print(f"{meta}; {args.dataset}: {len(data.train_labels)} train images")
     began = time.perf_counter()
-    for model, optimizer, variant in itertools.product(
-        args.models, args.optimizers, args.variants
-    ):
+    plan = [
+        (model, optimizer, lr, variant)
+        for model, optimizer in itertools.product(args.models, args.optimizers)
+        for lr in (args.lrs or [OPTIMIZERS[optimizer][0]])
+        for variant in args.variants
+    ]
+    for model, optimizer, lr, variant in plan:
         cell = {
             "model": model,
             "width": args.width if model.startswith("resnet") else 0,
             "dataset": args.dataset,
             "optimizer": optimizer,
-            "lr": OPTIMIZERS[optimizer][0],
+            "lr": lr,
             "variant": variant,
             "steps": args.steps,
             "batch_size": args.batch_size,
@@ -316,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.max_minutes is not None and minutes > args.max_minutes:
             print("--max-minutes reached; stopping before a new cell")
             break
-        summaries, losses = run_cell(args, data, model, optimizer, variant, seeds)
+        summaries, logs = run_cell(args, data, model, optimizer, variant, seeds, lr)
         date = datetime.datetime.now(datetime.timezone.utc).isoformat("T", "seconds")
         rows = [
             cell | summary | meta | {"date": date, "jax": jax.__version__}
@@ -325,14 +389,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.append_history(
             args.results,
             [
-                {"key": results.run_key(row), "loss": loss.tolist()}
-                for row, loss in zip(rows, losses, strict=True)
+                {"key": results.run_key(row)}
+                | {name: values[i].tolist() for name, values in logs.items()}
+                for i, row in enumerate(rows)
             ],
         )
         results.append_rows(args.results, rows)
         minutes = (time.perf_counter() - began) / 60
         print(
-            f"[{minutes:6.1f} min] {model} {optimizer} {variant}: {outcome(rows)} "
+            f"[{minutes:6.1f} min] {model} {optimizer} {lr:g} {variant}: "
+            f"{outcome(rows)} "
             "(seed:loss/accuracy)",
             flush=True,
         )

@@ -70,11 +70,22 @@ def run_key(row: dict[str, Any]) -> tuple[str, ...]:
 
 
 def append_history(path: str | pathlib.Path, records: Iterable[dict]) -> None:
-    """Appends {"key": [...], "loss": [...]} records, NaN/inf written as null."""
+    """Appends {"key": [...], "loss": [...], ...} records (per-step lists beside
+    the key: the loss, and in newer runs ``min_grad_std`` and ``below_eps``),
+    NaN/inf written as null."""
+
+    def value(v: float, name: str):
+        if not math.isfinite(v):
+            return None
+        return round(v, 5) if name == "loss" else float(f"{v:.4g}")
 
     def line(record: dict) -> dict:
-        loss = [round(v, 5) if math.isfinite(v) else None for v in record["loss"]]
-        return {"key": list(record["key"]), "loss": loss}
+        logs = {
+            name: [value(v, name) for v in values]
+            for name, values in record.items()
+            if name != "key"
+        }
+        return {"key": list(record["key"]), **logs}
 
     csvrows.append_history(path, map(line, records))
 

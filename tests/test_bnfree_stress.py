@@ -1,6 +1,7 @@
 """The BatchNorm-free stress benchmark (benchmarks/): a tiny real run and its report."""
 
 import csv
+import json
 import math
 import pathlib
 
@@ -74,6 +75,32 @@ def test_tiny_run_writes_one_row_per_run_and_resumes(modules, tiny_csv):
     history = results.read_history(tiny_csv)
     assert len(history) == 4
     assert all(len(h) == 4 for h in history.values())
+
+
+def test_learning_rates_and_the_paper_reference_with_eps_logs(modules, tmp_path):
+    bench, _, results = modules
+    path = tmp_path / "frontier.csv"
+    tiny = [a for a in TINY if not a.startswith(("--optimizers", "--seeds"))]
+    flags = ["--optimizers=adamw", "--lrs=0.03", "--seeds=0"]
+    variants = "--variants=none+stablegrad(prediction)"
+    assert bench.main([*tiny, *flags, variants, f"--results={path}"]) == 0
+    rows = results.read_rows(path)
+    assert [(r["lr"], r["variant"]) for r in rows] == [
+        (0.03, "none+stablegrad(prediction)")
+    ]
+    assert all(math.isfinite(r["final_train_loss"]) for r in rows)
+    lines = [
+        json.loads(line)
+        for line in path.with_name("frontier_history.jsonl").read_text().splitlines()
+    ]
+    for line in lines:
+        assert set(line) == {"key", "loss", "min_grad_std", "below_eps"}
+        assert all(v >= 0 for v in line["min_grad_std"])  # 0: a SkipInit branch
+        assert all(v == int(v) and v >= 0 for v in line["below_eps"])
+    assert bench.needs_prediction_scale("none+stablegrad(prediction)")
+    assert not bench.needs_prediction_scale("none+stablegrad")
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--lrs=0"])
 
 
 def test_report_writes_table_figure_and_readme_section(modules, tiny_csv, tmp_path):
