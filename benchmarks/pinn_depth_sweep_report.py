@@ -4,16 +4,22 @@
   python benchmarks/pinn_depth_sweep_report.py --check    # README up to date?
 
 Writes ``pinn_depth_sweep.md`` (every table) and ``pinn_depth_sweep_<problem>.png``
-(relative L2 error against depth) beside the CSV, and rewrites the part of
+(relative L2 error against depth) beside the CSV; from the per-step history,
+where it has them, ``pinn_depth_sweep_history.png`` (gradient imbalance and test
+error at the deepest depth) and ``pinn_depth_sweep_reference.png`` (the
+prediction reference and the loss at the tuning depth); and rewrites the part of
 README.md between ``<!-- depth-sweep -->`` and ``<!-- /depth-sweep -->``. Every
 number in that part comes from the CSV. Results are summarised over the seeds
-other than the tuning seed (which only picks learning rates).
+other than the tuning seed (which only picks learning rates). The paper's
+StableGrad (`PAPER`) comes first: in the tables, in the comparisons (one line
+per baseline, `judged_pairs`) and in the verdicts on the paper's claims.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import math
 import pathlib
 import statistics
@@ -26,18 +32,39 @@ import pinn_depth_sweep_results as results
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 START, END = "<!-- depth-sweep -->", "<!-- /depth-sweep -->"
-# The README's row order (any other optimizer run follows); groups not run get
-# no row.
+PAPER = "stablegrad(prediction)+adam"  # the paper's StableGrad
+# The README's row order (any other optimizer run follows; groups not run get
+# no row): the paper's variant, its baselines, its own readings and ablations,
+# then the other references (the library's output-layer default first) and the
+# rest.
 HEADLINE = (
+    PAPER,
     "adam",
+    "adam+decay",
+    "adam+decay(1%)",
+    "adam+warmup+decay",
+    "agc+adam",
+    "stablegrad(prediction)+adam+decay",
+    "stablegrad(prediction-values)+adam",
+    "stablegrad(prediction-all)+adam",
+    "stablegrad(prediction-global)+adam",
     "stablegrad+adam",
     "stablegrad(geometric_mean)+adam",
-    "stablegrad(prediction)+adam",
     "adamw",
-    "agc+adam",
     "lamb",
     "sgd-momentum",
     "stablegrad+sgd-momentum",
+)
+# What the paper's variant is compared with, one line each (see `judged_pairs`):
+# its baselines, the output-layer reference and its global (one-factor) ablation.
+PAPER_BASELINES = (
+    "adam",
+    "adam+decay",
+    "adam+decay(1%)",
+    "adam+warmup+decay",
+    "agc+adam",
+    "stablegrad+adam",
+    "stablegrad(prediction-global)+adam",
 )
 BETTER = 0.9  # a ratio of medians below this counts as better, above 1/BETTER worse
 
@@ -230,7 +257,7 @@ def full_tables(sweep: Sweep) -> str:
     for problem in sweep.problems:
         lines += ["", f"## {problem}"]
         for init in sweep.inits:
-            ran = sweep.ran(problem, init, sweep.optimizers)
+            ran = sweep.ran(problem, init, in_headline_order(sweep.optimizers))
             for protocol in results.PROTOCOLS:
                 body = [
                     [
@@ -270,6 +297,28 @@ def base_of(optimizer: str) -> str | None:
     """``stablegrad(...)+adam`` -> ``adam``; None for a non-StableGrad name."""
     head, plus, base = optimizer.partition("+")
     return base if plus and head.startswith("stablegrad") else None
+
+
+def in_headline_order(optimizers: Sequence[str]) -> list[str]:
+    """`optimizers` in `HEADLINE` order, any others after them as given."""
+    known = [o for o in HEADLINE if o in optimizers]
+    return known + [o for o in optimizers if o not in known]
+
+
+def judged_pairs(optimizers: Sequence[str]) -> list[tuple[str, str]]:
+    """The (ours, theirs) comparisons among `optimizers`, the paper's first.
+
+    The paper's variant against each of `PAPER_BASELINES`, then each StableGrad
+    variant against its base optimizer (`base_of`: the +decay variant against
+    adam+decay), in `HEADLINE` order; only pairs where both were run.
+    """
+    pairs = [(PAPER, base) for base in PAPER_BASELINES]
+    pairs += [(o, base_of(o)) for o in in_headline_order(optimizers)]
+    return [
+        (ours, theirs)
+        for ours, theirs in dict.fromkeys(pairs)
+        if ours in optimizers and theirs in optimizers
+    ]
 
 
 PROTOCOL_NAMES = {"tuned": "lr per depth", "fixed": "one lr"}
@@ -340,16 +389,14 @@ def _geo_mean_ratio(cells: Sequence[tuple]) -> float:
 
 
 def comparisons(sweep: Sweep) -> list[str]:
-    """Each StableGrad variant against its base optimizer, per depth.
+    """Each of `judged_pairs` per depth (a table), then one line per pair.
 
     Only cells where both have every reported seed count; both protocols.
     """
-    header = ["StableGrad vs its base", *(f"depth {d}" for d in sweep.depths), "all"]
-    body, sentences = [], []
-    for opt in sweep.optimizers:
-        base = base_of(opt)
-        if base not in sweep.optimizers:
-            continue
+    header = ["comparison", *(f"depth {d}" for d in sweep.depths), "all"]
+    body, lines = [], []
+    for opt, base in judged_pairs(sweep.optimizers):
+        parts = []
         for protocol in results.PROTOCOLS:
             cells = paired_cells(sweep, protocol, opt, base)
             if not cells:
@@ -373,7 +420,7 @@ def comparisons(sweep: Sweep) -> list[str]:
             )
             body.append(
                 [
-                    f"{name}: runs that train (of seeds), StableGrad vs base",
+                    f"{name}: runs that train (of seeds), first vs second",
                     *(
                         f"{k} vs {m} (of {n})" if n else "–"
                         for k, m, n in (trained[d] for d in sweep.depths)
@@ -381,17 +428,29 @@ def comparisons(sweep: Sweep) -> list[str]:
                     f"{won[0]} vs {won[1]} (of {won[2]})",
                 ]
             )
-            sentences.append(
-                f"* **{opt} against {base}, {name}**: over {len(cells)} complete "
-                f"problem x init x depth cells, better (median error more than "
-                f"{round((1 - BETTER) * 100)}% lower) in {total[0]}, worse in "
-                f"{total[2]}, the same in {total[1]}; median-error ratio "
-                f"{_geo_mean_ratio(cells):.2f} in geometric mean (below 1: "
-                "StableGrad better)."
+            parts.append(
+                f"{' / '.join(map(str, total))} of {len(cells)} cells with "
+                f"{name} (ratio {_geo_mean_ratio(cells):.2f})"
+            )
+        if parts:
+            lines.append(
+                f"* **{opt} vs {base}: better / same / worse** in "
+                + ", in ".join(parts)
+                + "."
             )
     if not body:
         return []
-    return [*mdtables.table(header, body), "", *sentences]
+    return [
+        *mdtables.table(header, body),
+        "",
+        "Per comparison, over the problem x init x depth cells where both have "
+        "every reported seed: better where the first's median error is more than "
+        f"{round((1 - BETTER) * 100)}% lower than the second's, worse where it is "
+        f"more than {round((1 / BETTER - 1) * 100)}% higher, and the geometric "
+        "mean of the ratio of median errors (below 1: the first better).",
+        "",
+        *lines,
+    ]
 
 
 def where(sweep: Sweep, opt: str, base: str) -> list[str]:
@@ -418,8 +477,9 @@ def best_depths(sweep: Sweep, shown: Sequence[str]) -> list[str]:
 
     The paper's second claim is that StableGrad makes deeper PINNs reliable: if
     it did, its best depth would move deeper and its deep errors would drop.
+    Only problems and inits where every optimizer shown has every depth with
+    every reported seed get a row; none: no table.
     """
-    header = ["problem", "init", *shown]
     body = []
     for problem in sweep.problems:
         for init in sweep.inits:
@@ -431,14 +491,13 @@ def best_depths(sweep: Sweep, shown: Sequence[str]) -> list[str]:
                     if (s := sweep.summary("tuned", problem, init, opt, d))
                     and s["n"] == len(sweep.seeds)
                 ]
-                complete = len(found) == len(sweep.depths)
-                if complete:
-                    error, depth = min(found, key=lambda f: _ratio(f[0], 1.0))
-                    row.append(f"{depth} ({_num(error)})")
-                else:
-                    row.append("–")
-            body.append(row)
-    return mdtables.table(header, body)
+                if len(found) < len(sweep.depths):
+                    break
+                error, depth = min(found, key=lambda f: _ratio(f[0], 1.0))
+                row.append(f"{depth} ({_num(error)})")
+            else:
+                body.append(row)
+    return mdtables.table(["problem", "init", *shown], body) if body else []
 
 
 def claims(sweep: Sweep, opt: str, base: str) -> list[str]:
@@ -461,7 +520,9 @@ def claims(sweep: Sweep, opt: str, base: str) -> list[str]:
     theirs = sum(c[4]["trained"] for c in deep)
     seeds = sum(c[3]["n"] for c in deep)
     depths = sorted({c[2] for c in deep})
-    if ours > theirs:
+    if not deep:
+        second = "no complete cell is that deep, so nothing says which trains more"
+    elif ours > theirs:
         second = f"StableGrad trains more of them ({ours} against {theirs})"
     elif ours < theirs:
         second = f"StableGrad trains fewer of them ({ours} against {theirs})"
@@ -469,6 +530,23 @@ def claims(sweep: Sweep, opt: str, base: str) -> list[str]:
         second = f"both train as many ({ours})"
     else:
         second = "neither trains any"
+    if deep:
+        second = (
+            f"of {seeds} runs at depths {' and '.join(map(str, depths))}, "
+            f"{second} to an error below {results.TRAINED}"
+        )
+    else:
+        second = f"at depths {sweep.depths[-1] // 2} and above, {second}"
+    table = best_depths(sweep, [base, opt])
+    if table:
+        table = [
+            " The best depth per problem and init (median error there; lr per "
+            "depth; where both have every depth):",
+            "",
+            *table,
+        ]
+    else:
+        table = [" No problem and init has every depth complete for both."]
     return [
         f"**The paper's claims, {opt} against {base}** (lr per depth, "
         f"{len(cells)} complete cells):",
@@ -476,15 +554,21 @@ def claims(sweep: Sweep, opt: str, base: str) -> list[str]:
         f"1. *Better accuracy at matched depth* {first} (better in {total[0]} "
         f"cells, worse in {total[2]}, the same in {total[1]}; geometric-mean "
         f"error ratio {geo:.2f}).",
-        f"2. *Deeper PINNs train reliably*: of {seeds} runs at depths "
-        f"{' and '.join(map(str, depths))}, {second} to an error below "
-        f"{results.TRAINED}. The best depth per problem and init (median error "
-        "there; lr per depth):",
-        "",
-        *best_depths(sweep, [base, opt]),
+        f"2. *Deeper PINNs train reliably*: {second}.{table[0]}",
+        *table[1:],
         "",
         *where(sweep, opt, base),
     ]
+
+
+def every_claims(sweep: Sweep) -> list[str]:
+    """`claims` for each StableGrad variant against its base, the paper's first."""
+    lines = []
+    for opt in in_headline_order(sweep.optimizers):
+        base = base_of(opt)
+        if base in sweep.optimizers and (found := claims(sweep, opt, base)):
+            lines += ["", *found]
+    return lines
 
 
 def _ratio(a: float, b: float) -> float:
@@ -566,11 +650,10 @@ def _protocol_table(sweep: Sweep, protocol: str, shown: Sequence[str]) -> list[s
 
 
 def readme_section(
-    sweep: Sweep, figures: Sequence[str], figure_note: str | None = None
+    sweep: Sweep, figures: Sequence[str], figure_notes: Sequence[str] = ()
 ) -> str:
     """The README's results section; every number from the CSV."""
-    shown = [o for o in HEADLINE if o in sweep.optimizers]
-    shown += [o for o in sweep.optimizers if o not in shown]
+    shown = in_headline_order(sweep.optimizers)
     seeds = ", ".join(map(str, sweep.seeds))
     lines = [
         START,
@@ -598,14 +681,11 @@ def readme_section(
         "",
         *comparisons(sweep),
     ]
-    if "adam" in sweep.optimizers and "stablegrad+adam" in sweep.optimizers:
-        found = claims(sweep, "stablegrad+adam", "adam")
-        if found:
-            lines += ["", *found]
+    lines += every_claims(sweep)
     for note in (
         init_comparison(sweep, shown, "critical", "glorot"),
         regime(sweep),
-        figure_note,
+        *figure_notes,
     ):
         if note:
             lines += ["", note]
@@ -685,16 +765,40 @@ def _pyplot():
     return plt
 
 
-def history_at_depth(sweep: Sweep, history: dict, problem, init, opt, depth):
-    """Per-step medians over the reported seeds at the tuned lr (None if absent)."""
+HISTORY = ("grad_imbalance", "rel_l2")  # what the history figure draws
+# What the reference figure draws: the prediction reference's "data" reading
+# (logged by every run with a prediction reference, whichever reading it steps
+# with) and the loss.
+REFERENCE = ("reference_scale/data", "loss")
+
+
+def _series(record: dict, name: str) -> list | None:
+    """``record[name]``, where "a/b" reads ``record["a"]["b"]``; None if absent."""
+    for part in name.split("/"):
+        if not isinstance(record, dict) or part not in record:
+            return None
+        record = record[part]
+    return record
+
+
+def history_at_depth(
+    sweep: Sweep, history: dict, problem, init, opt, depth, names=HISTORY
+) -> dict | None:
+    """Per-step medians of `names` over the reported seeds at the tuned lr.
+
+    Only runs whose history holds every one of `names` count; None if none does.
+    """
     lr = sweep.lr("tuned", problem, init, opt, depth)
     if lr is None:
         return None
-    runs = [
-        history[key]
-        for r in results.select(sweep.runs_of(problem, init, opt), depth=depth, lr=lr)
-        if not sweep._tuning(r) and (key := results.run_key(r)) in history
-    ]
+    runs = []
+    for r in results.select(sweep.runs_of(problem, init, opt), depth=depth, lr=lr):
+        record = history.get(results.run_key(r))
+        if sweep._tuning(r) or record is None:
+            continue
+        found = {name: _series(record, name) for name in names}
+        if all(v is not None for v in found.values()):
+            runs.append({"step": record["step"], **found})
     if not runs:
         return None
     steps = runs[0]["step"]
@@ -703,19 +807,20 @@ def history_at_depth(sweep: Sweep, history: dict, problem, init, opt, depth):
     ]
     return {
         "step": steps,
-        "grad_imbalance": median("grad_imbalance"),
-        "rel_l2": median("rel_l2"),
+        **{name: median(name) for name in names},
         "seeds": len(runs),
     }
 
 
-def curves(sweep: Sweep, history: dict, depth: int) -> dict[tuple, dict]:
+def curves(sweep: Sweep, history: dict, depth: int, names=HISTORY) -> dict[tuple, dict]:
     """(problem, init, optimizer) -> `history_at_depth`, where there is one."""
     out = {}
     for problem in sweep.problems:
         for init in sweep.inits:
             for opt in sweep.optimizers:
-                curve = history_at_depth(sweep, history, problem, init, opt, depth)
+                curve = history_at_depth(
+                    sweep, history, problem, init, opt, depth, names
+                )
                 if curve is not None:
                     out[problem, init, opt] = curve
     return out
@@ -729,9 +834,9 @@ def history_note(sweep: Sweep, history: dict, depth: int) -> str:
         if results.run_key(r) not in history
     )
     text = (
-        f"The last figure: per-step medians at depth {depth} over the reported "
-        "seeds at the tuned learning rate (solid: the critical init; dashed: "
-        f"the others). {len(sweep.rows) - sum(missing.values())} of "
+        f"`pinn_depth_sweep_history.png`: per-step medians at depth {depth} over "
+        "the reported seeds at the tuned learning rate (solid: the critical "
+        f"init; dashed: the others). {len(sweep.rows) - sum(missing.values())} of "
         f"{len(sweep.rows)} runs have a per-step history in "
         "`pinn_depth_sweep_history.jsonl`"
     )
@@ -744,63 +849,114 @@ def history_note(sweep: Sweep, history: dict, depth: int) -> str:
     )
 
 
-def plot_history(sweep: Sweep, found: dict, depth: int, path: pathlib.Path) -> None:
-    """Gradient imbalance and test error over training at one depth (`curves`).
+def reference_note(found: dict, depth: int) -> str:
+    """What the reference figure shows (`found`: `curves` of `REFERENCE`)."""
+    runs = sum(curve["seeds"] for curve in found.values())
+    return (
+        "`pinn_depth_sweep_reference.png`: the prediction reference (the std "
+        "each layer's gradient is rescaled to), its data reading (the std of the "
+        "loss gradient with respect to the network's output at the boundary and "
+        "initial points; logged by every run with a prediction reference, "
+        "whichever reading it steps with), beside the loss: per-step medians at "
+        f"depth {depth} over the reported seeds at the tuned learning rate "
+        f"({runs} runs in {len(found)} problem x init x optimizer groups)."
+    )
 
-    Solid lines: the critical init; dashed: the others.
+
+def plot_curves(
+    sweep: Sweep, found: dict, depth: int, panels: Sequence[tuple], path: pathlib.Path
+) -> None:
+    """Per-step curves (`curves`) at one depth: a row per problem drawn.
+
+    `panels`: one (history name, y label, title) per column. Solid lines: the
+    critical init; dashed: the others.
     """
     plt = _pyplot()
+    problems = [p for p in sweep.problems if any(k[0] == p for k in found)]
     fig, axes = plt.subplots(
-        len(sweep.problems), 2, figsize=(11, 3.6 * len(sweep.problems)), squeeze=False
+        len(problems),
+        len(panels),
+        figsize=(5.5 * len(panels), 3.6 * len(problems)),
+        squeeze=False,
     )
-    for row, problem in enumerate(sweep.problems):
+    for row, problem in enumerate(problems):
         for color, opt in enumerate(sweep.optimizers):
             for init in sweep.inits:
                 curve = found.get((problem, init, opt))
                 if curve is None:
                     continue
                 label = f"{opt}, {init} ({curve['seeds']} seeds)"
-                for col, name in enumerate(("grad_imbalance", "rel_l2")):
+                for col, (name, _, _) in enumerate(panels):
                     axes[row, col].plot(
                         curve["step"],
                         curve[name],
                         ls="-" if init == "critical" else "--",
-                        color=f"C{color}",
+                        color=f"C{color % 10}",
                         label=label,
                     )
-        axes[row, 0].set(
-            yscale="log",
-            xlabel="step",
-            ylabel="per-layer grad std, max / min",
-            title=f"{problem}, depth {depth}: gradient imbalance (median)",
-        )
-        axes[row, 1].set(
-            yscale="log",
-            xlabel="step",
-            ylabel="relative L2 (median)",
-            title=f"{problem}, depth {depth}: test error at the tuned lr",
-        )
-        axes[row, 1].legend(fontsize=6)
+        for col, (_, ylabel, title) in enumerate(panels):
+            axes[row, col].set(
+                yscale="log",
+                xlabel="step",
+                ylabel=ylabel,
+                title=f"{problem}, depth {depth}: {title}",
+            )
+        axes[row, -1].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_history(sweep: Sweep, found: dict, depth: int, path: pathlib.Path) -> None:
+    """Gradient imbalance and test error over training at one depth."""
+    panels = (
+        (
+            "grad_imbalance",
+            "per-layer grad std, max / min",
+            "gradient imbalance (median)",
+        ),
+        ("rel_l2", "relative L2 (median)", "test error at the tuned lr"),
+    )
+    plot_curves(sweep, found, depth, panels, path)
+
+
+def plot_reference(sweep: Sweep, found: dict, depth: int, path: pathlib.Path) -> None:
+    """The prediction reference (its "data" reading) and the loss over training."""
+    panels = (
+        (REFERENCE[0], "std of dL/du at the data points", "reference (median)"),
+        (REFERENCE[1], "loss (median)", "loss at the tuned lr"),
+    )
+    plot_curves(sweep, found, depth, panels, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     sweep = Sweep(results.read_rows(args.results), args.tune_seed, args.tune_depth)
     outdir = args.outdir or args.results.parent
-    figures = [f"pinn_depth_sweep_{p}.png" for p in sweep.problems]
-    deepest = sweep.depths[-1]
     history = results.read_history(args.results)
-    found = curves(sweep, history, deepest)
-    note = None
-    if found:
-        figures.append("pinn_depth_sweep_history.png")
-        note = history_note(sweep, history, deepest)
+    # The figures by file name (each drawn by a function of its path) and what
+    # the README says of those beyond the per-problem ones.
+    drawings = {
+        f"pinn_depth_sweep_{p}.png": functools.partial(plot, sweep, p)
+        for p in sweep.problems
+    }
+    notes = []
+    deepest = sweep.depths[-1]
+    if found := curves(sweep, history, deepest):
+        drawings["pinn_depth_sweep_history.png"] = functools.partial(
+            plot_history, sweep, found, deepest
+        )
+        notes.append(history_note(sweep, history, deepest))
+    # The reference at the depth that picks the fixed protocol's lr.
+    if found := curves(sweep, history, sweep.tune_depth, REFERENCE):
+        drawings["pinn_depth_sweep_reference.png"] = functools.partial(
+            plot_reference, sweep, found, sweep.tune_depth
+        )
+        notes.append(reference_note(found, sweep.tune_depth))
+    figures = list(drawings)
     readme = args.readme.read_text()
     updated = mdtables.replace_section(
-        readme, readme_section(sweep, figures, note), START, END
+        readme, readme_section(sweep, figures, notes), START, END
     )
     tables, tables_path = full_tables(sweep), outdir / "pinn_depth_sweep.md"
     if args.check:
@@ -822,10 +978,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     outdir.mkdir(parents=True, exist_ok=True)
     tables_path.write_text(tables)
-    for problem, name in zip(sweep.problems, figures, strict=False):
-        plot(sweep, problem, outdir / name)
-    if found:
-        plot_history(sweep, found, deepest, outdir / "pinn_depth_sweep_history.png")
+    for name, draw in drawings.items():
+        draw(outdir / name)
     args.readme.write_text(updated)
     print(
         f"wrote {outdir / 'pinn_depth_sweep.md'}, {len(figures)} figures, {args.readme}"

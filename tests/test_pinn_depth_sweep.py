@@ -151,13 +151,44 @@ def test_report_writes_tables_figures_and_the_readme_section(
     assert text.startswith("intro\n") and text.endswith("\nafter\n")
     assert "stale" not in text
     assert "| burgers | glorot | adam |" in text
-    assert "stablegrad(prediction)+adam against adam" in text
+    assert "stablegrad(prediction)+adam vs adam: better / same / worse" in text
+    assert "The paper's claims, stablegrad(prediction)+adam against adam" in text
     tables = (outdir / "pinn_depth_sweep.md").read_text()
     assert "### glorot init, tuned lr" in tables
     assert "### glorot init, fixed lr" in tables
-    for name in ("burgers", "helmholtz", "history"):
+    for name in ("burgers", "helmholtz", "history", "reference"):
         assert (outdir / f"pinn_depth_sweep_{name}.png").stat().st_size > 10_000
-    assert "pinn_depth_sweep_history.png" in text
+        assert f"pinn_depth_sweep_{name}.png" in text
+    assert "`pinn_depth_sweep_reference.png`: the prediction reference" in text
+
+
+def test_report_leaves_out_the_reference_figure_without_a_reference_history(
+    modules, tiny_csv, tmp_path
+):
+    """Histories from before the reference was logged: no figure, no README line."""
+    _, report, results = modules
+    csv_path = tmp_path / "sweep.csv"
+    csv_path.write_text(tiny_csv.read_text())
+    history = results.read_history(tiny_csv)
+    assert any("reference_scale" in record for record in history.values())
+    results.append_history(
+        csv_path,
+        [
+            {
+                **dict(zip(results.KEY, key, strict=True)),
+                "history": {k: v for k, v in record.items() if k != "reference_scale"},
+            }
+            for key, record in history.items()
+        ],
+    )
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{report.START}\n{report.END}\n")
+    outdir = tmp_path / "out"
+    args = [f"--results={csv_path}", f"--readme={readme}", f"--outdir={outdir}"]
+    assert report.main([*args, "--tune-depth=2"]) == 0
+    assert (outdir / "pinn_depth_sweep_history.png").exists()
+    assert not (outdir / "pinn_depth_sweep_reference.png").exists()
+    assert "reference.png" not in readme.read_text()
 
 
 def test_readme_section_is_generated_from_the_committed_csv(modules):
@@ -292,6 +323,123 @@ def test_the_paper_claims_are_judged_from_the_numbers(modules, ours, verdict, tr
     assert "| poisson | glorot | 4 (0.040) |" in text  # adam's best depth
     if ours == 1.0:
         assert "Better than adam" in text and text.count("nowhere") == 2
+
+
+PAPER = "stablegrad(prediction)+adam"
+
+
+def test_the_paper_variant_gets_one_comparison_line_per_baseline(modules):
+    """Lines for the paper's variant first, each verdict from its own numbers."""
+    _, report, _ = modules
+    factors = {  # error at every depth, relative to the paper's variant
+        "stablegrad+sgd-momentum": 1.0,  # its base is not run: no line
+        "stablegrad(prediction)+adam+decay": 2.0,  # worse than adam+decay
+        "agc+adam": 0.5,  # better than the paper's variant
+        "adam": 2.0,
+        "stablegrad(prediction-global)+adam": 2.0,
+        "adam+warmup+decay": 2.0,  # one seed missing: no complete cell
+        PAPER: 1.0,
+        "adam+decay": 1.05,  # the same
+    }
+    errors = {
+        ("glorot", opt, depth): 0.05 * factor
+        for opt, factor in factors.items()
+        for depth in (4, 8)
+    }
+    full = _synthetic_sweep(report, errors)
+    rows = [
+        r
+        for r in full.rows
+        if not (r["optimizer"] == "adam+warmup+decay" and r["seed"] == 3)
+    ]
+    sweep = report.Sweep(rows, tune_seed=0, tune_depth=8)
+    assert report.judged_pairs(sweep.optimizers) == [
+        (PAPER, "adam"),
+        (PAPER, "adam+decay"),
+        (PAPER, "adam+warmup+decay"),
+        (PAPER, "agc+adam"),
+        (PAPER, "stablegrad(prediction-global)+adam"),
+        ("stablegrad(prediction)+adam+decay", "adam+decay"),
+        ("stablegrad(prediction-global)+adam", "adam"),
+    ]
+    lines = [line for line in report.comparisons(sweep) if line.startswith("* ")]
+    one = "* **{} vs {}: better / same / worse** in {} of 2 cells with lr per depth"
+    expected = [
+        one.format(PAPER, "adam", "2 / 0 / 0") + " (ratio 0.50)",
+        one.format(PAPER, "adam+decay", "0 / 2 / 0") + " (ratio 0.95)",
+        one.format(PAPER, "agc+adam", "0 / 0 / 2") + " (ratio 2.00)",
+        one.format(PAPER, "stablegrad(prediction-global)+adam", "2 / 0 / 0"),
+        one.format("stablegrad(prediction)+adam+decay", "adam+decay", "0 / 0 / 2"),
+        one.format("stablegrad(prediction-global)+adam", "adam", "0 / 2 / 0"),
+    ]
+    assert len(lines) == len(expected)
+    for line, start in zip(lines, expected, strict=True):
+        assert line.startswith(start), (line, start)
+        assert ", in " in line and "with one lr" in line  # both protocols
+    assert "adam+warmup+decay" not in "\n".join(report.comparisons(sweep))
+
+
+def test_the_claims_are_judged_per_variant_the_papers_first(modules):
+    _, report, _ = modules
+    base = {4: 0.04, 8: 0.08}
+    factors = {"adam": 1.0, "stablegrad+adam": 2.0, PAPER: 0.5, "sgd-nope": 1.0}
+    errors = {
+        ("glorot", opt, d): e * factor
+        for opt, factor in factors.items()
+        for d, e in base.items()
+    }
+    errors[("glorot", "stablegrad+sgd-momentum", 4)] = 0.1  # no base run
+    sweep = _synthetic_sweep(report, errors)
+    text = "\n".join(report.every_claims(sweep))
+    headers = [line for line in text.splitlines() if "The paper's claims" in line]
+    assert [h.split(", ")[1].split("**")[0] for h in headers] == [
+        f"{PAPER} against adam",
+        "stablegrad+adam against adam",
+    ]
+    paper, output = text.split(headers[1])
+    assert "holds here" in paper and "is more often worse" in output
+    assert "| poisson | glorot | 4 (0.040) | 4 (0.020) |" in paper
+    shown = report.in_headline_order(sweep.optimizers)
+    assert shown == [  # others after HEADLINE's, in the order they were run
+        PAPER,
+        "adam",
+        "stablegrad+adam",
+        "stablegrad+sgd-momentum",
+        "sgd-nope",
+    ]
+    table = report._protocol_table(sweep, "tuned", shown)
+    assert [row.split(" | ")[2] for row in table[2:]] == shown
+
+
+def test_the_reference_figure_draws_the_data_reading_where_it_was_logged(
+    modules, tmp_path
+):
+    _, report, results = modules
+    errors = {("glorot", opt, 8): 0.1 for opt in ("adam", PAPER)}
+    sweep = _synthetic_sweep(report, errors)
+    history = {}
+    for r in sweep.rows:
+        record = {"step": [1, 2], "loss": [r["seed"], 1.0]}
+        if r["optimizer"] == PAPER:
+            data = [10.0 * r["seed"], 1.0]
+            record["reference_scale"] = {"data": data, "values": [0.0, 0.0]}
+        history[results.run_key(r)] = record
+    found = report.curves(sweep, history, 8, report.REFERENCE)
+    assert list(found) == [("poisson", "glorot", PAPER)]
+    curve = found["poisson", "glorot", PAPER]
+    assert curve["reference_scale/data"] == [20.0, 1.0]  # median of seeds 1-3
+    assert curve["loss"] == [2.0, 1.0] and curve["seeds"] == 3
+    assert report.curves(sweep, history, 4, report.REFERENCE) == {}  # no depth 4
+    tuning_only = {
+        k: v for k, v in history.items() if k[results.KEY.index("seed")] == 0
+    }
+    assert report.curves(sweep, tuning_only, 8, report.REFERENCE) == {}
+    path = tmp_path / "reference.png"
+    report.plot_reference(sweep, found, 8, path)
+    assert path.stat().st_size > 10_000
+    assert "(3 runs in 1 problem x init x optimizer groups)" in (
+        report.reference_note(found, 8)
+    )
 
 
 def test_the_init_comparison_is_judged_per_optimizer(modules):
