@@ -42,7 +42,11 @@ width 16, CIFAR stem, random 32x32x3 images shaped like digits32, batch 32, 10
 classes, cross-entropy; the prediction is the logits; one jitted step per
 call). Besides the ratios to adam it records the ratio of the paper's step to
 the output-reference step (``prediction_over_output``: ratio of the medians,
-range of the per-round ratios).
+range of the per-round ratios), by wall-clock time and by the process's CPU
+time (``cpu_``: all its threads, which leaves out the time other processes
+held the cores; every entry records ``cpu_times_s`` beside ``times_s``), and
+what XLA's cost model says of each compiled call (flops, transcendentals, bytes
+accessed: ``xla_cost_per_call``, and their ratios).
 
 Rows marked ``[1e-30 grads]`` (mlp64) take gradients scaled by 1e-30, where
 StableGrad's ``lax.cond`` runs its careful path; their ratio is still to adam
@@ -85,6 +89,7 @@ import math
 import os
 import pathlib
 import platform
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -230,6 +235,14 @@ def tree_size(tree: Any) -> tuple[int, int]:
 # carries its own state from call to call.
 
 
+def xla_cost(lowered) -> dict[str, float]:
+    """XLA's cost model of one compiled call (after a run: no new compile)."""
+    cost = lowered.compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    keys = ("flops", "transcendentals", "bytes accessed")
+    return {key.replace(" ", "_"): float(cost[key]) for key in keys}
+
+
 def update_loop(tx) -> Callable[..., Any]:
     """`n` updates inside one jitted `fori_loop`; returns (state, last updates)."""
 
@@ -315,6 +328,7 @@ def pinn_step_entry(
         carry[0] = jax.block_until_ready(state)
         run.final_loss = float(logs["loss"][-1])
 
+    run.xla_cost = lambda: xla_cost(chunk.lower(carry[0]))
     return run
 
 
@@ -419,6 +433,7 @@ def resnet18_train_step_entry(tx, prediction: bool, config: argparse.Namespace):
         carry[:] = jax.block_until_ready([params, opt_state])
         run.final_loss = float(loss_value)
 
+    run.xla_cost = lambda: xla_cost(step.lower(*carry))
     return run
 
 
@@ -481,6 +496,7 @@ def time_rounds(
     """
     labels = list(entries)
     times: dict[str, list[float]] = {label: [] for label in labels}
+    cpu_times: dict[str, list[float]] = {label: [] for label in labels}
     gc.collect()
     gc.disable()
     compiles = COMPILES.count
@@ -488,10 +504,12 @@ def time_rounds(
         for r in range(rounds):
             shift = r % len(labels)
             for label in labels[shift:] + labels[:shift]:
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 entries[label](iters[label])
                 elapsed = time.perf_counter() - start
+                cpu = time.process_time() - cpu_start
                 times[label].append(elapsed / (iters[label] * steps_per_call))
+                cpu_times[label].append(cpu / (iters[label] * steps_per_call))
     finally:
         gc.enable()
         TIMED_COMPILES[0] += COMPILES.count - compiles
@@ -504,6 +522,9 @@ def time_rounds(
         out[label] = {
             "iters": iters[label],
             "times_s": t.tolist(),
+            # CPU time of the whole process (all threads) per step: leaves
+            # out the time other processes held the cores.
+            "cpu_times_s": cpu_times[label],
             "median_s": float(np.median(t)),
             "ratio_to_adam": float(np.median(t)) / base_median,
             "round_ratio_min": float(per_round.min()),
@@ -667,17 +688,19 @@ def benchmark_model_step(name: str, config: argparse.Namespace) -> dict[str, Any
 
 
 def ratio_between(section: dict[str, Any], top: str, bottom: str) -> dict[str, Any]:
-    """Entry `top`'s median per-step time over `bottom`'s, and the per-round range."""
-    a = np.asarray(section["entries"][top]["times_s"])
-    b = np.asarray(section["entries"][bottom]["times_s"])
-    per_round = a / b
-    return {
-        "of": top,
-        "to": bottom,
-        "ratio": float(np.median(a) / np.median(b)),
-        "round_ratio_min": float(per_round.min()),
-        "round_ratio_max": float(per_round.max()),
-    }
+    """Entry `top`'s median per-step time over `bottom`'s, and the per-round range.
+
+    The same again (``cpu_``) for the process's CPU time per step.
+    """
+    out: dict[str, Any] = {"of": top, "to": bottom}
+    for prefix, key in (("", "times_s"), ("cpu_", "cpu_times_s")):
+        a = np.asarray(section["entries"][top][key])
+        b = np.asarray(section["entries"][bottom][key])
+        per_round = a / b
+        out[prefix + "ratio"] = float(np.median(a) / np.median(b))
+        out[prefix + "round_ratio_min"] = float(per_round.min())
+        out[prefix + "round_ratio_max"] = float(per_round.max())
+    return out
 
 
 def benchmark_train_step(name: str, config: argparse.Namespace) -> dict[str, Any]:
@@ -688,12 +711,19 @@ def benchmark_train_step(name: str, config: argparse.Namespace) -> dict[str, Any
     }
     print(f"{name}: train step, the paper's variant against the output reference")
     result = timed_section("train step", entries, config, steps_per_call(name, config))
-    result["prediction_over_output"] = ratio_between(result, PAPER, OUTPUT)
+    result["prediction_over_output"] = ratio = ratio_between(result, PAPER, OUTPUT)
     result["final_loss"] = {label: run.final_loss for label, run in entries.items()}
-    ratio = result["prediction_over_output"]
+    # What XLA's cost model says each compiled call does (independent of
+    # whatever else runs on the machine), and the paper's over the output's.
+    cost = {label: run.xla_cost() for label, run in entries.items()}
+    result["xla_cost_per_call"] = cost
+    ratio["xla_cost"] = {k: cost[PAPER][k] / cost[OUTPUT][k] for k in cost[PAPER]}
     print(
         f"    {PAPER} / {OUTPUT}: {ratio['ratio']:.3f}x "
-        f"({ratio['round_ratio_min']:.3f}-{ratio['round_ratio_max']:.3f})",
+        f"({ratio['round_ratio_min']:.3f}-{ratio['round_ratio_max']:.3f}); CPU "
+        f"time {ratio['cpu_ratio']:.3f}x ({ratio['cpu_round_ratio_min']:.3f}-"
+        f"{ratio['cpu_round_ratio_max']:.3f}); XLA cost model "
+        + ", ".join(f"{k} {v:.5f}x" for k, v in ratio["xla_cost"].items()),
         flush=True,
     )
     return result
@@ -723,7 +753,7 @@ def train_steps_section(config: argparse.Namespace) -> dict[str, Any]:
 def run_metadata(config: argparse.Namespace) -> dict[str, Any]:
     return {
         "note": config.note,
-        "command": " ".join(["python", *sys.argv]),
+        "command": shlex.join(["python", *sys.argv]),
         "device": device_name(),
         "jax_device": str(jax.devices()[0]),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(

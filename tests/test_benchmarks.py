@@ -62,6 +62,7 @@ def test_overhead_quick_run_and_its_report(scripts, tmp_path):
     assert all(loss == loss for loss in pinn["final_loss"].values())
     ratio = pinn["prediction_over_output"]
     assert ratio["round_ratio_min"] <= ratio["ratio"] <= ratio["round_ratio_max"]
+    assert 0.9 < ratio["xla_cost"]["flops"] < 1.1  # one forward, one backward
 
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{report.START}\nstale\n{report.END}\nafter\n")
