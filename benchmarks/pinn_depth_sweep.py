@@ -215,6 +215,16 @@ def _ints(minimum: int) -> Callable[[str], list[int]]:
     return parse
 
 
+def _floats(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v]
+    except ValueError:
+        values = []
+    if not values or not all(v > 0 and np.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected numbers > 0, got {text!r}")
+    return values
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0],
@@ -247,6 +257,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num-boundary", type=int, default=256)
     parser.add_argument("--eval-resolution", type=int, default=101)
     parser.add_argument("--num-validation", type=int, default=1024)
+    parser.add_argument(
+        "--lrs",
+        type=_floats,
+        default=None,
+        help="learning rates instead of each optimizer's grid (e.g. one lr for a "
+        "side comparison; keep such runs in their own --results file)",
+    )
     parser.add_argument("--results", type=pathlib.Path, default=results.RESULTS)
     parser.add_argument("--max-minutes", type=float, default=None)
     args = parser.parse_args(argv)
@@ -414,7 +431,7 @@ def pending_runs(rows, problem, init_name, optimizer, depth, stage, args):
         "num_boundary": args.num_boundary,
         "boundary_weight": BOUNDARY_WEIGHTS[problem],
     }
-    grid = grid_of(optimizer, problem)
+    grid = tuple(args.lrs) if args.lrs else grid_of(optimizer, problem)
     if stage == "tune":
         wanted = [(lr, args.tune_seed) for lr in grid]
     else:

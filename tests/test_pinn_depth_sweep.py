@@ -495,6 +495,16 @@ def test_the_history_note_counts_runs_without_a_history(modules):
     assert report.history_note(sweep, history, 4).endswith("history.jsonl`.")
 
 
+def test_lrs_replace_the_grid(modules):
+    sweep, _, _ = modules
+    args = sweep.parse_args(["--lrs", "3e-4", "--depths", "32", "--tune-depth", "32"])
+    runs = sweep.pending_runs([], "poisson", "critical", "adam", 32, "tune", args)
+    assert runs == [(3e-4, 0)]
+    for bad in ("0", "x", "-1e-3", "nan"):
+        with pytest.raises(SystemExit):
+            sweep.parse_args(["--lrs", bad])
+
+
 def test_schedules_follow_the_run_length(modules):
     sweep, _, _ = modules
     decay = sweep.OPTIMIZERS["adam+decay"].schedule(1500)
