@@ -546,3 +546,26 @@ def test_every_optimizer_builds_as_the_sweep_builds_it(modules):
         leaves = jax.tree.leaves(updates)
         assert all(bool(jnp.all(jnp.isfinite(u))) for u in leaves), name
         assert any(bool(jnp.any(u != 0)) for u in leaves), name
+
+
+def test_readings_report_from_a_tiny_sweep(modules, tiny_csv, tmp_path):
+    """The side report on the prediction readings reads the sweep's own files."""
+    with scripts_imported(BENCHMARKS, ["pinn_prediction_readings_report"], []) as (
+        readings,
+    ):
+        path = tmp_path / "readings.csv"
+        path.write_text(tiny_csv.read_text())
+        history = tiny_csv.with_name("sweep_history.jsonl")
+        path.with_name("readings_history.jsonl").write_text(history.read_text())
+        assert readings.main([f"--results={path}"]) == 0
+        text = path.with_suffix(".md").read_text()
+    # Only the data reading ran; every run logged all three readings.
+    assert "| burgers | 2 | data |" in text and "| helmholtz | 3 | data |" in text
+    assert "| values |" not in text.split("## The three")[0]
+    scale_rows = [
+        line
+        for line in text.split("## The three")[1].splitlines()
+        if "| data |" in line
+    ]
+    assert len(scale_rows) >= 4  # 2 problems x 2 depths, per lr the protocols chose
+    assert all(line.count("->") == 3 for line in scale_rows)  # all three readings
