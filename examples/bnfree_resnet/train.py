@@ -107,7 +107,9 @@ def sample_batch(augment, data, batch_size, key):
     return augment(crop, images[index]), labels[index]
 
 
-def train_step(model, tx, augment, data, batch_size, state, key, *, prediction=False):
+def train_step(
+    model, tx, augment, data, batch_size, state: TrainState, key, *, prediction=False
+):
     """One SGD step on a random batch (sampled and augmented with `key`).
 
     With `prediction`, StableGrad gets ``reference_scale``: the std of the
