@@ -126,6 +126,12 @@ class Optimizer(NamedTuple):
         return make
 
 
+def _paper(reading: str = "data", schedule=None) -> Optimizer:
+    """StableGrad with the paper's (prediction) reference, then Adam."""
+    make = _after_stablegrad("prediction", optax.adam)
+    return Optimizer(make, "adaptive", reading, schedule)
+
+
 OPTIMIZERS: dict[str, Optimizer] = {
     "adam": Optimizer(optax.adam, "adaptive"),
     "stablegrad+adam": Optimizer(_after_stablegrad("output", optax.adam), "adaptive"),
@@ -133,30 +139,13 @@ OPTIMIZERS: dict[str, Optimizer] = {
         _after_stablegrad("geometric_mean", optax.adam), "adaptive"
     ),
     # The paper's reference, read as u at the data points (boundary, initial).
-    "stablegrad(prediction)+adam": Optimizer(
-        _after_stablegrad("prediction", optax.adam),
-        "adaptive",
-        prediction_reference="data",
-    ),
+    "stablegrad(prediction)+adam": _paper(),
     # The same with the lr decayed as adam+decay's: more than a schedule?
-    "stablegrad(prediction)+adam+decay": Optimizer(
-        _after_stablegrad("prediction", optax.adam),
-        "adaptive",
-        prediction_reference="data",
-        schedule=_decay(0.1),
-    ),
+    "stablegrad(prediction)+adam+decay": _paper(schedule=_decay(0.1)),
     # The other readings of a PINN's prediction: u at every point (direct
     # dependence only), and every output the loss reads (derivatives too).
-    "stablegrad(prediction-values)+adam": Optimizer(
-        _after_stablegrad("prediction", optax.adam),
-        "adaptive",
-        prediction_reference="values",
-    ),
-    "stablegrad(prediction-all)+adam": Optimizer(
-        _after_stablegrad("prediction", optax.adam),
-        "adaptive",
-        prediction_reference="all",
-    ),
+    "stablegrad(prediction-values)+adam": _paper("values"),
+    "stablegrad(prediction-all)+adam": _paper("all"),
     # Ablation: the prediction reference with every layer in one group (one
     # global factor, no per-layer normalisation).
     "stablegrad(prediction-global)+adam": Optimizer(

@@ -150,17 +150,21 @@ def test_runs_with_their_own_learning_rates_match_single_runs():
     assert records[-1]["loss"][0] != pytest.approx(records[-1]["loss"][1], rel=1e-2)
 
 
+# A short run: 4 steps in chunks of 2, on few points.
+SHORT_RUN = dict(
+    key=jax.random.key(2),
+    steps=4,
+    log_every=2,
+    num_interior=32,
+    num_boundary=16,
+    eval_resolution=9,
+)
+
+
 def test_update_args_reach_the_optimizer_at_every_step():
     """A reference_scale from update_args acts like the same constant reference."""
     problem, model, params = _setup("poisson")
-    kwargs = dict(
-        key=jax.random.key(2),
-        steps=4,
-        log_every=2,
-        num_interior=32,
-        num_boundary=16,
-        eval_resolution=9,
-    )
+    kwargs = SHORT_RUN
     given = optax.chain(sgo.stablegrad("given"), optax.sgd(1e-3))
     _, records = pinn.train(
         problem,
@@ -255,14 +259,7 @@ def test_the_three_readings_of_the_prediction_gradient():
 def test_train_logs_every_reading_and_passes_the_chosen_one():
     problem, model, params = _setup("poisson")
     tx = sgo.stablegrad_adam(1e-3, reference="prediction")
-    kwargs = dict(
-        key=jax.random.key(2),
-        steps=4,
-        log_every=2,
-        num_interior=32,
-        num_boundary=16,
-        eval_resolution=9,
-    )
+    kwargs = SHORT_RUN
     _, records = pinn.train(
         problem, model.apply, params, tx, prediction_reference="values", **kwargs
     )
