@@ -151,6 +151,31 @@ def test_a_diverged_seed_is_counted_not_averaged(modules):
     ]
 
 
+def test_frontier_counts_seeds_that_train_per_learning_rate(modules):
+    _, report, _ = modules
+    base = dict(model="resnet18", width=16, dataset="digits32", optimizer="adamw")
+    base |= dict(steps=300, batch_size=32, first_nonfinite_step=0)
+
+    def run(variant, lr, accuracy, nonfinite=0):
+        return {**base, "variant": variant, "lr": lr, "test_accuracy": accuracy} | {
+            "first_nonfinite_step": nonfinite
+        }
+
+    rows = [
+        *(run("none", 1e-3, a) for a in (0.9, 0.8, 0.1)),
+        *(run("none", 1e-2, a) for a in (0.1, 0.1, 0.9)),
+        *(run("paper", 1e-3, a) for a in (0.9, 0.9, 0.9)),
+        *(run("paper", 1e-2, a) for a in (0.9, 0.6, 0.1)),
+        run("paper", 3e-2, 0.95, nonfinite=7),  # diverged: does not train
+        run("other", 1e-2, 0.9, nonfinite=0) | {"optimizer": "sgd"},  # one lr: none
+    ]
+    text = "\n".join(report.frontier_tables(rows))
+    assert "| none | 2/3 | 1/3 | – | 0.001 |" in text
+    assert "| paper | 3/3 | 2/3 | 0/1 | 0.01 |" in text
+    assert "sgd" not in text
+    assert report.frontier_tables(rows[:3]) == []
+
+
 def test_variants_build_the_transformation_before_the_optimizer(modules):
     bench, _, _ = modules
     assert bench.parse_variant("bn") == ("batch", None)
