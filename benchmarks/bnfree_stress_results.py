@@ -90,10 +90,19 @@ def append_history(path: str | pathlib.Path, records: Iterable[dict]) -> None:
     csvrows.append_history(path, map(line, records))
 
 
-def read_history(path: str | pathlib.Path) -> dict[tuple, list[float]]:
-    """Per-step losses by run key (null as NaN); a later line for a key wins."""
+def read_logs(path: str | pathlib.Path) -> dict[tuple, dict[str, list[float]]]:
+    """Every per-step log by run key (null as NaN); a later line for a key wins."""
     records = csvrows.read_history(path, key=lambda record: tuple(record["key"]))
     return {
-        key: [math.nan if v is None else v for v in record["loss"]]
+        key: {
+            name: [math.nan if v is None else v for v in values]
+            for name, values in record.items()
+            if name != "key"
+        }
         for key, record in records.items()
     }
+
+
+def read_history(path: str | pathlib.Path) -> dict[tuple, list[float]]:
+    """Per-step losses by run key (null as NaN); a later line for a key wins."""
+    return {key: logs["loss"] for key, logs in read_logs(path).items()}

@@ -169,11 +169,17 @@ def test_frontier_counts_seeds_that_train_per_learning_rate(modules):
         run("paper", 3e-2, 0.95, nonfinite=7),  # diverged: does not train
         run("other", 1e-2, 0.9, nonfinite=0) | {"optimizer": "sgd"},  # one lr: none
     ]
+    rows = [row | {"seed": i % 3} for i, row in enumerate(rows)]
     text = "\n".join(report.frontier_tables(rows))
     assert "| none | 2/3 | 1/3 | – | 0.001 |" in text
     assert "| paper | 3/3 | 2/3 | 0/1 | 0.01 |" in text
     assert "sgd" not in text
     assert report.frontier_tables(rows[:3]) == []
+    # With logs: the most layers below eps in a run, median over its seeds.
+    key = modules[2].run_key
+    logs = {key(rows[i]): {"below_eps": [0, n, 1]} for i, n in enumerate((4, 2, 9))}
+    assert "| none | 2/3 (4) | 1/3 |" in "\n".join(report.frontier_tables(rows, logs))
+    assert math.isnan(report.below_eps({"loss": [1.0]}))
 
 
 def test_variants_build_the_transformation_before_the_optimizer(modules):
