@@ -332,73 +332,16 @@ def pinn_step_entry(
     return run
 
 
-def resnet_step_entry(tx, config: argparse.Namespace) -> Callable[[int], None]:
-    """`n` jitted training steps of a BN-free ResNet-50 (CIFAR stem)."""
-    width, batch = (8, 4) if config.quick else (64, config.resnet_batch)
-    model = models.ResNet50(norm="none", num_classes=10, width=width, stem="cifar")
-    kx, ky, kp = jax.random.split(jax.random.key(config.seed), 3)
-    images = jax.random.normal(kx, (batch, 32, 32, 3))
-    labels = jax.random.randint(ky, (batch,), 0, 10)
-    params = model.init(kp, images[:1], train=False)["params"]
-
-    @functools.partial(jax.jit, donate_argnums=(0, 1))
-    def step(params, opt_state):
-        def loss_fn(p):
-            logits = model.apply({"params": p}, images, train=True)
-            return optax.softmax_cross_entropy_with_integer_labels(
-                logits, labels
-            ).mean()
-
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    carry = [params, tx.init(params)]
-
-    def run(n: int) -> None:
-        params, opt_state = carry
-        for _ in range(n):
-            params, opt_state, loss = step(params, opt_state)
-        carry[:] = jax.block_until_ready([params, opt_state])
-        run.final_loss = float(loss)
-
-    return run
-
-
-MODEL_STEPS = {"pinn32": pinn_step_entry, "resnet50_bs256": resnet_step_entry}
-
-
-# ----------------------------------------------------------------------------
-# Train steps: the paper's variant against the output reference.
-
-PAPER, OUTPUT = "stablegrad(prediction)+adam", "stablegrad(output)+adam"
-
-
-def train_step_optimizers() -> dict[str, tuple[optax.GradientTransformation, bool]]:
-    """{label: (tx, whether the step passes the prediction reference)}."""
-    lr = LEARNING_RATE
-    return {
-        "adam": (optax.adam(lr), False),
-        OUTPUT: (optax.chain(sgo.stablegrad("output"), optax.adam(lr)), False),
-        PAPER: (optax.chain(sgo.stablegrad("prediction"), optax.adam(lr)), True),
-    }
-
-
-def pinn_train_step_entry(tx, prediction: bool, config: argparse.Namespace):
-    """`pinn.make_chunk` steps, with ``prediction_reference="data"`` if `prediction`."""
-    return pinn_step_entry(tx, config, "data" if prediction else None)
-
-
-def resnet18_train_step_entry(tx, prediction: bool, config: argparse.Namespace):
-    """`n` jitted steps of a BN-free ResNet-18 on digits32-sized images.
-
-    With `prediction`, the gradients and ``reference_scale`` come from
-    `sgo.prediction_value_and_grad` (the prediction is the logits); otherwise
-    from `jax.value_and_grad` of the same loss.
+def resnet_steps(
+    model, batch: int, seed: int, tx, prediction: bool = False
+) -> Callable[[int], None]:
+    """`run(n)`: `n` jitted training steps of a BN-free ResNet on one random
+    batch of 32x32 images (cross-entropy on the logits, which are the
+    prediction). With `prediction`, the gradients and ``reference_scale`` come
+    from `sgo.prediction_value_and_grad`; otherwise from `jax.value_and_grad`
+    of the same loss. ``run.final_loss`` and ``run.xla_cost()`` describe it.
     """
-    width, batch = (2, 2) if config.quick else (16, 32)
-    model = models.ResNet18(norm="none", num_classes=10, width=width, stem="cifar")
-    kx, ky, kp = jax.random.split(jax.random.key(config.seed), 3)
+    kx, ky, kp = jax.random.split(jax.random.key(seed), 3)
     images = jax.random.normal(kx, (batch, 32, 32, 3))
     labels = jax.random.randint(ky, (batch,), 0, 10)
     params = model.init(kp, images[:1])["params"]
@@ -435,6 +378,44 @@ def resnet18_train_step_entry(tx, prediction: bool, config: argparse.Namespace):
 
     run.xla_cost = lambda: xla_cost(step.lower(*carry))
     return run
+
+
+def resnet_step_entry(tx, config: argparse.Namespace) -> Callable[[int], None]:
+    """`n` jitted training steps of a BN-free ResNet-50 (CIFAR stem)."""
+    width, batch = (8, 4) if config.quick else (64, config.resnet_batch)
+    model = models.ResNet50(norm="none", num_classes=10, width=width, stem="cifar")
+    return resnet_steps(model, batch, config.seed, tx)
+
+
+MODEL_STEPS = {"pinn32": pinn_step_entry, "resnet50_bs256": resnet_step_entry}
+
+
+# ----------------------------------------------------------------------------
+# Train steps: the paper's variant against the output reference.
+
+PAPER, OUTPUT = "stablegrad(prediction)+adam", "stablegrad(output)+adam"
+
+
+def train_step_optimizers() -> dict[str, tuple[optax.GradientTransformation, bool]]:
+    """{label: (tx, whether the step passes the prediction reference)}."""
+    lr = LEARNING_RATE
+    return {
+        "adam": (optax.adam(lr), False),
+        OUTPUT: (optax.chain(sgo.stablegrad("output"), optax.adam(lr)), False),
+        PAPER: (optax.chain(sgo.stablegrad("prediction"), optax.adam(lr)), True),
+    }
+
+
+def pinn_train_step_entry(tx, prediction: bool, config: argparse.Namespace):
+    """`pinn.make_chunk` steps, with ``prediction_reference="data"`` if `prediction`."""
+    return pinn_step_entry(tx, config, "data" if prediction else None)
+
+
+def resnet18_train_step_entry(tx, prediction: bool, config: argparse.Namespace):
+    """`n` jitted steps of a BN-free ResNet-18 on digits32-sized images."""
+    width, batch = (2, 2) if config.quick else (16, 32)
+    model = models.ResNet18(norm="none", num_classes=10, width=width, stem="cifar")
+    return resnet_steps(model, batch, config.seed, tx, prediction)
 
 
 TRAIN_STEPS = {
