@@ -21,6 +21,14 @@ UpdateArgs = Callable[[Any, dict], dict[str, Any]]  # (params, batch) -> kwargs
 PREDICTION_READINGS = ("data", "values", "all")
 
 
+def _check_reading(reading: str) -> None:
+    if reading not in PREDICTION_READINGS:
+        raise ValueError(
+            f"prediction_reference must be one of {PREDICTION_READINGS} or None, "
+            f"got {reading!r}."
+        )
+
+
 def reading_mask(outputs: dict, reading: str) -> dict:
     """`prediction_value_and_grad`'s ``reference_on`` for one reading.
 
@@ -35,11 +43,7 @@ def reading_mask(outputs: dict, reading: str) -> dict:
     Returns:
       A pytree of bools over `outputs`.
     """
-    if reading not in PREDICTION_READINGS:
-        raise ValueError(
-            f"prediction_reference must be one of {PREDICTION_READINGS} or None, "
-            f"got {reading!r}."
-        )
+    _check_reading(reading)
     values = {
         name: reading != "data" or name != "interior" for name in outputs["values"]
     }
@@ -85,7 +89,7 @@ def make_chunk(
     backward pass.
     """
     if prediction_reference is not None:
-        reading_mask({"values": {}, "derivatives": {}}, prediction_reference)
+        _check_reading(prediction_reference)
 
     def predict(params, batch):
         return problem.outputs(scalar_field(apply_fn, params), batch)
