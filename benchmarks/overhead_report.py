@@ -1,11 +1,12 @@
-"""Tables and the README's Performance section, from overhead_<platform>.json.
+"""Tables and the performance results page, from overhead_<platform>.json.
 
-  python benchmarks/overhead_report.py            # write overhead.md, update README
-  python benchmarks/overhead_report.py --check    # README and overhead.md up to date?
+  python benchmarks/overhead_report.py            # write overhead.md and the page
+  python benchmarks/overhead_report.py --check    # both up to date?
 
 Every number comes from the JSON files that ``overhead.py`` writes (one per
-platform: ``overhead_cpu.json``, ``overhead_gpu.json``); the README part lies
-between ``<!-- performance -->`` and ``<!-- /performance -->``.
+platform: ``overhead_cpu.json``, ``overhead_gpu.json``): the full tables go to
+``overhead.md`` beside them, the summary to the docs page
+``docs/results/performance.md`` ("Results: performance").
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from typing import Any
 
 import mdtables
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-START, END = "<!-- performance -->", "<!-- /performance -->"
+RESULTS = mdtables.ROOT / "benchmarks" / "results"
+SCRIPT = "benchmarks/overhead_report.py"
+TITLE = "# Results: performance"
 PLATFORMS = ("cpu", "gpu", "tpu")
 TREE_TITLES = {
     "resnet50": "ResNet-50 tree",
@@ -65,7 +66,7 @@ def _ratio(entry: dict[str, Any] | None) -> str:
 
 
 def _columns(run: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(title, timed section) of the README table, in order."""
+    """(title, timed section) of the page's ratio table, in order."""
     columns = []
     for name, tree in run["trees"].items():
         title = TREE_TITLES.get(name, name)
@@ -133,7 +134,7 @@ def _cost_model(ratio: dict[str, Any]) -> str:
 
 
 def train_step_lines(platform: str, section: dict[str, Any]) -> list[str]:
-    """The README's table of the paper's variant against the output reference."""
+    """The page's table of the paper's variant against the output reference."""
     meta = section["meta"]
     body = []
     for name, model in section["models"].items():
@@ -285,7 +286,7 @@ def verdict(platform: str, run: dict[str, Any]) -> list[str]:
 
 
 def platform_lines(platform: str, run: dict[str, Any]) -> list[str]:
-    """The README's ratio table, HLO notes and verdicts of one platform."""
+    """The page's ratio table, HLO notes and verdicts of one platform."""
     return [
         f"**{platform.upper()}** ({_provenance(run)}). Median ratio of the "
         "per-step time to `optax.adam`'s in the same rounds; in brackets the "
@@ -306,8 +307,15 @@ def platform_lines(platform: str, run: dict[str, Any]) -> list[str]:
     ]
 
 
-def readme_section(runs: dict[str, dict[str, Any]]) -> str:
-    lines = [START, ""]
+def page(runs: dict[str, dict[str, Any]]) -> str:
+    """The docs page "Results: performance"; every number from the JSON files."""
+    sources = [f"benchmarks/results/overhead_{platform}.json" for platform in runs]
+    lines = [TITLE, "", *mdtables.generated(SCRIPT, sources), ""]
+    lines += [
+        "Tables for every tree, the kernel counts and XLA's cost model: "
+        "`benchmarks/results/overhead.md`, written by the same command.",
+        "",
+    ]
     for platform, run in runs.items():
         if "trees" in run:
             lines += platform_lines(platform, run)
@@ -321,7 +329,6 @@ def readme_section(runs: dict[str, dict[str, Any]]) -> str:
             "then this report).",
             "",
         ]
-    lines.append(END)
     return "\n".join(lines)
 
 
@@ -336,6 +343,16 @@ def _section_table(section: dict[str, Any]) -> list[str]:
         for label, entry in section["entries"].items()
     ]
     return mdtables.table(["", "median (us)", "ratio to adam", "steps/round"], body)
+
+
+def _timed(heading: str, section: dict[str, Any]) -> list[str]:
+    """A timed section's heading and table, each followed by a blank line."""
+    return [heading, "", *_section_table(section), ""]
+
+
+def _losses(section: dict[str, Any]) -> str:
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in section["final_loss"].items())
+    return f"Loss after the timed steps: {losses}."
 
 
 def _meta_lines(meta: dict[str, Any], wall_time_s: float, compiles: int) -> list[str]:
@@ -366,16 +383,12 @@ def train_step_report(section: dict[str, Any]) -> list[str]:
     if meta.get("note"):
         lines += [meta["note"], ""]
     for name, model in section["models"].items():
-        losses = ", ".join(f"{k} {v:.4g}" for k, v in model["final_loss"].items())
         lines += [
-            f"#### {TRAIN_STEP_TITLES.get(name, name)}",
-            "",
-            *_section_table(model),
-            "",
+            *_timed(f"#### {TRAIN_STEP_TITLES.get(name, name)}", model),
             f"`{PAPER}` / `{OUTPUT}`: {_ratio_of(model['prediction_over_output'])}; "
             "by the process's CPU time "
             f"{_ratio_of(model['prediction_over_output'], 'cpu_')}. "
-            f"Loss after the timed steps: {losses}.",
+            + _losses(model),
             "",
             "XLA's cost model of one compiled call:",
             "",
@@ -445,15 +458,8 @@ def full_report(runs: dict[str, dict[str, Any]]) -> str:
                 "",
             ]
         for name, section in run["model_steps"].items():
-            losses = ", ".join(f"{k} {v:.4g}" for k, v in section["final_loss"].items())
-            lines += [
-                f"### {STEP_TITLES.get(name, name)}",
-                "",
-                *_section_table(section),
-                "",
-                f"Loss after the timed steps: {losses}.",
-                "",
-            ]
+            title = f"### {STEP_TITLES.get(name, name)}"
+            lines += [*_timed(title, section), _losses(section), ""]
         lines += ["### What XLA compiles for `stablegrad` alone", ""]
         lines += [*hlo_lines(run), ""]
     return "\n".join(lines)
@@ -462,12 +468,7 @@ def full_report(runs: dict[str, dict[str, Any]]) -> str:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=pathlib.Path, default=RESULTS)
-    parser.add_argument("--readme", type=pathlib.Path, default=ROOT / "README.md")
-    parser.add_argument(
-        "--check",
-        action="store_true",
-        help="only check that README.md and overhead.md match the JSON files",
-    )
+    mdtables.page_arguments(parser, "performance.md", "overhead.md")
     return parser.parse_args(argv)
 
 
@@ -477,29 +478,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not runs:
         print(f"no overhead_<platform>.json in {args.results}", file=sys.stderr)
         return 1
-    readme = args.readme.read_text()
-    updated = mdtables.replace_section(readme, readme_section(runs), START, END)
-    report_path, report = args.results / "overhead.md", full_report(runs)
+    report_path = args.results / "overhead.md"
+    outputs = {args.page: page(runs), report_path: full_report(runs)}
     if args.check:
-        stale = [
-            str(path)
-            for path, old, new in (
-                (args.readme, readme, updated),
-                (report_path, report_path.exists() and report_path.read_text(), report),
-            )
-            if old != new
-        ]
-        if stale:
-            print(
-                f"{', '.join(stale)} not up to date with {args.results}: run "
-                "python benchmarks/overhead_report.py",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    report_path.write_text(report)
-    args.readme.write_text(updated)
-    print(f"wrote {report_path} and {args.readme}")
+        return mdtables.up_to_date(outputs, SCRIPT, args.results)
+    mdtables.write(outputs)
+    print(f"wrote {report_path} and {args.page}")
     return 0
 
 

@@ -103,16 +103,19 @@ def test_learning_rates_and_the_paper_reference_with_eps_logs(modules, tmp_path)
         bench.parse_args(["--lrs=0"])
 
 
-def test_report_writes_table_figure_and_readme_section(modules, tiny_csv, tmp_path):
+def test_report_writes_table_figure_and_docs_page(modules, tiny_csv, tmp_path):
     _, report, _ = modules
-    readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{report.START}\nold\n{report.END}\noutro\n")
-    args = [f"--results={tiny_csv}", f"--outdir={tmp_path}", f"--readme={readme}"]
+    page = tmp_path / "docs" / "bnfree_stress.md"
+    page.parent.mkdir()
+    page.write_text("old\n")
+    args = [f"--results={tiny_csv}", f"--outdir={tmp_path}", f"--page={page}"]
     assert report.main([*args, "--check"]) == 1
     assert report.main(args) == 0
     assert report.main([*args, "--check"]) == 0
-    text = readme.read_text()
-    assert text.startswith("intro\n") and text.endswith("outro\n")
+    text = page.read_text()
+    assert text.startswith(report.TITLE + "\n") and "old" not in text
+    assert "`python benchmarks/bnfree_stress_report.py`" in text  # how to redo it
+    assert "](../bnfree_stress_resnet18_synthetic.png)" in text  # relative to it
     assert "| bn | 0/2 |" in text and "| none+agc | 0/2 |" in text
     assert "resnet18 (width 2) on synthetic, sgd lr 0.1, 4 steps of batch 4" in text
     assert (tmp_path / "bnfree_stress_resnet18_synthetic.png").stat().st_size > 0
@@ -201,10 +204,10 @@ def test_variants_build_the_transformation_before_the_optimizer(modules):
         bench.parse_args(["--models=vgg"])
 
 
-def test_readme_section_is_generated_from_the_committed_csv(modules):
+def test_docs_page_is_generated_from_the_committed_csv(modules):
     _, report, results = modules
     assert results.RESULTS.exists()
     assert report.main(["--check"]) == 0, (
-        "README.md or bnfree_stress.md differ from what "
+        "docs/results/bnfree_stress.md or bnfree_stress.md differ from what "
         "benchmarks/bnfree_stress_report.py makes of the committed CSV"
     )

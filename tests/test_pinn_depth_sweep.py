@@ -22,7 +22,7 @@ MODULES = (
     "csvrows",
 )
 OPTIMIZERS = ("adam", "stablegrad(prediction)+adam")
-OURS_BASE = ("stablegrad+adam", "adam")  # the pair the README judges
+OURS_BASE = ("stablegrad+adam", "adam")  # the pair the results page judges
 TINY = [
     "--problems=burgers,helmholtz",
     "--depths=2,3",
@@ -130,16 +130,15 @@ def test_the_sweep_resumes_where_it_stopped(modules, tiny_csv, tmp_path):
     assert path.read_text() == before  # nothing is run twice
 
 
-def test_report_writes_tables_figures_and_the_readme_section(
-    modules, tiny_csv, tmp_path
-):
+def test_report_writes_tables_figures_and_the_docs_page(modules, tiny_csv, tmp_path):
     _, report, _ = modules
-    readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{report.START}\nstale\n{report.END}\nafter\n")
+    page = tmp_path / "docs" / "depth_sweep.md"
+    page.parent.mkdir()
+    page.write_text("stale\n")
     outdir = tmp_path / "out"
     args = [
         f"--results={tiny_csv}",
-        f"--readme={readme}",
+        f"--page={page}",
         f"--outdir={outdir}",
         "--tune-depth=2",
     ]
@@ -147,9 +146,9 @@ def test_report_writes_tables_figures_and_the_readme_section(
     assert report.main(args) == 0
     assert report.main([*args, "--check"]) == 0
 
-    text = readme.read_text()
-    assert text.startswith("intro\n") and text.endswith("\nafter\n")
-    assert "stale" not in text
+    text = page.read_text()
+    assert text.startswith(report.TITLE + "\n") and "stale" not in text
+    assert "`python benchmarks/pinn_depth_sweep_report.py`" in text  # how to redo it
     assert "| burgers | glorot | adam |" in text
     assert "stablegrad(prediction)+adam vs adam: better / same / worse" in text
     assert "The paper's claims, stablegrad(prediction)+adam against adam" in text
@@ -158,14 +157,14 @@ def test_report_writes_tables_figures_and_the_readme_section(
     assert "### glorot init, fixed lr" in tables
     for name in ("burgers", "helmholtz", "history", "reference"):
         assert (outdir / f"pinn_depth_sweep_{name}.png").stat().st_size > 10_000
-        assert f"pinn_depth_sweep_{name}.png" in text
+        assert f"](../out/pinn_depth_sweep_{name}.png)" in text  # relative link
     assert "`pinn_depth_sweep_reference.png`: the prediction reference" in text
 
 
 def test_report_leaves_out_the_reference_figure_without_a_reference_history(
     modules, tiny_csv, tmp_path
 ):
-    """Histories from before the reference was logged: no figure, no README line."""
+    """Histories from before the reference was logged: no figure, no line on it."""
     _, report, results = modules
     csv_path = tmp_path / "sweep.csv"
     csv_path.write_text(tiny_csv.read_text())
@@ -181,22 +180,21 @@ def test_report_leaves_out_the_reference_figure_without_a_reference_history(
             for key, record in history.items()
         ],
     )
-    readme = tmp_path / "README.md"
-    readme.write_text(f"{report.START}\n{report.END}\n")
+    page = tmp_path / "depth_sweep.md"
     outdir = tmp_path / "out"
-    args = [f"--results={csv_path}", f"--readme={readme}", f"--outdir={outdir}"]
+    args = [f"--results={csv_path}", f"--page={page}", f"--outdir={outdir}"]
     assert report.main([*args, "--tune-depth=2"]) == 0
     assert (outdir / "pinn_depth_sweep_history.png").exists()
     assert not (outdir / "pinn_depth_sweep_reference.png").exists()
-    assert "reference.png" not in readme.read_text()
+    assert "reference.png" not in page.read_text()
 
 
-def test_readme_section_is_generated_from_the_committed_csv(modules):
-    """README block and tables match the CSV (in a checkout: the working tree)."""
+def test_docs_page_is_generated_from_the_committed_csv(modules):
+    """The docs page and tables match the CSV (in a checkout: the working tree)."""
     _, report, _ = modules
     assert report.results.RESULTS.exists()
     assert report.main(["--check"]) == 0, (
-        "README.md's depth-sweep section differs from what "
+        "docs/results/depth_sweep.md or pinn_depth_sweep.md differs from what "
         "benchmarks/pinn_depth_sweep_report.py makes of the committed CSV"
     )
 
@@ -311,7 +309,7 @@ def _synthetic_sweep(report, errors):
     ],
 )
 def test_the_paper_claims_are_judged_from_the_numbers(modules, ours, verdict, trains):
-    """The README's verdict on each claim follows the CSV, whichever way it goes."""
+    """The page's verdict on each claim follows the CSV, whichever way it goes."""
     _, report, _ = modules
     base = {4: 0.04, 8: 0.08, 16: 0.09, 32: 0.16}  # 16 and 32 are "deep"
     errors = {("glorot", "adam", d): e for d, e in base.items()}
