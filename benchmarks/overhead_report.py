@@ -387,8 +387,7 @@ def train_step_report(section: dict[str, Any]) -> list[str]:
             *_timed(f"#### {TRAIN_STEP_TITLES.get(name, name)}", model),
             f"`{PAPER}` / `{OUTPUT}`: {_ratio_of(model['prediction_over_output'])}; "
             "by the process's CPU time "
-            f"{_ratio_of(model['prediction_over_output'], 'cpu_')}. "
-            + _losses(model),
+            f"{_ratio_of(model['prediction_over_output'], 'cpu_')}. " + _losses(model),
             "",
             "XLA's cost model of one compiled call:",
             "",
