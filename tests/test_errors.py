@@ -58,6 +58,13 @@ def test_aliases_check_their_stablegrad_options(alias):
         alias(1e-3, reference="bogus")
     with pytest.raises(ValueError, match="eps"):
         alias(1e-3, stablegrad_eps=-1.0)
+    # stablegrad's own names for the prefixed options are not the aliases'.
+    for unknown in ({"eps_stablegrad": 0.1}, {"statistics": "std"}):
+        with pytest.raises(TypeError, match=next(iter(unknown))):
+            alias(1e-3, **unknown)
+    if alias is not sgo.stablegrad_adamw:  # adamw's own mask is its weight decay's
+        with pytest.raises(TypeError, match="'mask'"):
+            alias(1e-3, mask=None)
 
 
 def test_messages_say_what_is_accepted():

@@ -1,7 +1,9 @@
 """Invariants of the `stablegrad` transformation itself."""
 
+import inspect
 import re
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -158,6 +160,34 @@ def test_bad_passed_reference_reuses_the_last_valid_one(bad):
     for name in sgo.layer_names(grads):
         assert std64(updates[name]["kernel"]) == pytest.approx(0.03, rel=1e-5)
         assert np.all(np.isfinite(np.asarray(updates[name]["kernel"])))
+
+
+def test_aliases_take_every_stablegrad_option_by_keyword():
+    options = inspect.signature(sgo.stablegrad).parameters
+    renamed = {"mask": "stablegrad_mask", "eps": "stablegrad_eps"}
+    for alias in (sgo.stablegrad_adam, sgo.stablegrad_adamw, sgo.stablegrad_sgd):
+        signature = inspect.signature(alias).parameters
+        for name, option in options.items():
+            keyword = signature[renamed.get(name, name)]
+            assert keyword.kind is inspect.Parameter.KEYWORD_ONLY
+            assert keyword.default == option.default
+            assert renamed.get(name, name) in alias.__doc__
+        assert next(iter(signature)) == "learning_rate"
+    # Every option reaches stablegrad, under stablegrad's own name.
+    options = {"reference": "mean", "statistic": "rms", "group_by": "leaf"}
+    options |= {"max_scale": 1.5, "ema_decay": 0.5}
+    params, grads, _ = mlp_params_and_grads(depth=3)
+    mask = jax.tree.map(lambda x: x.ndim >= 2, params)
+    alias = sgo.stablegrad_adamw(
+        0.1, mask=None, stablegrad_mask=mask, stablegrad_eps=0.5, **options
+    )
+    direct = sgo.stablegrad(mask=mask, eps=0.5, **options)
+    (_, alias_state), (_, direct_state) = (
+        _apply(alias, grads, params),
+        _apply(direct, grads, params),
+    )
+    chex.assert_trees_all_equal(alias_state[0], direct_state)
+    assert not np.allclose(direct_state.factors, 1.0)
 
 
 def test_prediction_reference_in_the_aliases():
