@@ -1,32 +1,22 @@
 """Per-layer standard deviation or RMS, in float32, over the full float range.
 
-The fast path reads each weight leaf for a sum and a sum of squares, in float32
-(or float64 for float64 leaves), and takes the variance as the mean square
-minus the squared mean. A bfloat16 leaf is converted for the reductions;
-XLA:CPU writes that conversion out as a float32 copy (its library reductions do
-not take the convert; every formulation tried did the same). The per-layer
-factors then scale each leaf in the transform that follows (XLA fuses the
-multiply into Adam's own fusions), so the cost over the optimizer is these two
-reductions.
+`group_statistics` returns one float32 statistic per group of leaves, taken
+over all their entries together, accumulated in float32 (float64 for float64
+leaves; bfloat16 leaves are converted). It holds over the whole finite range:
+zero for a constant group ("std") or an all-zero one ("rms"), NaN or Inf when a
+group holds one, and no overflow, flush to zero or cancellation for entries
+that are huge, tiny or large against their spread.
 
-Small leaves (at most 2^14 entries) of the same shape, dtype and sharding are
-stacked and reduced together: a 64-layer width-50 MLP compiles to a handful of
-reductions instead of two per layer, which matters because each reduction has a
-fixed cost (measured on a 2-core CPU: 23 us instead of 81 us per update at
-depth 16). Larger leaves are reduced where they lie: stacking them copies the
-gradients, and on a ResNet-50-shaped tree (25.5 M parameters) that copy made
-the update about 1.5x Adam's instead of about 1.15x (2-core CPU, jit call).
-Leaves are never flattened or sliced, so a layer sharded across devices (auto
-or explicit sharding) is reduced in place: one all-reduce of the per-layer
-sums, nothing gathered.
-
-On XLA:CPU (jax 0.10) the sum and the sum of squares compile to two library
-(YNN) reductions, each reading the leaf: together about 1.7x one read. Every
-one-pass formulation tried was slower: a variadic reduce, a complex64
-accumulator, a stacked [x, x^2], a matrix product with [1, x] (3x to 60x one
-read), and the classic emitter without YNN (4x). On GPU, XLA can fuse sibling
-reductions of one operand into one multi-output kernel (one read; not measured
-here).
+The fast path reads each leaf for a sum and a sum of squares and takes the
+variance as the mean square minus the squared mean; the per-layer factors are
+then multiplied into the optimizer's own fusions, so these two reductions are
+the whole cost over the optimizer. Small leaves (at most 2^14 entries) of the
+same shape, dtype and sharding are stacked and reduced together, so that a deep
+narrow network compiles to a handful of reductions rather than two per layer;
+larger leaves are reduced where they lie, since stacking would copy them.
+Leaves are never flattened or sliced, so a layer sharded across devices is
+reduced in place: one all-reduce of the per-layer sums, nothing gathered. These
+choices were made for speed; see the performance notes in the documentation.
 
 The fast result is not trusted for a layer whose mean square falls outside the
 safe float32 range (entries above about 1e19 overflow, below about 1e-19 flush
