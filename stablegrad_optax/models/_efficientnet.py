@@ -71,8 +71,7 @@ class MBConvBlock(nn.Module):
             feature_group_count=groups,
             name=name,
         )(x)
-        if self.norm is not None:
-            x = self.norm(name=f"{name}_norm")(x)
+        x = _norm.normalised(self.norm, x, f"{name}_norm")
         return self.act(x) if act else x
 
     @nn.compact
@@ -132,16 +131,6 @@ class EfficientNetV2(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
-        _norm.validate(self.norm, self.skipinit_init)
-        # torchvision's EfficientNetV2 BatchNorm: eps 1e-3, momentum 0.01.
-        conv, norm = _norm.conv_and_norm(
-            self.norm,
-            train,
-            self.dtype,
-            self.kernel_init,
-            momentum=0.99,
-            epsilon=1e-3,
-        )
         residual_blocks = sum(
             st.layers - (st.stride != 1 or prev != st.channels)
             for st, prev in zip(
@@ -150,13 +139,17 @@ class EfficientNetV2(nn.Module):
                 strict=True,
             )
         )
-        gain = None
-        if self.norm == "skipinit":
-            gain = _norm.branch_gain_value(self.skipinit_init, max(residual_blocks, 1))
+        # torchvision's EfficientNetV2 BatchNorm: eps 1e-3, momentum 0.01.
+        conv, norm, gain = _norm.conv_norm_gain(
+            self,
+            train,
+            momentum=0.99,
+            epsilon=1e-3,
+            residual_blocks=max(residual_blocks, 1),
+        )
 
         x = conv(self.stem_channels, (3, 3), (2, 2), name="stem")(x)
-        if norm is not None:
-            x = norm(name="stem_norm")(x)
+        x = _norm.normalised(norm, x, "stem_norm")
         x = self.act(x)
         channels = self.stem_channels
         for i, stage in enumerate(self.stages):
@@ -173,8 +166,7 @@ class EfficientNetV2(nn.Module):
                 )(x)
                 channels = stage.channels
         x = conv(self.head_channels, (1, 1), name="head_conv")(x)
-        if norm is not None:
-            x = norm(name="head_conv_norm")(x)
+        x = _norm.normalised(norm, x, "head_conv_norm")
         x = jnp.mean(self.act(x), axis=(1, 2))
         return nn.Dense(self.num_classes, dtype=self.dtype, name="head")(x)
 

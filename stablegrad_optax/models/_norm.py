@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 NORMS = ("batch", "none", "skipinit")
@@ -22,11 +22,6 @@ def validate(norm: str, skipinit_init: str, allowed: tuple[str, ...] = NORMS) ->
         raise ValueError(
             f"skipinit_init must be one of {SKIPINIT_INITS}, got {skipinit_init!r}."
         )
-
-
-def branch_gain_value(skipinit_init: str, num_blocks: int) -> float:
-    """Initial value of a SkipInit gain: 0, or 1/sqrt(number of residual blocks)."""
-    return 0.0 if skipinit_init == "zero" else 1.0 / math.sqrt(num_blocks)
 
 
 class BranchGain(nn.Module):
@@ -44,29 +39,51 @@ class BranchGain(nn.Module):
         return x * gain.astype(x.dtype)
 
 
-def conv_and_norm(
-    norm: str,
+def normalised(
+    norm: Callable[..., nn.Module] | None, x: jax.Array, name: str
+) -> jax.Array:
+    """``x`` through a BatchNorm named ``name``, or ``x`` itself without BN.
+
+    ``norm`` is the BatchNorm constructor of `conv_norm_gain` (None without BN).
+    """
+    return x if norm is None else norm(name=name)(x)
+
+
+def conv_norm_gain(
+    net: nn.Module,
     train: bool,
-    dtype: Any,
-    kernel_init: Callable,
     *,
     momentum: float,
     epsilon: float,
-) -> tuple[Callable[..., nn.Module], Callable[..., nn.Module] | None]:
-    """Constructors of the convolutions and of the BatchNorm (None without BN).
+    residual_blocks: int,
+) -> tuple[Callable[..., nn.Module], Callable[..., nn.Module] | None, float | None]:
+    """A conv net's convolution and BatchNorm constructors and its SkipInit gain.
 
-    Without BatchNorm the convolutions carry a bias, the shift BN provided.
+    ``net`` is a conv net with the fields ``norm``, ``skipinit_init``, ``dtype``
+    and ``kernel_init``; they are checked first. Without BatchNorm the BatchNorm
+    constructor is None and the convolutions carry a bias, the shift BN
+    provided. The gain is the initial value of each residual branch's
+    `BranchGain` with ``norm="skipinit"`` (0, or 1/sqrt(residual_blocks)), and
+    None otherwise.
     """
+    validate(net.norm, net.skipinit_init)
     conv = functools.partial(
-        nn.Conv, use_bias=norm != "batch", dtype=dtype, kernel_init=kernel_init
+        nn.Conv,
+        use_bias=net.norm != "batch",
+        dtype=net.dtype,
+        kernel_init=net.kernel_init,
     )
-    if norm != "batch":
-        return conv, None
+    gain = None
+    if net.norm == "skipinit":
+        zero = net.skipinit_init == "zero"
+        gain = 0.0 if zero else 1.0 / math.sqrt(residual_blocks)
+    if net.norm != "batch":
+        return conv, None, gain
     batch_norm = functools.partial(
         nn.BatchNorm,
         use_running_average=not train,
         momentum=momentum,
         epsilon=epsilon,
-        dtype=dtype,
+        dtype=net.dtype,
     )
-    return conv, batch_norm
+    return conv, batch_norm, gain

@@ -45,8 +45,7 @@ class _Block(nn.Module):
             y = self.conv(
                 filters, (kernel, kernel), (strides, strides), name=f"conv_{i}"
             )(y)
-            if self.norm is not None:
-                y = self.norm(name=f"norm_{i}")(y)
+            y = _norm.normalised(self.norm, y, f"norm_{i}")
             if i < len(layers) - 1:
                 y = self.act(y)
         if self.gain is not None:
@@ -56,8 +55,7 @@ class _Block(nn.Module):
             shortcut = self.conv(
                 y.shape[-1], (1, 1), (self.strides, self.strides), name="conv_proj"
             )(shortcut)
-            if self.norm is not None:
-                shortcut = self.norm(name="norm_proj")(shortcut)
+            shortcut = _norm.normalised(self.norm, shortcut, "norm_proj")
         return self.act(shortcut + y)
 
 
@@ -118,7 +116,13 @@ class ResNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
-        _norm.validate(self.norm, self.skipinit_init)
+        conv, norm, gain = _norm.conv_norm_gain(
+            self,
+            train,
+            momentum=0.9,
+            epsilon=1e-5,
+            residual_blocks=sum(self.stage_sizes),
+        )
         if self.stem not in STEMS:
             raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}.")
         if self.width < 1 or self.num_classes < 1 or not self.stage_sizes:
@@ -127,17 +131,6 @@ class ResNet(nn.Module):
                 f"width={self.width}, num_classes={self.num_classes}, "
                 f"stage_sizes={self.stage_sizes}."
             )
-        conv, norm = _norm.conv_and_norm(
-            self.norm,
-            train,
-            self.dtype,
-            self.kernel_init,
-            momentum=0.9,
-            epsilon=1e-5,
-        )
-        gain = None
-        if self.norm == "skipinit":
-            gain = _norm.branch_gain_value(self.skipinit_init, sum(self.stage_sizes))
 
         if self.stem == "imagenet":
             x = conv(self.width, (7, 7), (2, 2), padding=[(3, 3), (3, 3)], name="stem")(
@@ -145,8 +138,7 @@ class ResNet(nn.Module):
             )
         else:
             x = conv(self.width, (3, 3), name="stem")(x)
-        if norm is not None:
-            x = norm(name="stem_norm")(x)
+        x = _norm.normalised(norm, x, "stem_norm")
         x = self.act(x)
         if self.stem == "imagenet":
             x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
