@@ -236,14 +236,18 @@ def sgdp(
       An `optax.GradientTransformation` (``update`` needs ``params``).
 
     Examples:
-      >>> import jax, jax.numpy as jnp
+      A gradient orthogonal to the weight: the update is projected, and it
+      stays orthogonal to the weight (it does not change its norm to first
+      order).
+
+      >>> import jax.numpy as jnp
       >>> import stablegrad_optax as sgo
       >>> params = {"w": jnp.ones((3, 2))}
+      >>> grads = {"w": jnp.array([[1.0, -1.0]] * 3)}
       >>> tx = sgo.sgdp(0.1, momentum=0.9, nesterov=True)
-      >>> grads = jax.tree.map(jnp.ones_like, params)
       >>> updates, state = tx.update(grads, tx.init(params), params)
-      >>> updates["w"].shape
-      (3, 2)
+      >>> bool(state[0].projected["w"]), float(jnp.sum(updates["w"] * params["w"]))
+      (True, 0.0)
 
     References:
       Heo et al., `AdamP: Slowing Down the Slowdown for Momentum Optimizers on
