@@ -1,38 +1,38 @@
 """`stablegrad` chained with common optimizers (thin `optax.chain` aliases).
 
-Every alias takes `stablegrad`'s options as keyword-only arguments, declared,
-documented and passed on in one place each: `stablegrad`'s own signature gives
-their names, defaults and types (``mask`` and ``eps``, which clash with the
-base optimizers', become ``stablegrad_mask`` and ``stablegrad_eps``);
-``_OPTIONS_DOC`` documents them; `_stablegrad_from` builds the transform. The
-aliases' signatures, as `inspect.signature` and `optax.inject_hyperparams` see
-them, list every keyword.
+Every alias writes out `stablegrad`'s options as keyword-only arguments (so
+`optax.inject_hyperparams`, type checkers and editors see them), documents them
+in one place (``_OPTIONS_DOC``, appended to each alias's ``Args:``) and passes
+them on in one place (`_stablegrad_from`). ``mask`` and ``eps``, which clash
+with the base optimizers', are ``stablegrad_mask`` and ``stablegrad_eps``.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import jax
 import optax
 
+from stablegrad_optax import _output_layer
 from stablegrad_optax._stablegrad import stablegrad
 
 ScalarOrSchedule = float | jax.Array | optax.Schedule
 _Alias = TypeVar("_Alias", bound=Callable[..., optax.GradientTransformationExtraArgs])
 
-# `stablegrad`'s options that clash with a base optimizer's (adamw's mask, adam's eps).
-_PREFIXED = {"mask": "stablegrad_mask", "eps": "stablegrad_eps"}
-_UNPREFIXED = {prefixed: name for name, prefixed in _PREFIXED.items()}
-_OPTIONS = tuple(
-    option.replace(
-        name=_PREFIXED.get(option.name, option.name),
-        kind=inspect.Parameter.KEYWORD_ONLY,
-    )
-    for option in inspect.signature(stablegrad).parameters.values()
-)
+# The aliases' names for `stablegrad`'s options: the two that clash with a base
+# optimizer's (adamw's mask, adam's eps) are prefixed.
+_OPTIONS = {
+    "reference": "reference",
+    "statistic": "statistic",
+    "output_layer": "output_layer",
+    "group_by": "group_by",
+    "stablegrad_mask": "mask",
+    "stablegrad_eps": "eps",
+    "max_scale": "max_scale",
+    "ema_decay": "ema_decay",
+}
 _OPTIONS_DOC = """
       reference: StableGrad's target scale (default ``"output"``);
         ``"prediction"`` and ``"given"`` take ``reference_scale=`` at every
@@ -50,43 +50,36 @@ _OPTIONS_DOC = """
         smoothed over steps."""
 
 
-def _takes_stablegrad_options(alias: _Alias) -> _Alias:
-    """Adds `stablegrad`'s options to ``alias``'s signature and ``Args:``.
-
-    ``alias`` collects them in ``**stablegrad_options``; its signature, as
-    `inspect.signature` (and so `optax.inject_hyperparams`, `help` and Sphinx)
-    sees it, lists them one by one as keyword-only arguments, and its docstring's
-    ``Args:`` section ends with ``_OPTIONS_DOC``.
-    """
-    signature = inspect.signature(alias)
-    own = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
-    alias.__signature__ = signature.replace(parameters=[*own, *_OPTIONS])
+def _documents_stablegrad_options(alias: _Alias) -> _Alias:
+    """Ends ``alias``'s ``Args:`` with the StableGrad options' documentation."""
     head, returns = alias.__doc__.split("\n\n    Returns:")
     alias.__doc__ = f"{head}{_OPTIONS_DOC}\n\n    Returns:{returns}"
     return alias
 
 
 def _stablegrad_from(
-    options: dict[str, Any],
+    arguments: dict[str, Any],
 ) -> optax.GradientTransformationExtraArgs:
-    """`stablegrad` with the options an alias was given (unprefixed)."""
-    unknown = options.keys() - {option.name for option in _OPTIONS}
-    if unknown:
-        raise TypeError(
-            f"unexpected keyword argument(s) {sorted(unknown)}; the StableGrad "
-            f"options are {[option.name for option in _OPTIONS]}."
-        )
-    return stablegrad(**{_UNPREFIXED.get(k, k): v for k, v in options.items()})
+    """`stablegrad` with the StableGrad options among an alias's ``locals()``."""
+    return stablegrad(**{name: arguments[alias] for alias, name in _OPTIONS.items()})
 
 
-@_takes_stablegrad_options
+@_documents_stablegrad_options
 def stablegrad_adam(
     learning_rate: ScalarOrSchedule,
     b1: jax.typing.ArrayLike = 0.9,
     b2: jax.typing.ArrayLike = 0.999,
     eps: jax.typing.ArrayLike = 1e-8,
     eps_root: jax.typing.ArrayLike = 0.0,
-    **stablegrad_options: Any,
+    *,
+    reference: str | float | Callable = "output",
+    statistic: str = "std",
+    output_layer: _output_layer.OutputLayer = None,
+    group_by: str | Callable = "parent",
+    stablegrad_mask: Any = None,
+    stablegrad_eps: jax.typing.ArrayLike = 0.0,
+    max_scale: jax.typing.ArrayLike | None = None,
+    ema_decay: jax.typing.ArrayLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """Adam on StableGrad-rescaled gradients: ``chain(stablegrad(...), adam(...))``.
 
@@ -108,14 +101,14 @@ def stablegrad_adam(
       1e-03
     """
     return optax.chain(
-        _stablegrad_from(stablegrad_options),
+        _stablegrad_from(locals()),
         optax.adam(
             learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root
         ),
     )
 
 
-@_takes_stablegrad_options
+@_documents_stablegrad_options
 def stablegrad_adamw(
     learning_rate: ScalarOrSchedule,
     b1: jax.typing.ArrayLike = 0.9,
@@ -124,7 +117,15 @@ def stablegrad_adamw(
     eps_root: jax.typing.ArrayLike = 0.0,
     weight_decay: jax.typing.ArrayLike = 1e-4,
     mask: Any = None,
-    **stablegrad_options: Any,
+    *,
+    reference: str | float | Callable = "output",
+    statistic: str = "std",
+    output_layer: _output_layer.OutputLayer = None,
+    group_by: str | Callable = "parent",
+    stablegrad_mask: Any = None,
+    stablegrad_eps: jax.typing.ArrayLike = 0.0,
+    max_scale: jax.typing.ArrayLike | None = None,
+    ema_decay: jax.typing.ArrayLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """AdamW on StableGrad-rescaled gradients: ``chain(stablegrad(...), adamw(...))``.
 
@@ -149,7 +150,7 @@ def stablegrad_adamw(
       >>> state = tx.init({"Dense_0": {"kernel": jnp.ones((2, 2))}})
     """
     return optax.chain(
-        _stablegrad_from(stablegrad_options),
+        _stablegrad_from(locals()),
         optax.adamw(
             learning_rate=learning_rate,
             b1=b1,
@@ -162,12 +163,20 @@ def stablegrad_adamw(
     )
 
 
-@_takes_stablegrad_options
+@_documents_stablegrad_options
 def stablegrad_sgd(
     learning_rate: ScalarOrSchedule,
     momentum: jax.typing.ArrayLike | None = None,
     nesterov: bool = False,
-    **stablegrad_options: Any,
+    *,
+    reference: str | float | Callable = "output",
+    statistic: str = "std",
+    output_layer: _output_layer.OutputLayer = None,
+    group_by: str | Callable = "parent",
+    stablegrad_mask: Any = None,
+    stablegrad_eps: jax.typing.ArrayLike = 0.0,
+    max_scale: jax.typing.ArrayLike | None = None,
+    ema_decay: jax.typing.ArrayLike | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """SGD (with optional momentum) on StableGrad-rescaled gradients.
 
@@ -188,6 +197,6 @@ def stablegrad_sgd(
       >>> state = tx.init({"Dense_0": {"kernel": jnp.ones((2, 2))}})
     """
     return optax.chain(
-        _stablegrad_from(stablegrad_options),
+        _stablegrad_from(locals()),
         optax.sgd(learning_rate=learning_rate, momentum=momentum, nesterov=nesterov),
     )
