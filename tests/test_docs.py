@@ -34,6 +34,7 @@ PAGES = {
     "adamp": "AdamP and SGDP",
     "deepxde": "DeepXDE",
     "scaling": "Scaling: sharding and multi-host",
+    "performance": "Performance",
     "development": "Development and layout",
     "results/depth_sweep": "Results: the depth sweep",
     "results/bnfree_stress": "Results: the BatchNorm-free stress test",
