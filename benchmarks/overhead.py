@@ -89,7 +89,6 @@ import math
 import os
 import pathlib
 import platform
-import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -105,8 +104,9 @@ import stablegrad_optax as sgo
 from stablegrad_optax import _statistic, models, pinn
 
 import hlo_reads
-from cliargs import name_list, positive
-from provenance import code_version, device_name
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
+from common import name_list, positive, run_metadata  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 LEARNING_RATE = 1e-3
@@ -713,7 +713,7 @@ def benchmark_train_step(name: str, config: argparse.Namespace) -> dict[str, Any
 def train_steps_section(config: argparse.Namespace) -> dict[str, Any]:
     """The `train_steps` section of the JSON, with its own provenance."""
     start, compiles = time.perf_counter(), TIMED_COMPILES[0]
-    meta = run_metadata(config)
+    meta = overhead_metadata(config)
     models_ = {name: benchmark_train_step(name, config) for name in config.train_steps}
     return {
         "meta": meta,
@@ -731,26 +731,19 @@ def train_steps_section(config: argparse.Namespace) -> dict[str, Any]:
 # Command line.
 
 
-def run_metadata(config: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "note": config.note,
-        "command": shlex.join(["python", *sys.argv]),
-        "device": device_name(),
-        "jax_device": str(jax.devices()[0]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"
-        ),
-        "git_commit": code_version(),
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "jaxlib": jaxlib.__version__,
-        "optax": optax.__version__,
-        "stablegrad_optax": sgo.__version__,
+def overhead_metadata(config: argparse.Namespace) -> dict[str, Any]:
+    """`run_metadata`, with the time of day, the note and the CPU affinity."""
+    return run_metadata(
+        note=config.note,
+        jax_device=str(jax.devices()[0]),
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        python=platform.python_version(),
+        jaxlib=jaxlib.__version__,
         # The cores this process may run on (taskset); XLA:CPU sizes its
         # thread pool to them.
-        "cpu_affinity": sorted(os.sched_getaffinity(0)),
-        "cpu_count": os.cpu_count(),
-    }
+        cpu_affinity=sorted(os.sched_getaffinity(0)),
+        cpu_count=os.cpu_count(),
+    )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -832,7 +825,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     config = parse_args(argv)
     start = time.perf_counter()
-    meta = run_metadata(config)
+    meta = overhead_metadata(config)
     print(f"JAX devices: {jax.devices()}; {meta['device']}", flush=True)
     outdir = pathlib.Path(config.outdir)
     path = outdir / f"overhead_{jax.default_backend()}.json"

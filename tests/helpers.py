@@ -101,12 +101,19 @@ def matrix_parabola():
 PROBLEMS = {"parabola": parabola, "rosenbrock": rosenbrock, "matrix": matrix_parabola}
 
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SCRIPT_FOLDERS = (ROOT / "examples", ROOT / "benchmarks")
+CONFIG_MODULE = "example_config"  # examples/common.py's name for a config file
+
+
 def load_script(path: pathlib.Path, name: str, monkeypatch):
     """Imports a script by path (examples/ and benchmarks/ are not packages).
 
     It is registered in sys.modules under `name` for the test's duration
-    (dataclasses and flax modules look their module up there).
+    (dataclasses and flax modules look their module up there), and sees its
+    folder on sys.path as when it runs; sys.path is restored afterwards.
     """
+    monkeypatch.syspath_prepend(str(path.parent))
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, name, module)
@@ -114,23 +121,77 @@ def load_script(path: pathlib.Path, name: str, monkeypatch):
     return module
 
 
+def _is_script(name: str, module) -> bool:
+    """Whether a module came from examples/ or benchmarks/ (or is a config)."""
+    file = getattr(module, "__file__", None)
+    return name == CONFIG_MODULE or (
+        file is not None
+        and any(pathlib.Path(file).resolve().is_relative_to(f) for f in SCRIPT_FOLDERS)
+    )
+
+
 @contextlib.contextmanager
 def scripts_imported(folder: pathlib.Path, names, shared=()):
     """Imports `names` from `folder` as its scripts see each other; yields them.
 
-    Afterwards those modules and their `shared` siblings (helpers the scripts
-    import themselves), with their submodules, are forgotten, so nothing leaks
-    into other tests.
+    Modules of other scripts (another example's ``train``) are set aside first.
+    Afterwards every module imported from examples/ or benchmarks/, the config
+    a script loaded by path and the `shared` names are forgotten, and sys.path
+    is restored, so nothing leaks into other tests.
     """
-    forget = (*names, *shared)
 
-    def ours(module: str) -> bool:  # a named module, or one inside a package
-        return any(module == n or module.startswith(n + ".") for n in forget)
+    def ours(name: str, module) -> bool:
+        named = any(name == n or name.startswith(n + ".") for n in (*names, *shared))
+        return named or _is_script(name, module)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(folder))
-        for name in [m for m in sys.modules if ours(m)]:
+        for name in [m for m, module in sys.modules.items() if ours(m, module)]:
             patch.delitem(sys.modules, name)
         yield [importlib.import_module(name) for name in names]
-        for name in [m for m in sys.modules if ours(m)]:
+        for name in [m for m, module in list(sys.modules.items()) if ours(m, module)]:
             sys.modules.pop(name)
+
+
+def benchmark_scripts(name: str):
+    """A module-scoped fixture: benchmarks/`name`.py, `name`_report, `name`_results.
+
+    The three scripts of a benchmark (run, report, results), imported as they
+    see each other, then forgotten.
+    """
+
+    @pytest.fixture(scope="module")
+    def modules():
+        trio = [name, f"{name}_report", f"{name}_results"]
+        with scripts_imported(ROOT / "benchmarks", trio) as imported:
+            yield imported
+
+    return modules
+
+
+def tiny_results(name: str, *sittings):
+    """A module-scoped fixture: a CSV the benchmark of `modules` writes in `sittings`.
+
+    Each sitting is a list of flags for one call of its ``main``, which appends
+    to ``<tmp>/<name>.csv`` (and must not fail); the fixture is that path.
+    """
+
+    @pytest.fixture(scope="module")
+    def results(modules, tmp_path_factory):
+        path = tmp_path_factory.mktemp(name) / f"{name}.csv"
+        for flags in sittings:
+            assert not modules[0].main([*flags, f"--results={path}"])  # 0 or None
+        return path
+
+    return results
+
+
+def example_main(name: str):
+    """A fixture: examples/`name`/main.py, imported as the script sees its modules."""
+
+    @pytest.fixture
+    def main():
+        with scripts_imported(ROOT / "examples" / name, ["main"]) as (module,):
+            yield module
+
+    return main

@@ -1,7 +1,6 @@
 """The BN-free ResNet example (examples/bnfree_resnet): a short real run, its parts."""
 
 import functools
-import importlib
 import json
 import pathlib
 import sys
@@ -9,25 +8,21 @@ import sys
 import jax
 import jax.numpy as jnp
 import pytest
+from helpers import example_main
 
 import stablegrad_optax as sgo
 from stablegrad_optax import models
 
 EXAMPLE = pathlib.Path(__file__).parents[1] / "examples" / "bnfree_resnet"
 TEST_CONFIG = str(EXAMPLE / "configs" / "test.py")
-MODULES = ("main", "train", "report", "input_pipeline", "configs", "bnfree_config")
 
 
-@pytest.fixture
-def example(monkeypatch):
-    """examples/bnfree_resnet/main.py, imported as the script sees its modules."""
-    monkeypatch.syspath_prepend(str(EXAMPLE))
-    for name in MODULES:
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    yield importlib.import_module("main")
-    for name in list(sys.modules):
-        if name in MODULES or name.startswith("configs."):
-            del sys.modules[name]
+example = example_main("bnfree_resnet")
+
+
+def load_test_config():
+    """configs/test.py, loaded as ``--config`` loads it."""
+    return sys.modules["common"].load_config(TEST_CONFIG)
 
 
 def test_short_run_writes_results_table_and_plot(example, tmp_path):
@@ -71,7 +66,7 @@ def test_a_diverging_variant_is_reported_not_averaged(example, tmp_path):
 
 def test_the_optimizer_is_built_in_one_place(example):
     train = sys.modules["train"]
-    config = example.load_config(TEST_CONFIG)
+    config = load_test_config()
     params = {"head": {"kernel": jnp.ones((2, 2))}}
     for variant, reference in [
         ("none+stablegrad", "output"),
@@ -91,7 +86,7 @@ def test_the_prediction_variant_passes_the_std_of_dloss_dlogits(example):
     # d(cross-entropy)/d(logits) on each step's own batch, and the loss and the
     # new BatchNorm statistics are those of the plain forward pass.
     train, pipeline = sys.modules["train"], sys.modules["input_pipeline"]
-    config = example.load_config(TEST_CONFIG)
+    config = load_test_config()
     data = pipeline.get_dataset(config)
     batches = (jnp.asarray(data.train_images), jnp.asarray(data.train_labels))
     model = models.ResNet(

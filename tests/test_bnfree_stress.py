@@ -3,25 +3,14 @@
 import csv
 import json
 import math
-import pathlib
 
 import jax.numpy as jnp
 import optax
 import pytest
-from helpers import scripts_imported
+from helpers import benchmark_scripts, tiny_results
 
 import stablegrad_optax as sgo
 
-ROOT = pathlib.Path(__file__).parents[1]
-BENCHMARKS = ROOT / "benchmarks"
-MODULES = (
-    "bnfree_stress",
-    "bnfree_stress_report",
-    "bnfree_stress_results",
-    "provenance",
-    "mdtables",
-    "csvrows",
-)
 TINY = [
     "--models=resnet18",
     "--width=2",
@@ -35,21 +24,11 @@ TINY = [
 ]
 
 
-@pytest.fixture(scope="module")
-def modules():
-    """The benchmark's scripts, imported as they see each other (then forgotten)."""
-    with scripts_imported(BENCHMARKS, MODULES[:3], MODULES[3:]) as imported:
-        yield imported
-
-
-@pytest.fixture(scope="module")
-def tiny_csv(modules, tmp_path_factory):
-    """A tiny real run in two sittings: the second only runs the new cell."""
-    bench, _, _ = modules
-    path = tmp_path_factory.mktemp("stress") / "stress.csv"
-    assert bench.main([*TINY, "--variants=bn", f"--results={path}"]) == 0
-    assert bench.main([*TINY, "--variants=bn,none+agc", f"--results={path}"]) == 0
-    return path
+modules = benchmark_scripts("bnfree_stress")
+# A tiny real run in two sittings: the second only runs the new cell.
+tiny_csv = tiny_results(
+    "stress", [*TINY, "--variants=bn"], [*TINY, "--variants=bn,none+agc"]
+)
 
 
 def test_tiny_run_writes_one_row_per_run_and_resumes(modules, tiny_csv):

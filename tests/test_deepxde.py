@@ -23,7 +23,7 @@ TINY = ["--width=8", "--num-domain=48", "--num-boundary=8", "--num-initial=8"]
 @pytest.fixture(scope="module")
 def example():
     names = ["main", "callbacks", "problems"]
-    with scripts_imported(EXAMPLE, names, shared=["report"]) as modules:
+    with scripts_imported(EXAMPLE, names) as modules:
         yield dict(zip(names, modules, strict=True))
 
 

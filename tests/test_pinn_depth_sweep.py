@@ -9,18 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from helpers import scripts_imported
+from helpers import benchmark_scripts, scripts_imported, tiny_results
 
 ROOT = pathlib.Path(__file__).parents[1]
 BENCHMARKS = ROOT / "benchmarks"
-MODULES = (
-    "pinn_depth_sweep",
-    "pinn_depth_sweep_report",
-    "pinn_depth_sweep_results",
-    "provenance",
-    "mdtables",
-    "csvrows",
-)
 OPTIMIZERS = ("adam", "stablegrad(prediction)+adam")
 OURS_BASE = ("stablegrad+adam", "adam")  # the pair the results page judges
 TINY = [
@@ -40,20 +32,8 @@ TINY = [
 ]
 
 
-@pytest.fixture(scope="module")
-def modules():
-    """The sweep's scripts, imported as they see each other (then forgotten)."""
-    with scripts_imported(BENCHMARKS, MODULES[:3], MODULES[3:]) as imported:
-        yield imported
-
-
-@pytest.fixture(scope="module")
-def tiny_csv(modules, tmp_path_factory):
-    """One tiny real sweep (2 steps), shared by the tests that read it."""
-    sweep, _, _ = modules
-    path = tmp_path_factory.mktemp("sweep") / "sweep.csv"
-    sweep.main([*TINY, f"--results={path}"])
-    return path
+modules = benchmark_scripts("pinn_depth_sweep")
+tiny_csv = tiny_results("sweep", TINY)  # one tiny real sweep (2 steps)
 
 
 def test_tiny_sweep_writes_one_row_per_run(modules, tiny_csv):

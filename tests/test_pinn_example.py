@@ -1,30 +1,18 @@
 """The flagship example (examples/pinn): a short real run, the flags, the parts."""
 
-import importlib
 import json
 import math
 import pathlib
 import sys
 
 import pytest
+from helpers import example_main
 
 EXAMPLE = pathlib.Path(__file__).parents[1] / "examples" / "pinn"
 TEST_CONFIG = str(EXAMPLE / "configs" / "test.py")
-MODULES = ("main", "train", "report", "configs", "configs.default", "pinn_config")
 
 
-@pytest.fixture
-def example(monkeypatch):
-    """examples/pinn/main.py, imported as the script sees its modules."""
-    monkeypatch.syspath_prepend(str(EXAMPLE))
-    for name in MODULES:
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    yield importlib.import_module("main")
-    # Forget the example's own modules (a config loaded by path included), and
-    # only those: libraries imported meanwhile stay imported.
-    for name in list(sys.modules):
-        if name in MODULES or name.startswith("configs."):
-            del sys.modules[name]
+example = example_main("pinn")
 
 
 def test_short_run_writes_results_table_and_figures(example, tmp_path):

@@ -7,16 +7,13 @@ import json
 import pathlib
 
 import pytest
-from helpers import scripts_imported
+from helpers import example_main
 
 EXAMPLE = pathlib.Path(__file__).parents[1] / "examples" / "sharded"
 TEST_CONFIG = str(EXAMPLE / "configs" / "test.py")
 
 
-@pytest.fixture
-def main():
-    with scripts_imported(EXAMPLE, ["main"], shared=["train", "configs"]) as (main,):
-        yield main
+main = example_main("sharded")
 
 
 def test_a_short_run_writes_its_results(main, tmp_path):

@@ -18,11 +18,8 @@ Writes results.json, table.md and curves.png to --outdir (default adamp_out/).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
 import pathlib
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -34,6 +31,9 @@ import numpy as np
 import optax
 
 import stablegrad_optax as sgo
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # common.py
+from common import positive, run_metadata  # noqa: E402
 
 WEIGHT_DECAY = 1e-4
 OPTIMIZERS = {
@@ -154,40 +154,16 @@ def _is_projection(node) -> bool:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--depth", type=int, default=4)
-    parser.add_argument("--width", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--log-every", type=int, default=50)
+    parser.add_argument("--steps", type=positive(int), default=600)
+    parser.add_argument("--seeds", type=positive(int), default=3)
+    parser.add_argument("--depth", type=positive(int), default=4)
+    parser.add_argument("--width", type=positive(int), default=128)
+    parser.add_argument("--batch", type=positive(int), default=128)
+    parser.add_argument("--log-every", type=positive(int), default=50)
     parser.add_argument(
         "--outdir", type=pathlib.Path, default=pathlib.Path("adamp_out")
     )
-    args = parser.parse_args(argv)
-    for name in ("steps", "seeds", "depth", "width", "batch", "log_every"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    return args
-
-
-def metadata() -> dict[str, str]:
-    device = jax.devices()[0]
-    try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--exclude=*"],
-            cwd=pathlib.Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {
-        "command": " ".join(["python", *sys.argv]),
-        "device": f"{device.platform}: {device.device_kind} ({os.cpu_count()} cores)",
-        "date": datetime.date.today().isoformat(),
-        "git_commit": commit,
-    }
+    return parser.parse_args(argv)
 
 
 def final_accuracy(runs: list[list[dict]]) -> float:
@@ -293,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         chosen[name] = max(grid, key=scores.get)
         print(f"{name}: lr {chosen[name]}, val accuracy {scores[chosen[name]]:.4f}")
     results = {
-        "meta": metadata(),
+        "meta": run_metadata(),
         "config": {
             k: str(v) if isinstance(v, pathlib.Path) else v
             for k, v in vars(args).items()

@@ -21,35 +21,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import pathlib
 import sys
 from collections.abc import Sequence
 
 import jax
 
-import train
-from configs.default import VARIANTS
-
 HERE = pathlib.Path(__file__).parent
+sys.path.insert(0, str(HERE.parent))  # examples/common.py
 
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def load_config(path: str):
-    """`get_config()` of the config file at `path`."""
-    spec = importlib.util.spec_from_file_location("bnfree_config", path)
-    if spec is None or not pathlib.Path(path).is_file():
-        raise FileNotFoundError(path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module.get_config()
+import train  # noqa: E402
+from common import config_and_overrides, positive  # noqa: E402
+from configs.default import VARIANTS  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None = None):
@@ -58,29 +41,23 @@ def parse_args(argv: Sequence[str] | None = None):
     parser.add_argument("--config", default=str(HERE / "configs" / "default.py"))
     parser.add_argument("--outdir", default="bnfree_out")
     parser.add_argument("--model", choices=sorted(train.MODELS))
-    parser.add_argument("--width", type=positive_int)
+    parser.add_argument("--width", type=positive(int))
     parser.add_argument(
         "--dataset", choices=("digits32", "synthetic", "cifar10", "cifar100")
     )
     parser.add_argument("--data-dir", help="folder of the CIFAR python archive")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS)
     parser.add_argument("--learning-rate", type=float)
-    parser.add_argument("--batch-size", type=positive_int)
-    parser.add_argument("--steps", type=positive_int)
+    parser.add_argument("--batch-size", type=positive(int))
+    parser.add_argument("--steps", type=positive(int))
     parser.add_argument("--seed", type=int)
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except (FileNotFoundError, AttributeError) as error:
-        parser.error(f"--config: no get_config() in {args.config!r} ({error})")
     fields = ("model", "width", "dataset", "data_dir", "learning_rate", "batch_size")
     fields += ("steps", "seed")
-    overrides = {k: getattr(args, k) for k in fields if getattr(args, k) is not None}
+    config, overrides = config_and_overrides(parser, args, fields)
     if args.variants:
         overrides["variants"] = tuple(args.variants)
-    if args.no_progress:
-        overrides["progress"] = False
     config = dataclasses.replace(config, **overrides)
     if config.steps % config.log_every:
         parser.error(f"steps must be a multiple of log_every ({config.log_every})")

@@ -3,45 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
-import os
 import pathlib
-import subprocess
-import sys
 from typing import Any
 
-import jax
-
-import stablegrad_optax as sgo
+from common import run_metadata
 
 HEADER = (
     "| variant | first non-finite step | train loss | test loss | test accuracy "
     "| s/step |"
 )
-
-
-def run_metadata() -> dict[str, str]:
-    """What ran, where and when: stored beside the numbers."""
-    device = jax.devices()[0]
-    try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--exclude=*"],
-            cwd=pathlib.Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {
-        "command": " ".join(["python", *sys.argv]),
-        "device": f"{device.platform}: {device.device_kind} ({os.cpu_count()} cores)",
-        "date": datetime.date.today().isoformat(),
-        "jax": jax.__version__,
-        "stablegrad_optax": sgo.__version__,
-        "git_commit": commit,
-    }
 
 
 def _num(value: float | None) -> str:

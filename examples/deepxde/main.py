@@ -26,10 +26,12 @@ import argparse
 import json
 import os
 import pathlib
+import sys
 import time
 from collections.abc import Sequence
 
 os.environ.setdefault("DDE_BACKEND", "jax")  # before deepxde is imported
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # common.py
 
 import deepxde as dde  # noqa: E402
 import numpy as np  # noqa: E402
@@ -40,6 +42,7 @@ import stablegrad_optax as sgo  # noqa: E402
 import callbacks  # noqa: E402
 import problems  # noqa: E402
 import report  # noqa: E402
+from common import at_least, name_list, run_metadata  # noqa: E402
 
 OPTIMIZERS = {
     "adam": optax.adam,
@@ -59,24 +62,20 @@ def csv(kind):
     return lambda text: [kind(v) for v in text.split(",")]
 
 
-def at_least(low: int):
-    """An argparse type: an integer >= `low`."""
-
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
-
-    return parse
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problems", type=csv(str), default=["burgers", "poisson"])
+    parser.add_argument(
+        "--problems",
+        type=name_list(tuple(problems.PROBLEMS), "problem"),
+        default=["burgers", "poisson"],
+    )
     parser.add_argument("--depths", type=csv(at_least(1)), default=[8, 16])
     parser.add_argument("--width", type=at_least(1), default=32)
-    parser.add_argument("--optimizers", type=csv(str), default=list(OPTIMIZERS))
+    parser.add_argument(
+        "--optimizers",
+        type=name_list(tuple(OPTIMIZERS), "optimizer"),
+        default=list(OPTIMIZERS),
+    )
     parser.add_argument("--iterations", type=at_least(1), default=2000)
     parser.add_argument(
         "--pick-iterations",
@@ -90,16 +89,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log-every", type=at_least(1), default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--outdir", default="deepxde_out")
-    args = parser.parse_args(argv)
-    for name in args.problems:
-        if name not in problems.PROBLEMS:
-            parser.error(
-                f"--problems: {name!r} is not one of {sorted(problems.PROBLEMS)}"
-            )
-    for name in args.optimizers:
-        if name not in OPTIMIZERS:
-            parser.error(f"--optimizers: {name!r} is not one of {list(OPTIMIZERS)}")
-    return args
+    return parser.parse_args(argv)
 
 
 def build_model(setup, depth: int, width: int, seed: int) -> dde.Model:
@@ -177,7 +167,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
                     f"({run['seconds']:.0f} s)",
                     flush=True,
                 )
-    results = {"meta": report.run_metadata(args), "runs": runs}
+    settings = {k: v for k, v in vars(args).items() if k not in ("outdir", "problems")}
+    meta = run_metadata(deepxde=dde.__version__, settings=settings)
+    results = {"meta": meta, "runs": runs}
     (outdir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     report.write(results, outdir)
     print((outdir / "results.md").read_text())

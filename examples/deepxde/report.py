@@ -2,47 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
-import os
 import pathlib
-import subprocess
-import sys
 
-import deepxde as dde
-import jax
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
-import stablegrad_optax as sgo  # noqa: E402
-
-
-def run_metadata(args) -> dict:
-    """What ran, where and when: stored beside the numbers."""
-    device = jax.devices()[0]
-    try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--exclude=*"],
-            cwd=pathlib.Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {
-        "command": " ".join(["python", *sys.argv]),
-        "device": f"{device.platform}: {device.device_kind} ({os.cpu_count()} cores)",
-        "date": datetime.date.today().isoformat(),
-        "deepxde": dde.__version__,
-        "jax": jax.__version__,
-        "stablegrad_optax": sgo.__version__,
-        "git_commit": commit,
-        "settings": {
-            k: v for k, v in vars(args).items() if k not in ("outdir", "problems")
-        },
-    }
 
 
 def _num(value) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -27,17 +26,12 @@ import jax
 from stablegrad_optax import init, pinn
 from stablegrad_optax.models import ACTIVATIONS
 
-import train
-from configs.default import OPTIMIZERS
-
 HERE = pathlib.Path(__file__).parent
+sys.path.insert(0, str(HERE.parent))  # examples/common.py
 
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+import train  # noqa: E402
+from common import config_and_overrides, positive  # noqa: E402
+from configs.default import OPTIMIZERS  # noqa: E402
 
 
 def learning_rates(text: str) -> tuple[str, tuple[float, ...]]:
@@ -70,28 +64,17 @@ def reference(text: str) -> str | float:
     return text
 
 
-def load_config(path: str):
-    """`get_config()` of the config file at `path`."""
-    spec = importlib.util.spec_from_file_location("pinn_config", path)
-    if spec is None or not pathlib.Path(path).is_file():
-        raise FileNotFoundError(path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module.get_config()
-
-
 def parse_args(argv: Sequence[str] | None = None):
     """The config with the flags' overrides applied, and the output directory."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(HERE / "configs" / "default.py"))
     parser.add_argument("--outdir", default="pinn_out")
     parser.add_argument("--problem", choices=sorted(pinn.PROBLEMS))
-    parser.add_argument("--depth", type=positive_int, help="hidden layers")
-    parser.add_argument("--width", type=positive_int)
+    parser.add_argument("--depth", type=positive(int), help="hidden layers")
+    parser.add_argument("--width", type=positive(int))
     parser.add_argument("--activation", choices=sorted(ACTIVATIONS))
     parser.add_argument("--init", choices=init.INITIALIZERS)
-    parser.add_argument("--steps", type=positive_int)
+    parser.add_argument("--steps", type=positive(int))
     parser.add_argument("--optimizers", nargs="+", choices=OPTIMIZERS)
     parser.add_argument("--seed", type=int)
     parser.add_argument(
@@ -108,20 +91,14 @@ def parse_args(argv: Sequence[str] | None = None):
     )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except (FileNotFoundError, AttributeError) as error:
-        parser.error(f"--config: no get_config() in {args.config!r} ({error})")
     fields = ("problem", "depth", "width", "activation", "init", "steps", "seed")
-    overrides = {k: getattr(args, k) for k in fields if getattr(args, k) is not None}
+    config, overrides = config_and_overrides(parser, args, fields)
     if args.optimizers:
         overrides["optimizers"] = tuple(args.optimizers)
     if args.lr:
         overrides["learning_rates"] = {**config.learning_rates, **dict(args.lr)}
     if args.reference is not None:
         overrides["reference"] = args.reference
-    if args.no_progress:
-        overrides["progress"] = False
     if "problem" in overrides and overrides["problem"] != config.problem:
         # Keep the options the new problem has (e.g. boundary_weight).
         fields = pinn.PROBLEMS[overrides["problem"]].__dataclass_fields__

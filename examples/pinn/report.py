@@ -3,48 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import math
-import os
 import pathlib
-import subprocess
-import sys
 from typing import Any
 
 import jax
 import numpy as np
-import optax
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-import stablegrad_optax as sgo
+from common import run_metadata  # noqa: F401  (train.py asks report for it)
 
 FIGURES = ("curves.png", "fields.png", "gradient_std.png")
-
-
-def run_metadata() -> dict[str, str]:
-    """What ran, where and when: stored beside the numbers."""
-    device = jax.devices()[0]
-    try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--exclude=*"],
-            cwd=pathlib.Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {
-        "command": " ".join(["python", *sys.argv]),
-        "device": f"{device.platform}: {device.device_kind} ({os.cpu_count()} cores)",
-        "date": datetime.date.today().isoformat(),
-        "jax": jax.__version__,
-        "optax": optax.__version__,
-        "stablegrad_optax": sgo.__version__,
-        "git_commit": commit,
-    }
 
 
 def config_dict(config) -> dict[str, Any]:

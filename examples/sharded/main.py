@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import pathlib
 import sys
@@ -30,28 +29,12 @@ from collections.abc import Sequence
 
 import jax
 
-import train
-from configs.default import LAYOUTS
-
 HERE = pathlib.Path(__file__).parent
+sys.path.insert(0, str(HERE.parent))  # examples/common.py
 
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def load_config(path: str):
-    """`get_config()` of the config file at `path`."""
-    spec = importlib.util.spec_from_file_location("sharded_config", path)
-    if spec is None or not pathlib.Path(path).is_file():
-        raise FileNotFoundError(path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module.get_config()
+import train  # noqa: E402
+from common import config_and_overrides, positive  # noqa: E402
+from configs.default import LAYOUTS  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None = None):
@@ -60,10 +43,10 @@ def parse_args(argv: Sequence[str] | None = None):
     parser.add_argument("--config", default=str(HERE / "configs" / "default.py"))
     parser.add_argument("--workdir", default="sharded_out")
     parser.add_argument("--layout", choices=LAYOUTS)
-    parser.add_argument("--model-axis", type=positive_int, dest="model_axis")
-    parser.add_argument("--depth", type=positive_int)
-    parser.add_argument("--width", type=positive_int)
-    parser.add_argument("--steps", type=positive_int)
+    parser.add_argument("--model-axis", type=positive(int), dest="model_axis")
+    parser.add_argument("--depth", type=positive(int))
+    parser.add_argument("--width", type=positive(int))
+    parser.add_argument("--steps", type=positive(int))
     parser.add_argument("--no-checkpoint", action="store_true")
     parser.add_argument(
         "--multihost",
@@ -71,12 +54,8 @@ def parse_args(argv: Sequence[str] | None = None):
         help="call jax.distributed.initialize() first (one process per host)",
     )
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except (FileNotFoundError, AttributeError) as error:
-        parser.error(f"--config: no get_config() in {args.config!r} ({error})")
     fields = ("layout", "model_axis", "depth", "width", "steps")
-    overrides = {k: getattr(args, k) for k in fields if getattr(args, k) is not None}
+    config, overrides = config_and_overrides(parser, args, fields)
     if args.no_checkpoint:
         overrides["checkpoint"] = False
     return dataclasses.replace(config, **overrides), args.workdir, args.multihost

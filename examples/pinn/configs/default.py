@@ -22,13 +22,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-OPTIMIZERS = (
-    "adam",
-    "stablegrad(prediction)+adam",
-    "stablegrad+adam",
-    "sgd-momentum",
-    "stablegrad+sgd-momentum",
-)
+from common import OPTIMIZERS  # the five optimizers the comparisons run
 
 
 @dataclasses.dataclass(frozen=True)
