@@ -107,7 +107,7 @@ class Optimizer(NamedTuple):
 
     make: Callable[[Any], optax.GradientTransformation]  # lr -> transformation
     grid: str  # a grid family of LR_GRIDS
-    # If set, `pinn.train_seeds` passes `reference_scale=` at every step: the
+    # If set, `pinn.train` passes `reference_scale=` at every step: the
     # std of dL/d(prediction) under this reading (`pinn.PREDICTION_READINGS`).
     prediction_reference: str | None = None
     # If set, the learning rate is the grid's lr times this schedule of a run
@@ -325,12 +325,12 @@ def run_batch(
     opt_state.hyperparams["learning_rate"] = lrs
 
     start = time.perf_counter()
-    params, records = pinn.train_seeds(
+    params, records = pinn.train(
         problem,
         model.apply,
         params,
         tx,
-        keys=data_keys,
+        key=data_keys,
         steps=args.steps,
         log_every=args.eval_every,
         num_interior=args.num_interior,

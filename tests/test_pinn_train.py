@@ -18,20 +18,33 @@ def _setup(name="poisson", depth=2, width=8, **options):
     return problem, model, params
 
 
+# A short run: 4 steps in chunks of 2, on few points.
+SHORT_RUN = dict(
+    key=jax.random.key(2),
+    steps=4,
+    log_every=2,
+    num_interior=32,
+    num_boundary=16,
+    eval_resolution=9,
+)
+
+
+def _train(problem, model, params, tx, **settings):
+    """`pinn.train` with SHORT_RUN's settings, or those given instead."""
+    return pinn.train(problem, model.apply, params, tx, **{**SHORT_RUN, **settings})
+
+
 def test_records_per_chunk_with_a_partial_last_chunk():
     problem, model, params = _setup("burgers")
     seen = []
-    _, records = pinn.train(
+    _, records = _train(
         problem,
-        model.apply,
+        model,
         params,
         sgo.stablegrad_adam(1e-3),
         key=jax.random.key(1),
         steps=6,
         log_every=4,
-        num_interior=32,
-        num_boundary=16,
-        eval_resolution=11,
         callback=seen.append,
     )
     assert [r["step"] for r in records] == [4, 6] and seen == records
@@ -48,17 +61,10 @@ def test_records_per_chunk_with_a_partial_last_chunk():
 
 def test_training_reduces_the_loss_and_the_error():
     problem, model, params = _setup("poisson", width=16, k=1, boundary_weight=10.0)
-    _, records = pinn.train(
-        problem,
-        model.apply,
-        params,
-        optax.chain(sgo.stablegrad(), optax.adam(1e-2)),
-        key=jax.random.key(1),
-        steps=300,
-        log_every=100,
-        num_interior=64,
-        num_boundary=64,
-        eval_resolution=21,
+    tx = optax.chain(sgo.stablegrad(), optax.adam(1e-2))
+    longer = dict(steps=300, log_every=100, num_interior=64, num_boundary=64)
+    _, records = _train(
+        problem, model, params, tx, key=jax.random.key(1), eval_resolution=21, **longer
     )
     assert records[-1]["loss"] < 0.1 * records[0]["loss"]
     assert records[-1]["rel_l2"] < records[0]["rel_l2"]
@@ -66,120 +72,119 @@ def test_training_reduces_the_loss_and_the_error():
 
 def test_divergence_stops_the_run():
     problem, model, params = _setup("poisson")
-    _, records = pinn.train(
+    _, records = _train(
         problem,
-        model.apply,
+        model,
         params,
         optax.sgd(1e12),
         key=jax.random.key(1),
         steps=50,
         log_every=5,
         num_interior=16,
-        num_boundary=16,
         eval_resolution=5,
     )
     assert records[-1]["diverged"] and len(records) < 10
 
 
-def test_bad_step_counts_raise():
+@pytest.mark.parametrize(
+    "settings, match",
+    [
+        (dict(steps=0), "steps"),
+        (dict(log_every=0), "log_every"),
+        (dict(key=jax.random.split(jax.random.key(0), (2, 3))), "seed axis"),
+        (dict(key=jnp.zeros((2, 3, 2), jnp.uint32)), "seed axis"),
+    ],
+)
+def test_bad_settings_raise(settings, match):
     problem, model, params = _setup()
-    with pytest.raises(ValueError, match="steps"):
-        pinn.train(
-            problem,
-            model.apply,
-            params,
-            optax.adam(1e-3),
-            key=jax.random.key(0),
-            steps=0,
-        )
+    with pytest.raises(ValueError, match=match):
+        _train(problem, model, params, optax.adam(1e-3), **settings)
 
 
-def test_seeds_by_vmap_match_single_runs():
+def _seed_batch(model, seeds, x):
+    """Initial params stacked over `seeds` and one collocation key per seed."""
+    init_keys = jax.random.split(jax.random.key(0), seeds)
+    params = jax.vmap(model.init, in_axes=(0, None))(init_keys, x)
+    return init_keys, params, jax.random.split(jax.random.key(1), seeds)
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["typed_keys", "raw_keys"])
+def test_seeds_by_vmap_match_single_runs(raw):
+    """A batch of keys trains one run per key: typed (n,) or raw uint32 (n, 2)."""
     problem, model, _ = _setup("poisson")
-    init_keys = jax.random.split(jax.random.key(0), 3)
-    data_keys = jax.random.split(jax.random.key(1), 3)
     x = jnp.ones((1, 2))
-    batched = jax.vmap(model.init, in_axes=(0, None))(init_keys, x)
+    init_keys, batched, data_keys = _seed_batch(model, 3, x)
+    if raw:
+        data_keys = jax.random.key_data(data_keys)
+        assert data_keys.shape == (3, 2)
     tx = sgo.stablegrad_adam(1e-2)
-    kwargs = dict(
-        steps=8, log_every=4, num_interior=32, num_boundary=16, eval_resolution=9
-    )
-    _, records = pinn.train_seeds(
-        problem, model.apply, batched, tx, keys=data_keys, **kwargs
-    )
+    settings = dict(key=data_keys, steps=8, log_every=4)
+    _, records = _train(problem, model, batched, tx, **settings)
     assert len(records[-1]["rel_l2"]) == 3 and len(records[-1]["imbalance"]) == 3
-    _, single = pinn.train(
-        problem,
-        model.apply,
-        model.init(init_keys[1], x),
-        tx,
-        key=data_keys[1],
-        **kwargs,
-    )
+    assert [len(v) for v in records[-1]["grad_std"].values()] == [3, 3, 3]
+    settings["key"] = data_keys[1]
+    _, single = _train(problem, model, model.init(init_keys[1], x), tx, **settings)
     assert records[-1]["loss"][1] == pytest.approx(single[-1]["loss"], rel=1e-4)
     assert records[-1]["rel_l2"][1] == pytest.approx(single[-1]["rel_l2"], rel=1e-4)
     assert records[-1]["diverged"] == [False, False, False]
+
+
+def test_seeds_stop_when_every_seed_has_diverged():
+    problem, model, _ = _setup("poisson")
+    _, batched, data_keys = _seed_batch(model, 2, jnp.ones((1, 2)))
+    tx = optax.inject_hyperparams(optax.sgd)(learning_rate=1.0)
+    opt_state = jax.vmap(tx.init)(batched)
+    opt_state.hyperparams["learning_rate"] = jnp.array([1e-6, 1e12])
+    _, records = _train(problem, model, batched, tx, key=data_keys, opt_state=opt_state)
+    # Seed 0 trains on: the run does not stop at seed 1's divergence.
+    assert len(records) == 2 and records[-1]["diverged"] == [False, True]
+    _, records = _train(
+        problem, model, batched, optax.sgd(1e12), key=data_keys, steps=50
+    )
+    assert records[-1]["diverged"] == [True, True] and len(records) < 25
 
 
 def test_runs_with_their_own_learning_rates_match_single_runs():
     """A stacked `opt_state` gives each vmapped run its own hyperparameters."""
     problem, model, params = _setup("poisson")
     key = jax.random.key(1)
-    kwargs = dict(
-        steps=6, log_every=3, num_interior=32, num_boundary=16, eval_resolution=9
-    )
+    settings = dict(key=key, steps=6, log_every=3)
     tx = optax.inject_hyperparams(sgo.stablegrad_adam)(learning_rate=1.0)
     learning_rates = jnp.array([1e-3, 3e-2])
     stacked = jax.tree.map(lambda x: jnp.stack([x, x]), params)
     opt_state = jax.vmap(tx.init)(stacked)
     opt_state.hyperparams["learning_rate"] = learning_rates
-    _, records = pinn.train_seeds(
+    _, records = _train(
         problem,
-        model.apply,
+        model,
         stacked,
         tx,
-        keys=jnp.stack([key, key]),
         opt_state=opt_state,
-        **kwargs,
+        **{**settings, "key": jnp.stack([key, key])},
     )
     for i, lr in enumerate([1e-3, 3e-2]):
-        _, single = pinn.train(
-            problem, model.apply, params, sgo.stablegrad_adam(lr), key=key, **kwargs
-        )
+        _, single = _train(problem, model, params, sgo.stablegrad_adam(lr), **settings)
         assert records[-1]["loss"][i] == pytest.approx(single[-1]["loss"], rel=1e-4)
     assert records[-1]["loss"][0] != pytest.approx(records[-1]["loss"][1], rel=1e-2)
-
-
-# A short run: 4 steps in chunks of 2, on few points.
-SHORT_RUN = dict(
-    key=jax.random.key(2),
-    steps=4,
-    log_every=2,
-    num_interior=32,
-    num_boundary=16,
-    eval_resolution=9,
-)
 
 
 def test_update_args_reach_the_optimizer_at_every_step():
     """A reference_scale from update_args acts like the same constant reference."""
     problem, model, params = _setup("poisson")
-    kwargs = SHORT_RUN
     given = optax.chain(sgo.stablegrad("given"), optax.sgd(1e-3))
-    _, records = pinn.train(
+    _, records = _train(
         problem,
-        model.apply,
+        model,
         params,
         given,
         update_args=lambda p, batch: {"reference_scale": 0.5},
-        **kwargs,
     )
     constant = optax.chain(sgo.stablegrad(0.5), optax.sgd(1e-3))
-    _, expected = pinn.train(problem, model.apply, params, constant, **kwargs)
+    _, expected = _train(problem, model, params, constant)
     assert records[-1]["loss"] == pytest.approx(expected[-1]["loss"], rel=1e-5)
     assert records[-1]["rel_l2"] == pytest.approx(expected[-1]["rel_l2"], rel=1e-5)
     with pytest.raises(ValueError, match="reference_scale"):
-        pinn.train(problem, model.apply, params, given, **kwargs)
+        _train(problem, model, params, given)
 
 
 def _glue_reference(problem, apply_fn, params, batch):
@@ -259,13 +264,10 @@ def test_the_three_readings_of_the_prediction_gradient():
 def test_train_logs_every_reading_and_passes_the_chosen_one():
     problem, model, params = _setup("poisson")
     tx = sgo.stablegrad_adam(1e-3, reference="prediction")
-    kwargs = SHORT_RUN
-    _, records = pinn.train(
-        problem, model.apply, params, tx, prediction_reference="values", **kwargs
-    )
+    _, records = _train(problem, model, params, tx, prediction_reference="values")
     assert set(records[-1]["reference_scale"]) == set(pinn.PREDICTION_READINGS)
     assert all(v > 0 for v in records[-1]["reference_scale"].values())
     with pytest.raises(ValueError, match="reference_scale"):
-        pinn.train(problem, model.apply, params, tx, **kwargs)
+        _train(problem, model, params, tx)
     with pytest.raises(ValueError, match="prediction_reference"):
-        pinn.train(problem, model.apply, params, tx, prediction_reference="u", **kwargs)
+        _train(problem, model, params, tx, prediction_reference="u")

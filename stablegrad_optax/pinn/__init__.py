@@ -33,7 +33,6 @@ from stablegrad_optax.pinn._train import make_chunk as make_chunk
 from stablegrad_optax.pinn._train import reading_mask as reading_mask
 from stablegrad_optax.pinn._train import scalar_field as scalar_field
 from stablegrad_optax.pinn._train import train as train
-from stablegrad_optax.pinn._train import train_seeds as train_seeds
 
 PROBLEMS = {"burgers": Burgers, "helmholtz": Helmholtz, "poisson": Poisson}
 
@@ -81,5 +80,4 @@ __all__ = (
     "relative_l2",
     "scalar_field",
     "train",
-    "train_seeds",
 )

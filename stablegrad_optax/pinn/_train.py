@@ -135,40 +135,127 @@ def make_chunk(
     return chunk
 
 
+def _seed_shape(key: jax.Array) -> tuple[int, ...]:
+    """() for one PRNG key, (num_seeds,) for a batch of keys."""
+    typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+    shape = key.shape if typed else key.shape[:-1]  # raw keys end in (2,)
+    if len(shape) > 1:
+        raise ValueError(
+            "key must be one PRNG key or a batch of keys with one leading seed "
+            f"axis, got shape {key.shape}."
+        )
+    return shape
+
+
 def _host(value: jax.Array, batched: bool):
     """A float, or a list of floats (one per seed) when batched."""
     value = jax.device_get(value)
     return [float(v) for v in value] if batched else float(value)
 
 
-def _run(
-    problem,
-    apply_fn,
-    params,
-    tx,
-    key,
-    steps,
-    log_every,
-    num_interior,
-    num_boundary,
-    eval_resolution,
-    callback,
-    batched,
-    opt_state,
-    update_args,
-    prediction_reference,
-):
-    """The loop behind `train` and `train_seeds` (vmapped over seeds if batched)."""
+def _record(step, logs, scales, grad_std, rel_l2, batched) -> dict[str, Any]:
+    """One chunk's log record (values per seed when batched), on the host."""
+    finite = jnp.all(
+        jnp.stack([jnp.all(jnp.isfinite(v), axis=-1) for v in logs.values()]),
+        axis=0,
+    )
+    record = {k: _host(jnp.mean(v, axis=-1), batched) for k, v in logs.items()}
+    record["step"] = step
+    record["rel_l2"] = _host(rel_l2, batched)
+    record["grad_std"] = {k: _host(v, batched) for k, v in grad_std.items()}
+    if scales:
+        record["reference_scale"] = {
+            k: _host(jnp.mean(v, axis=-1), batched) for k, v in scales.items()
+        }
+    if batched:
+        per_seed = [
+            {k: v[i] for k, v in record["grad_std"].items()}
+            for i in range(len(record["rel_l2"]))
+        ]
+        record["imbalance"] = [_diagnostics.imbalance(g).ratio for g in per_seed]
+        record["diverged"] = [not bool(f) for f in finite]
+    else:
+        record["imbalance"] = _diagnostics.imbalance(record["grad_std"]).ratio
+        record["diverged"] = not bool(finite)
+    return record
+
+
+def train(
+    problem: Problem,
+    apply_fn: ApplyFn,
+    params: Any,
+    tx: optax.GradientTransformation,
+    *,
+    key: jax.Array,
+    steps: int,
+    log_every: int = 100,
+    num_interior: int = 256,
+    num_boundary: int = 256,
+    eval_resolution: int = 101,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+    opt_state: Any = None,
+    update_args: UpdateArgs | None = None,
+    prediction_reference: str | None = None,
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Trains a PINN, one seed or several at once; the final parameters and records.
+
+    Steps run `log_every` at a time inside one jitted `lax.scan` (no Python per
+    step). After each chunk a record is made: the step, the mean of each loss
+    term over the chunk, the relative L2 error on the evaluation grid, the
+    per-layer gradient std of the chunk's last step and their imbalance, and
+    with `prediction_reference` the chunk's mean std of dL/d(prediction) under
+    each reading (``record["reference_scale"]``). A non-finite loss stops the
+    run early (the record says `diverged`).
+
+    Several seeds train together, by `jax.vmap`, when `key` is a batch of keys
+    (``jax.random.split(key, num_seeds)``) and `params` carry the same leading
+    seed axis (e.g. ``jax.vmap(model.init, in_axes=(0, None))(init_keys, x)``).
+    Then every record value is a list with one entry per seed, and the run
+    stops when every seed has diverged. The runs may differ in more than the
+    seed: pass an `opt_state` stacked over runs, e.g. with per-run learning
+    rates in the hyperparameters of an `optax.inject_hyperparams` state.
+
+    Args:
+      problem: a `Problem`.
+      apply_fn: the network, ``apply_fn(params, points) -> (N, 1)``.
+      params: initial parameters (stacked over seeds for several).
+      tx: any optax transformation.
+      key: PRNG key for the collocation points, or one key per seed: shape
+        (num_seeds,) for typed keys, (num_seeds, 2) for raw ones.
+      steps: number of steps.
+      log_every: steps per chunk (the last chunk may be shorter).
+      num_interior: interior points per step.
+      num_boundary: boundary (and initial) points per step.
+      eval_resolution: grid points per axis for the relative L2 error.
+      callback: called with each record (e.g. to update a progress bar).
+      opt_state: the initial optimizer state (stacked over seeds for several);
+        None gives ``tx.init(params)``, vmapped over seeds.
+      update_args: a function ``(params, batch) -> dict`` of extra keyword
+        arguments for ``tx.update`` at every step; None for none.
+      prediction_reference: for ``stablegrad("prediction")``: which reading of
+        the prediction sets ``reference_scale`` at every step (see
+        `reading_mask`): ``"data"`` (u at the data points; the one the depth
+        sweep measured), ``"values"`` or ``"all"``. It comes from the step's
+        own backward pass (no second forward pass). None passes none.
+
+    Returns:
+      (params, records), params stacked over seeds for several.
+
+    Raises:
+      ValueError: for `steps` or `log_every` below 1, or a `key` with more than
+        one seed axis.
+    """
     if steps < 1 or log_every < 1:
         raise ValueError(
             f"steps and log_every must be >= 1, got steps={steps}, "
             f"log_every={log_every}."
         )
+    seeds = _seed_shape(key)
+    batched = bool(seeds)
     lift = jax.vmap if batched else lambda f: f
     if opt_state is None:
         opt_state = lift(tx.init)(params)
-    count = jnp.zeros(key.shape[:1] if batched else (), jnp.int32)
-    state = TrainState(params, opt_state, key, count)
+    state = TrainState(params, opt_state, key, jnp.zeros(seeds, jnp.int32))
     predict = lambda p, x: apply_fn(p, x)[:, 0]
     predict = jax.jit(jax.vmap(predict, in_axes=(0, None)) if batched else predict)
     grid = jnp.asarray(problem.grid(eval_resolution))
@@ -198,167 +285,10 @@ def _run(
             chunks[length] = jax.jit(lift(body))
         state, logs, scales, grad_std = chunks[length](state)
         done += length
-        finite = jnp.all(
-            jnp.stack([jnp.all(jnp.isfinite(v), axis=-1) for v in logs.values()]),
-            axis=0,
-        )
-        record = {k: _host(jnp.mean(v, axis=-1), batched) for k, v in logs.items()}
-        record["step"] = done
-        record["rel_l2"] = _host(rel_l2(state.params), batched)
-        record["grad_std"] = {k: _host(v, batched) for k, v in grad_std.items()}
-        if scales:
-            record["reference_scale"] = {
-                k: _host(jnp.mean(v, axis=-1), batched) for k, v in scales.items()
-            }
-        if batched:
-            per_seed = [
-                {k: v[i] for k, v in record["grad_std"].items()}
-                for i in range(len(record["rel_l2"]))
-            ]
-            record["imbalance"] = [_diagnostics.imbalance(g).ratio for g in per_seed]
-        else:
-            record["imbalance"] = _diagnostics.imbalance(record["grad_std"]).ratio
-        record["diverged"] = (
-            [not bool(f) for f in finite] if batched else not bool(finite)
-        )
+        record = _record(done, logs, scales, grad_std, rel_l2(state.params), batched)
         records.append(record)
         if callback is not None:
             callback(record)
         if all(record["diverged"]) if batched else record["diverged"]:
             break
     return state.params, records
-
-
-def train(
-    problem: Problem,
-    apply_fn: ApplyFn,
-    params: Any,
-    tx: optax.GradientTransformation,
-    *,
-    key: jax.Array,
-    steps: int,
-    log_every: int = 100,
-    num_interior: int = 256,
-    num_boundary: int = 256,
-    eval_resolution: int = 101,
-    callback: Callable[[dict[str, Any]], None] | None = None,
-    opt_state: Any = None,
-    update_args: UpdateArgs | None = None,
-    prediction_reference: str | None = None,
-) -> tuple[Any, list[dict[str, Any]]]:
-    """Trains a PINN; returns the final parameters and one log record per chunk.
-
-    Steps run `log_every` at a time inside one jitted `lax.scan` (no Python per
-    step). After each chunk a record is made: the step, the mean of each loss
-    term over the chunk, the relative L2 error on the evaluation grid, the
-    per-layer gradient std of the chunk's last step and their imbalance, and
-    with `prediction_reference` the chunk's mean std of dL/d(prediction) under
-    each reading (``record["reference_scale"]``). A non-finite loss stops the
-    run early (the record says `diverged`).
-
-    Args:
-      problem: a `Problem`.
-      apply_fn: the network, ``apply_fn(params, points) -> (N, 1)``.
-      params: initial parameters.
-      tx: any optax transformation.
-      key: PRNG key for the collocation points.
-      steps: number of steps.
-      log_every: steps per chunk (the last chunk may be shorter).
-      num_interior: interior points per step.
-      num_boundary: boundary (and initial) points per step.
-      eval_resolution: grid points per axis for the relative L2 error.
-      callback: called with each record (e.g. to update a progress bar).
-      opt_state: the initial optimizer state; None gives ``tx.init(params)``.
-      update_args: a function ``(params, batch) -> dict`` of extra keyword
-        arguments for ``tx.update`` at every step; None for none.
-      prediction_reference: for ``stablegrad("prediction")``: which reading of
-        the prediction sets ``reference_scale`` at every step (see
-        `reading_mask`): ``"data"`` (u at the data points; the one the depth
-        sweep measured), ``"values"`` or ``"all"``. It comes from the step's
-        own backward pass (no second forward pass). None passes none.
-
-    Returns:
-      (params, records).
-    """
-    return _run(
-        problem,
-        apply_fn,
-        params,
-        tx,
-        key,
-        steps,
-        log_every,
-        num_interior,
-        num_boundary,
-        eval_resolution,
-        callback,
-        batched=False,
-        opt_state=opt_state,
-        update_args=update_args,
-        prediction_reference=prediction_reference,
-    )
-
-
-def train_seeds(
-    problem: Problem,
-    apply_fn: ApplyFn,
-    params: Any,
-    tx: optax.GradientTransformation,
-    *,
-    keys: jax.Array,
-    steps: int,
-    log_every: int = 100,
-    num_interior: int = 256,
-    num_boundary: int = 256,
-    eval_resolution: int = 101,
-    callback: Callable[[dict[str, Any]], None] | None = None,
-    opt_state: Any = None,
-    update_args: UpdateArgs | None = None,
-    prediction_reference: str | None = None,
-) -> tuple[Any, list[dict[str, Any]]]:
-    """`train` for several seeds at once, by `jax.vmap`.
-
-    `params` carry a leading seed axis (e.g. ``jax.vmap(model.init)(keys, x)``)
-    and `keys` one collocation key per seed. Record values are lists with one
-    entry per seed; the run stops when every seed has diverged. The runs may
-    differ in more than the seed: pass an `opt_state` stacked over runs, e.g.
-    with per-run learning rates in the hyperparameters of an
-    `optax.inject_hyperparams` state.
-
-    Args:
-      problem: as in `train`.
-      apply_fn: as in `train`.
-      params: initial parameters, stacked over seeds.
-      tx: as in `train`.
-      keys: PRNG keys, shape (num_seeds,).
-      steps: as in `train`.
-      log_every: as in `train`.
-      num_interior: as in `train`.
-      num_boundary: as in `train`.
-      eval_resolution: as in `train`.
-      callback: as in `train`.
-      opt_state: the initial optimizer state, stacked over seeds; None gives
-        ``jax.vmap(tx.init)(params)``.
-      update_args: as in `train`.
-      prediction_reference: as in `train`.
-
-    Returns:
-      (params stacked over seeds, records).
-    """
-    return _run(
-        problem,
-        apply_fn,
-        params,
-        tx,
-        keys,
-        steps,
-        log_every,
-        num_interior,
-        num_boundary,
-        eval_resolution,
-        callback,
-        batched=True,
-        opt_state=opt_state,
-        update_args=update_args,
-        prediction_reference=prediction_reference,
-    )
