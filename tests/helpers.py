@@ -195,3 +195,16 @@ def example_main(name: str):
             yield module
 
     return main
+
+
+def regenerated_page(report, args, page) -> str:
+    """Runs a report script on a stale ``page``: ``--check`` fails, writing the
+    page makes it pass; returns the page, checked to be the generated one and to
+    say how to regenerate it."""
+    assert report.main([*args, "--check"]) == 1
+    assert report.main(args) == 0
+    assert report.main([*args, "--check"]) == 0
+    text = page.read_text()
+    assert text.startswith(report.TITLE + "\n")
+    assert f"`python benchmarks/{pathlib.Path(report.__file__).name}`" in text
+    return text

@@ -1,5 +1,8 @@
 """`prediction_value_and_grad` and `stablegrad("prediction")` in every framework."""
 
+import pathlib
+import runpy
+
 import equinox as eqx
 import flax.linen as nn
 import jax
@@ -14,6 +17,7 @@ from helpers import MLP, std64
 
 import stablegrad_optax as sgo
 
+SNIPPETS = pathlib.Path(__file__).parents[1] / "docs" / "snippets"
 X = jax.random.normal(jax.random.key(0), (32, 2))
 Y = jnp.sin(2 * X[:, :1]) * X[:, 1:]
 
@@ -274,35 +278,19 @@ def _losses_fall(losses):
 
 
 def test_flax_nnx_recipe_optimizer_update_forwards_the_reference():
-    class Net(nnx.Module):
-        def __init__(self, rngs):
-            self.hidden = nnx.Linear(2, 16, rngs=rngs)
-            self.head = nnx.Linear(16, 1, rngs=rngs)
+    """The documented NNX loop (docs/snippets/first_loop_nnx.py), driven further."""
+    loop = runpy.run_path(str(SNIPPETS / "first_loop_nnx.py"))
+    model = loop["MLP"](nnx.Rngs(2))  # a fresh start, the snippet's optimizer
+    optimizer = nnx.Optimizer(model, loop["tx"], wrt=nnx.Param)
+    step, x, y = loop["train_step"], loop["x"], loop["y"]
 
-        def __call__(self, x):
-            return self.head(jnp.tanh(self.hidden(x)))
-
-    model = Net(nnx.Rngs(0))
-    optimizer = nnx.Optimizer(
-        model, sgo.stablegrad_adam(1e-2, reference="prediction"), wrt=nnx.Param
-    )
-
-    @nnx.jit
-    def train_step(model, optimizer, x, y):
-        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-
-        def predict(params, x, y):
-            return nnx.merge(graphdef, params, rest)(x)
-
-        step = sgo.prediction_value_and_grad(predict, squared)
-        loss, grads, scale = step(params, x, y)
-        optimizer.update(model, grads, reference_scale=scale)
-        return loss, scale
-
-    history = [train_step(model, optimizer, X, Y) for _ in range(40)]
-    _losses_fall([float(loss) for loss, _ in history])
+    _losses_fall([float(step(model, optimizer, x, y)) for _ in range(40)])
+    # The reference of the next step: the std of dL/dy = 2 (y - target) / N there.
+    residual = np.asarray(model(x), np.float64) - np.asarray(y, np.float64)
+    scale = np.std(2 * residual / residual.size)
+    step(model, optimizer, x, y)
     state = optax.tree_utils.tree_get(optimizer.opt_state, "StableGradState")
-    assert float(state.reference) == pytest.approx(float(history[-1][1]))
+    assert float(state.reference) == pytest.approx(scale, rel=1e-4)
 
 
 def test_flax_linen_recipe_with_tx_update():
