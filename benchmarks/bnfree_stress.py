@@ -53,7 +53,9 @@ import stablegrad_optax as sgo
 from stablegrad_optax import datasets, models
 
 import bnfree_stress_results as results
-from provenance import code_version, device_name
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
+from common import code_version, device_name  # noqa: E402
 
 MODELS: dict[str, Callable[..., Any]] = {
     "resnet18": models.ResNet18,

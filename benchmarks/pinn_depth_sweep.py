@@ -42,8 +42,9 @@ from stablegrad_optax import init, pinn
 from stablegrad_optax.models import ACTIVATIONS, MLP
 
 import pinn_depth_sweep_results as results
-from cliargs import name_list
-from provenance import code_version, device_name
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
+from common import code_version, device_name, name_list  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -53,7 +54,7 @@ LR_GRIDS = {
     ("adaptive", None): (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3),
     # SGD's step is lr times the gradient, whose scale follows the loss: per-layer
     # std ~1e2-1e3 for Poisson and Helmholtz (residual ~1e3-1e4, boundary weight
-    # 100), where SGD diverges at Adam's rates (DESIGN.md); ~1e-3-1 for Burgers.
+    # 100), where SGD diverges at Adam's rates; ~1e-3-1 for Burgers.
     ("sgd", None): (1e-7, 3e-7, 1e-6, 3e-6, 1e-5, 3e-5),
     ("sgd", "burgers"): (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
 }
@@ -176,8 +177,8 @@ OPTIMIZERS: dict[str, Optimizer] = {
     "stablegrad(1)+sgd-momentum": Optimizer(_after_stablegrad(1.0, _sgd), "adaptive"),
 }
 # The boundary term's weight: 100 for the elliptic problems, whose residual is
-# ~1e3-1e4 at init and drowns an unweighted boundary term (DESIGN.md measured
-# Poisson this way, as does the flagship example); 1 for Burgers, as in Raissi
+# ~1e3-1e4 at init and drowns an unweighted boundary term (measured so on
+# Poisson, and so weighted in the flagship example); 1 for Burgers, as in Raissi
 # et al. (2019).
 BOUNDARY_WEIGHTS = {"burgers": 1.0, "poisson": 100.0, "helmholtz": 100.0}
 USUAL_INIT = "glorot"  # Raissi et al.'s PINNs (Xavier); Flax's default is LeCun.
