@@ -31,7 +31,7 @@ def page_arguments(parser: argparse.ArgumentParser, page: str, checked: str) -> 
         "--page",
         type=pathlib.Path,
         default=PAGES / page,
-        help="the generated docs page (default: docs/results/%(default)s)",
+        help="the generated docs page (default: %(default)s)",
     )
     parser.add_argument(
         "--check",
