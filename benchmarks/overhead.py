@@ -225,6 +225,22 @@ TREES: dict[str, Callable[[argparse.Namespace], Tree]] = {
 }
 
 
+# Options of every compilation here. A quick run (a smoke test: its times
+# mean nothing) leaves out LLVM's optimizations, which take about a third of
+# XLA:CPU's compile time; the optimized HLO that `hlo_reads` reads comes
+# before them, so its counts are the same.
+QUICK_COMPILER_OPTIONS = {
+    "xla_backend_optimization_level": 0,
+    "xla_llvm_disable_expensive_passes": True,
+}
+COMPILER_OPTIONS: dict[str, Any] = {}
+
+
+def jit(fun: Callable[..., Any], **kwargs: Any) -> Any:
+    """`jax.jit` with `COMPILER_OPTIONS` (set by `main`: quick or not)."""
+    return jax.jit(fun, compiler_options=dict(COMPILER_OPTIONS) or None, **kwargs)
+
+
 def tree_size(tree: Any) -> tuple[int, int]:
     leaves = jax.tree.leaves(tree)
     return len(leaves), int(sum(x.size for x in leaves))
@@ -246,7 +262,7 @@ def xla_cost(lowered) -> dict[str, float]:
 def update_loop(tx) -> Callable[..., Any]:
     """`n` updates inside one jitted `fori_loop`; returns (state, last updates)."""
 
-    @jax.jit
+    @jit
     def loop(grads, state, updates, params, n):
         def body(i, carry):
             # Gradients and parameters scaled by 1 + 1e-7 i differ at every
@@ -278,7 +294,7 @@ def update_loop_entry(tx, loop, grads, params) -> Callable[[int], None]:
 
 
 def update_call_entry(tx, grads, params) -> Callable[[int], None]:
-    update = jax.jit(tx.update, donate_argnums=1)
+    update = jit(tx.update, donate_argnums=1)
     carry = [tx.init(params)]
 
     def run(n: int) -> None:
@@ -306,7 +322,7 @@ def pinn_step_entry(
     )
     params = model.init(jax.random.key(config.seed), jnp.zeros((1, problem.dim)))
     points = 16 if config.quick else 256
-    chunk = jax.jit(
+    chunk = jit(
         pinn.make_chunk(
             problem,
             model.apply,
@@ -360,7 +376,7 @@ def resnet_steps(
         composed = jax.value_and_grad(lambda p, x, y: loss(predict(p, x, y), x, y))
         grad_fn = lambda p, x, y: (*composed(p, x, y), None)
 
-    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    @functools.partial(jit, donate_argnums=(0, 1))
     def step(params, opt_state):
         value, grads, scale = grad_fn(params, images, labels)
         extra = {} if scale is None else {"reference_scale": scale}
@@ -555,7 +571,7 @@ def fallback_check(tree: Tree) -> dict[str, Any]:
     """1e-30 gradients take StableGrad's careful path and give 1e-30 x the stats."""
     tiny = jax.tree.map(lambda g: g * TINY_SCALE, tree.grads)
     tx = sgo.stablegrad()
-    update = jax.jit(tx.update)
+    update = jit(tx.update)
     _, normal = update(tree.grads, tx.init(tree.params))
     _, small = update(tiny, tx.init(tree.params))
     ratio = np.asarray(small.stats, np.float64) / np.asarray(normal.stats, np.float64)
@@ -564,16 +580,18 @@ def fallback_check(tree: Tree) -> dict[str, Any]:
     }
 
 
-def inspect_hlo(tree: Tree, txs) -> dict[str, Any]:
-    """What XLA compiles: fusions per update, and what reads each gradient leaf."""
+def inspect_hlo(tree: Tree, txs, loops) -> dict[str, Any]:
+    """What XLA compiles: fusions per update, and what reads each gradient leaf.
+
+    `loops` are the timed `update_loop`s of `txs`, already compiled on these
+    shapes: lowered again, they give the same executables (no new compile).
+    """
     counts = {}
     for name, tx in txs.items():
-        compiled = jax.jit(tx.update).lower(
-            tree.grads, tx.init(tree.params), tree.params
-        )
+        compiled = jit(tx.update).lower(tree.grads, tx.init(tree.params), tree.params)
         counts[name] = hlo_reads.entry_counts(compiled.compile().as_text())
         zeros = jax.tree.map(jnp.zeros_like, tree.grads)
-        loop = update_loop(tx).lower(
+        loop = loops[name].lower(
             tree.grads, tx.init(tree.params), zeros, tree.params, 1
         )
         counts[name]["loop_body_fusions"] = hlo_reads.while_body_fusions(
@@ -581,7 +599,7 @@ def inspect_hlo(tree: Tree, txs) -> dict[str, Any]:
         )
     tx = sgo.stablegrad()
     text = (
-        jax.jit(tx.update, keep_unused=True)
+        jit(tx.update, keep_unused=True)
         .lower(tree.grads, tx.init(tree.params), tree.params)
         .compile()
         .as_text()
@@ -654,7 +672,7 @@ def benchmark_tree(name: str, config: argparse.Namespace) -> dict[str, Any]:
         result["fallback_check"] = fallback_check(tree)
     result["update_loop"] = timed_section("update, compiled loop", loop_entries, config)
     result["update_call"] = timed_section("update, jit call", call_entries, config)
-    result["hlo"] = inspect_hlo(tree, txs)
+    result["hlo"] = inspect_hlo(tree, txs, loops)
     return result
 
 
@@ -804,7 +822,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: tiny trees and models, 2 rounds x 2 steps; needs --outdir",
+        help="smoke run: tiny trees and models, 2 rounds x 2 steps, LLVM optimizations "
+        "off; needs --outdir",
     )
     config = parser.parse_args(argv)
     if config.quick:
@@ -824,6 +843,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     config = parse_args(argv)
+    COMPILER_OPTIONS.clear()
+    if config.quick:
+        COMPILER_OPTIONS.update(QUICK_COMPILER_OPTIONS)
     start = time.perf_counter()
     meta = overhead_metadata(config)
     print(f"JAX devices: {jax.devices()}; {meta['device']}", flush=True)
