@@ -4,12 +4,24 @@ Profiles: "default" (40 examples), "ci" (the same, derandomised; chosen when
 CI is set) and "thorough" (1000 examples): HYPOTHESIS_PROFILE=thorough pytest.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import jax
 from hypothesis import HealthCheck, settings
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# Tests that compile the same computation again (a resumed benchmark re-running
+# its last batch, raw and typed keys of one training run) share the executable
+# through a compilation cache private to this run (issue 24: compile time is
+# most of the suite's time on CPU). It starts empty, so timings stay cold-start.
+_COMPILE_CACHE = tempfile.mkdtemp(prefix="sgo-jax-cache-")
+atexit.register(shutil.rmtree, _COMPILE_CACHE, ignore_errors=True)
+jax.config.update("jax_compilation_cache_dir", _COMPILE_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 # tests/sharded/ needs 8 devices: test_sharding.py runs it in a subprocess that
 # has them and sets this variable.
