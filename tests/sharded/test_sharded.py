@@ -9,6 +9,7 @@ keeps its single device. The layouts and helpers are the sharded example's
 from __future__ import annotations
 
 import collections
+import functools
 import pathlib
 import re
 
@@ -97,6 +98,16 @@ def run(tx, loss, params, opt_state, batch, steps=STEPS):
     return params, opt_state
 
 
+@functools.cache
+def one_device_run(problem, optimizer):
+    """(params, loss, batch, tx, one device's params after STEPS), shared by
+    the layouts so that each problem and optimizer compiles once on one device."""
+    params, loss, batch = PROBLEMS[problem]()
+    tx = OPTIMIZERS[optimizer]()
+    expected, _ = run(tx, loss, params, tx.init(params), batch)
+    return params, loss, batch, tx, expected
+
+
 def same_sharding(a, b) -> bool:
     return a.sharding.is_equivalent_to(b.sharding, a.ndim)
 
@@ -117,9 +128,7 @@ def assert_matches(got, expected, placed_like, rtol, atol):
 )
 def test_training_matches_one_device(example, problem, layout, optimizer):
     train, _ = example
-    params, loss, batch = PROBLEMS[problem]()
-    tx = OPTIMIZERS[optimizer]()
-    expected, _ = run(tx, loss, params, tx.init(params), batch)
+    params, loss, batch, tx, expected = one_device_run(problem, optimizer)
 
     mesh = train.create_mesh(layout, model_axis=2)
     sharded = jax.device_put(params, train.param_shardings(params, mesh, layout))
