@@ -1,5 +1,6 @@
 """The flagship example (examples/pinn): a short real run, the flags, the parts."""
 
+import dataclasses
 import json
 import math
 import pathlib
@@ -129,6 +130,7 @@ def test_flags_override_the_config(example):
 
 def test_create_optimizer_chains_stablegrad_only_when_named(example):
     import jax.numpy as jnp
+    import optax
 
     import stablegrad_optax as sgo
 
@@ -144,6 +146,24 @@ def test_create_optimizer_chains_stablegrad_only_when_named(example):
         paper = name == "stablegrad(prediction)+adam"
         assert (train.stablegrad_reference(name, config) == "prediction") == paper
         assert (train.prediction_reading(name, config) == "data") == paper
+    # The depth sweep's baselines: AGC then Adam, and Adam with its learning
+    # rate decayed exponentially to DECAY_TO of its start over the run.
+    params, grads = {"w": jnp.ones((2, 2))}, {"w": jnp.full((2, 2), 5.0)}
+    agc = train.create_optimizer("agc+adam", 1e-3, config)
+    alone = optax.adam(1e-3)
+    clipped = optax.adaptive_grad_clip(train.AGC_CLIP).update(grads, None, params)[0]
+    assert jnp.allclose(
+        agc.update(grads, agc.init(params), params)[0]["w"],
+        alone.update(clipped, alone.init(params), params)[0]["w"],
+    )
+    short = dataclasses.replace(config, steps=10)
+    decay = train.create_optimizer("adam+decay", 1e-3, short)
+    state, steps = decay.init(params), []
+    for _ in range(11):
+        update, state = decay.update(grads, state, params)
+        steps.append(float(-update["w"][0, 0]))
+    assert steps[0] == pytest.approx(1e-3, rel=1e-4)  # a constant gradient:
+    assert steps[10] == pytest.approx(train.DECAY_TO * 1e-3, rel=1e-4)  # lr(t)
     for bad in ("rmsprop", "stablegrad+rmsprop", "foo+adam"):
         with pytest.raises(ValueError, match="optimizer must be one of"):
             train.create_optimizer(bad, 1e-3, config)

@@ -23,7 +23,7 @@ from stablegrad_optax import init, pinn
 from stablegrad_optax.models import ACTIVATIONS, MLP
 
 import report
-from configs.default import OPTIMIZERS, Config
+from configs.default import AGC_CLIP, DECAY_TO, OPTIMIZERS, Config
 
 
 def create_problem(config: Config) -> pinn.Problem:
@@ -65,9 +65,22 @@ def prediction_reading(name: str, config: Config) -> str | None:
 def create_optimizer(
     name: str, learning_rate: float, config: Config
 ) -> optax.GradientTransformation:
-    """Adam or SGD with momentum, after `stablegrad` if the name says so."""
+    """Adam or SGD with momentum, after `stablegrad` if the name says so.
+
+    ``agc+adam`` clips each unit's gradient to `AGC_CLIP` times its weights'
+    norm before Adam; ``adam+decay`` decays the learning rate exponentially to
+    `DECAY_TO` of its start over ``config.steps``.
+    """
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}.")
+    if name == "agc+adam":
+        return optax.chain(
+            optax.adaptive_grad_clip(AGC_CLIP), optax.adam(learning_rate)
+        )
+    if name == "adam+decay":
+        return optax.adam(
+            optax.exponential_decay(learning_rate, config.steps, decay_rate=DECAY_TO)
+        )
     if name.endswith("adam"):
         tx = optax.adam(learning_rate)
     else:

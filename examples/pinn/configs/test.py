@@ -1,4 +1,4 @@
-"""A tiny run for tests and smoke checks: seconds on a CPU."""
+"""A tiny run for tests and smoke checks: seconds on a CPU, every optimizer."""
 
 from __future__ import annotations
 
@@ -10,6 +10,12 @@ from configs import default
 def get_config() -> default.Config:
     return dataclasses.replace(
         default.get_config(),
+        optimizers=default.OPTIMIZERS,
+        learning_rates={
+            **default.get_config().learning_rates,
+            "agc+adam": (1e-3,),
+            "adam+decay": (1e-3,),
+        },
         depth=2,
         width=8,
         steps=4,

@@ -1,7 +1,10 @@
 """The learning-rate tuning run behind `default.py`: a grid per optimizer.
 
 On seed 1, so that the default run (seed 0) is not the one its learning rates
-were chosen on. About 25 minutes on a 2-core CPU.
+were chosen on. About 25 minutes on a 2-core CPU for the five optimizers of
+the first comparison; the baselines added later (agc+adam, adam+decay) were
+tuned by themselves (``--optimizers agc+adam adam+decay``), their results in
+`benchmarks/results/pinn_flagship_tune_peers/`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ def get_config() -> default.Config:
             "adam": adam,
             "stablegrad(prediction)+adam": adam,
             "stablegrad+adam": adam,
+            "agc+adam": adam,
+            "adam+decay": adam,
             "sgd-momentum": (3e-7, 1e-6, 3e-6, 1e-5),
             # Every layer's gradient gets the output layer's std (about 50 at
             # init, most hidden layers' are smaller): smaller steps than SGD's.
