@@ -131,50 +131,133 @@ def below_eps(logs: dict[str, list[float]] | None) -> float:
     return max(counts) if counts else math.nan
 
 
+def frontiers(rows: Sequence[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
+    """The runs of each (`FRONTIER`) setting run at two learning rates or more."""
+    by_setting = collections.defaultdict(list)
+    for row in rows:
+        by_setting[tuple(row[k] for k in FRONTIER)].append(row)
+    return {
+        key: runs
+        for key, runs in by_setting.items()
+        if len({r["lr"] for r in runs}) > 1
+    }
+
+
+def largest_lr(runs: Sequence[dict[str, Any]], variant: str, lrs: Sequence[float]):
+    """The largest of `lrs` at which most of `variant`'s seeds train (or None)."""
+    best = None
+    for lr in lrs:
+        at = [r for r in runs if r["variant"] == variant and r["lr"] == lr]
+        if at and 2 * sum(map(trains, at)) > len(at):
+            best = lr
+    return best
+
+
 def frontier_tables(rows: Sequence[dict[str, Any]], logs: dict | None = None):
     """Per model and optimizer run at several learning rates: for each variant,
     how many seeds train at each lr, and the largest lr at which most do; with
     the per-step logs, the most layers below Adam's eps in a run (median over
     its seeds) at each lr."""
     logs = logs or {}
-    by_model = collections.defaultdict(list)
-    for row in rows:
-        by_model[tuple(row[k] for k in FRONTIER)].append(row)
     lines = []
-    for key, runs in by_model.items():
+    for key, runs in frontiers(rows).items():
         lrs = sorted({r["lr"] for r in runs})
-        if len(lrs) < 2:
-            continue
         variants = list(dict.fromkeys(r["variant"] for r in runs))
         body = []
         for variant in variants:
-            cells, best = [], None
+            cells = []
             for lr in lrs:
                 at = [r for r in runs if r["variant"] == variant and r["lr"] == lr]
                 if not at:
                     cells.append("–")
                     continue
-                ok = sum(trains(r) for r in at)
                 dead = [below_eps(logs.get(results.run_key(r))) for r in at]
                 dead = [d for d in dead if math.isfinite(d)]
                 eps_text = f" ({_num(statistics.median(dead))})" if dead else ""
-                cells.append(f"{ok}/{len(at)}{eps_text}")
-                if 2 * ok > len(at):
-                    best = lr
-            body.append([variant, *cells, "–" if best is None else _num(best)])
-        s = dict(zip(FRONTIER, key, strict=True))
-        width = f" (width {s['width']})" if s["width"] else ""
-        title = (
-            f"**Stability frontier: {s['model']}{width} on {s['dataset']}, "
-            f"{s['optimizer']}, {s['steps']} steps of batch {s['batch_size']}**: "
-            f"seeds that train (test accuracy >= {TRAINS}) per learning rate, and "
-            "the largest learning rate at which most seeds do. In brackets, where "
-            "logged: the most layers whose gradient std fell below Adam's eps "
-            "(1e-8) at any step, median over the seeds."
-        )
+                cells.append(f"{sum(map(trains, at))}/{len(at)}{eps_text}")
+            best = largest_lr(runs, variant, lrs)
+            top = max(r["lr"] for r in runs if r["variant"] == variant)
+            bound = ">= " if best == top else ""  # the top of its grid trains
+            body.append([variant, *cells, "–" if best is None else bound + _num(best)])
         header = ["variant", *(f"lr {_num(lr)}" for lr in lrs), "largest lr"]
+        title = (
+            f"{frontier_title(key)}: seeds that train (test accuracy >= {TRAINS}) "
+            "per learning rate, and the largest learning rate at which most seeds "
+            'do (">=": the largest it was run at). In brackets, where logged: the '
+            "most layers whose gradient std fell "
+            "below Adam's eps (1e-8) at any step, median over the seeds."
+        )
         lines += [title, "", *mdtables.table(header, body), ""]
     return lines
+
+
+def frontier_title(key: tuple) -> str:
+    s = dict(zip(FRONTIER, key, strict=True))
+    width = f" (width {s['width']})" if s["width"] else ""
+    return (
+        f"**Stability frontier: {s['model']}{width} on {s['dataset']}, "
+        f"{s['optimizer']}, {s['steps']} steps of batch {s['batch_size']}**"
+    )
+
+
+# The paper's variant (StableGrad with the prediction reference, no BN) against
+# each baseline, then the paper's variant on SkipInit against SkipInit alone.
+PAPER = "none+stablegrad(prediction)"
+JUDGED = (
+    *((PAPER, base) for base in ("none", "none+agc", "skipinit", "none+stablegrad")),
+    (PAPER, "bn"),
+    ("skipinit+stablegrad(prediction)", "skipinit"),
+)
+
+
+def frontier_verdicts(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per `JUDGED` pair and frontier, the paper's variant first.
+
+    Over the learning rates both were run at: the largest at which most seeds
+    train (higher / same / lower: where the first stands against the second),
+    and how many runs train in all. A frontier at the top of the shared grid is
+    a lower bound (">=").
+    """
+    lines = []
+    for key, runs in frontiers(rows).items():
+        ran = collections.defaultdict(set)
+        for r in runs:
+            ran[r["variant"]].add(r["lr"])
+        setting = dict(zip(FRONTIER, key, strict=True))
+        where = f"{setting['model']}, {setting['optimizer']}, {setting['steps']} steps"
+        for ours, theirs in JUDGED:
+            lrs = sorted(ran[ours] & ran[theirs])
+            if len(lrs) < 2:
+                continue
+            bests = [largest_lr(runs, v, lrs) for v in (ours, theirs)]
+            rank = [-1 if b is None else lrs.index(b) for b in bests]
+            word = ("same", "higher", "lower")[
+                (rank[0] > rank[1]) - (rank[0] < rank[1])
+            ]
+            texts = [
+                "none" if b is None else (">= " if b == lrs[-1] else "") + _num(b)
+                for b in bests
+            ]
+            counts = [
+                sum(trains(r) for r in runs if r["variant"] == v and r["lr"] in lrs)
+                for v in (ours, theirs)
+            ]
+            total = sum(r["variant"] == ours and r["lr"] in lrs for r in runs)
+            lines.append(
+                f"* **{ours} vs {theirs}** ({where}; lr {_num(lrs[0])} to "
+                f"{_num(lrs[-1])}): the largest learning rate at which most seeds "
+                f"train is **{word}**: {texts[0]} vs {texts[1]}; runs that train: "
+                f"{counts[0]} vs {counts[1]} (of {total})."
+            )
+    if not lines:
+        return []
+    return [
+        "**Verdicts**, the paper's variant (StableGrad with the prediction "
+        "reference, no normalisation) first; from the frontier tables below:",
+        "",
+        *lines,
+        "",
+    ]
 
 
 def provenance(rows: Sequence[dict[str, Any]]) -> str:
@@ -290,7 +373,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs = results.read_logs(args.results)
     history = {key: log["loss"] for key, log in logs.items()}
     table_path = outdir / "bnfree_stress.md"
-    body = [*frontier_tables(rows, logs), *tables(rows, history)]
+    body = [
+        *frontier_verdicts(rows),
+        *frontier_tables(rows, logs),
+        *tables(rows, history),
+    ]
     table_text = "\n".join(["# BatchNorm-free stress benchmark", "", *body])
     table_text += "\n" + NOTE + (" " + provenance(rows) if rows else "") + "\n"
     paths = [outdir / figure for figure in figures]

@@ -152,12 +152,44 @@ def test_frontier_counts_seeds_that_train_per_learning_rate(modules):
     assert "| none | 2/3 | 1/3 | – | 0.001 |" in text
     assert "| paper | 3/3 | 2/3 | 0/1 | 0.01 |" in text
     assert "sgd" not in text
+    # Trains at the largest rate it was run at: a lower bound.
+    text = "\n".join(report.frontier_tables(rows[:6] + rows[6:9]))
+    assert "| paper | 3/3 | – | >= 0.001 |" in text
     assert report.frontier_tables(rows[:3]) == []
     # With logs: the most layers below eps in a run, median over its seeds.
     key = modules[2].run_key
     logs = {key(rows[i]): {"below_eps": [0, n, 1]} for i, n in enumerate((4, 2, 9))}
     assert "| none | 2/3 (4) | 1/3 |" in "\n".join(report.frontier_tables(rows, logs))
     assert math.isnan(report.below_eps({"loss": [1.0]}))
+
+
+@pytest.mark.parametrize(
+    ("paper", "base", "word", "texts", "counts"),
+    [  # accuracies per lr (1e-3, 1e-2, 3e-2), one seed each of three
+        ((0.9, 0.9, 0.1), (0.9, 0.1, 0.1), "higher", "0.01 vs 0.001", "6 vs 3"),
+        ((0.9, 0.9, 0.1), (0.9, 0.9, 0.1), "same", "0.01 vs 0.01", "6 vs 6"),
+        ((0.9, 0.1, 0.1), (0.9, 0.9, 0.9), "lower", "0.001 vs >= 0.03", "3 vs 9"),
+        ((0.1, 0.1, 0.1), (0.9, 0.1, 0.1), "lower", "none vs 0.001", "0 vs 3"),
+    ],
+)
+def test_frontier_verdicts_go_each_way(modules, paper, base, word, texts, counts):
+    _, report, _ = modules
+    setting = dict(model="resnet18", width=16, dataset="digits32", optimizer="adamw")
+    setting |= dict(steps=300, batch_size=32, first_nonfinite_step=0)
+    lrs = (1e-3, 1e-2, 3e-2)
+    rows = [
+        setting | {"variant": variant, "lr": lr, "seed": seed, "test_accuracy": acc}
+        for variant, accuracies in ((report.PAPER, paper), ("none", base))
+        for lr, acc in zip(lrs, accuracies, strict=True)
+        for seed in range(3)
+    ]
+    rows.append(setting | {"variant": "bn", "lr": 1e-3, "seed": 0, "test_accuracy": 1})
+    lines = report.frontier_verdicts(rows)
+    judged = [line for line in lines if line.startswith("* ")]
+    assert len(judged) == 1  # bn ran at one lr only: no comparison with it
+    assert f"{report.PAPER} vs none" in judged[0]
+    assert f"is **{word}**: {texts}; runs that train: {counts} (of 9)" in judged[0]
+    assert report.frontier_verdicts(rows[:9]) == []  # the baseline was not run
 
 
 def test_variants_build_the_transformation_before_the_optimizer(modules):
