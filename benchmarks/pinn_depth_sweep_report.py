@@ -66,6 +66,10 @@ PAPER_BASELINES = (
     "stablegrad+adam",
     "stablegrad(prediction-global)+adam",
 )
+# The references that need no update argument (the candidates for
+# `stablegrad()`'s default), each against the default's ("output").
+DEFAULT = "stablegrad+adam"
+NO_ARGUMENT = ("stablegrad(geometric_mean)+adam",)
 BETTER = 0.9  # a ratio of medians below this counts as better, above 1/BETTER worse
 
 
@@ -304,10 +308,12 @@ def judged_pairs(optimizers: Sequence[str]) -> list[tuple[str, str]]:
 
     The paper's variant against each of `PAPER_BASELINES`, then each StableGrad
     variant against its base optimizer (`base_of`: the +decay variant against
-    adam+decay), in `HEADLINE` order; only pairs where both were run.
+    adam+decay), in `HEADLINE` order, then each of `NO_ARGUMENT` against the
+    default reference; only pairs where both were run.
     """
     pairs = [(PAPER, base) for base in PAPER_BASELINES]
     pairs += [(o, base_of(o)) for o in in_headline_order(optimizers)]
+    pairs += [(o, DEFAULT) for o in NO_ARGUMENT]
     return [
         (ours, theirs)
         for ours, theirs in dict.fromkeys(pairs)

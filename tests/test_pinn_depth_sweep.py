@@ -357,6 +357,33 @@ def test_the_paper_variant_gets_one_comparison_line_per_baseline(modules):
     assert "adam+warmup+decay" not in "\n".join(report.comparisons(sweep))
 
 
+@pytest.mark.parametrize(
+    ("factor", "verdict"), [(0.5, "2 / 0 / 0"), (2.0, "0 / 0 / 2")]
+)
+def test_the_no_argument_references_are_judged_against_the_default(
+    modules, factor, verdict
+):
+    """The candidates for `stablegrad()`'s default, against the default."""
+    _, report, _ = modules
+    candidate = "stablegrad(geometric_mean)+adam"
+    factors = {"adam": 1.0, "stablegrad+adam": 1.0, candidate: factor}
+    errors = {
+        ("glorot", opt, depth): 0.05 * f
+        for opt, f in factors.items()
+        for depth in (4, 8)
+    }
+    sweep = _synthetic_sweep(report, errors)
+    assert report.judged_pairs(sweep.optimizers) == [
+        ("stablegrad+adam", "adam"),
+        (candidate, "adam"),
+        (candidate, "stablegrad+adam"),
+    ]
+    lines = [line for line in report.comparisons(sweep) if line.startswith("* ")]
+    assert lines[-1].startswith(
+        f"* **{candidate} vs stablegrad+adam: better / same / worse** in {verdict} "
+    )
+
+
 def test_the_claims_are_judged_per_variant_the_papers_first(modules):
     _, report, _ = modules
     base = {4: 0.04, 8: 0.08}
