@@ -302,6 +302,7 @@ def plot_val_curves(chosen: dict[str, dict[str, Any]], path: pathlib.Path) -> No
 
 def train_and_evaluate(config: argparse.Namespace, outdir: str | pathlib.Path):
     """Runs every optimizer over its grid; writes JSON and PNG; returns results."""
+    meta = run_metadata()  # when the run starts: the code it runs
     outdir = pathlib.Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     data_key, init_key = jax.random.split(jax.random.key(config.seed))
@@ -336,7 +337,7 @@ def train_and_evaluate(config: argparse.Namespace, outdir: str | pathlib.Path):
     print(table)
 
     results = {
-        "meta": run_metadata(),
+        "meta": meta,
         "config": vars(config),
         "init_gradient_std": grad_std,
         "init_imbalance": spread._asdict(),

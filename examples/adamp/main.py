@@ -236,7 +236,7 @@ def write_outputs(results: dict, outdir: pathlib.Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
-    start = time.perf_counter()
+    start, meta = time.perf_counter(), run_metadata()  # the code this run runs
     data = make_data(jax.random.key(1234))
     model = Net(width=args.width, depth=args.depth, classes=10)
     inits = [
@@ -269,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         chosen[name] = max(grid, key=scores.get)
         print(f"{name}: lr {chosen[name]}, val accuracy {scores[chosen[name]]:.4f}")
     results = {
-        "meta": run_metadata(),
+        "meta": meta,
         "config": {
             k: str(v) if isinstance(v, pathlib.Path) else v
             for k, v in vars(args).items()

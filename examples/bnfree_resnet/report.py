@@ -7,7 +7,7 @@ import json
 import pathlib
 from typing import Any
 
-from common import run_metadata
+from common import run_metadata  # noqa: F401  (train.py asks report for it)
 
 HEADER = (
     "| variant | first non-finite step | train loss | test loss | test accuracy "
@@ -56,8 +56,11 @@ def plot(config, runs: list[dict[str, Any]], path: pathlib.Path) -> None:
     plt.close(fig)
 
 
-def write(config, data, runs: list[dict[str, Any]], outdir) -> dict[str, Any]:
-    """Writes results.json, results.md and loss.png into `outdir`; returns the dict."""
+def write(config, data, runs: list[dict[str, Any]], outdir, meta) -> dict[str, Any]:
+    """Writes results.json, results.md and loss.png into `outdir`; returns the dict.
+
+    `meta` is `run_metadata()` as taken when the run started.
+    """
     outdir = pathlib.Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     config_dict = {
@@ -66,7 +69,7 @@ def write(config, data, runs: list[dict[str, Any]], outdir) -> dict[str, Any]:
     results = {
         "config": config_dict,
         "data": {"train": len(data.train_labels), "test": len(data.test_labels)},
-        "meta": run_metadata(),
+        "meta": meta,
         "runs": runs,
     }
     (outdir / "results.json").write_text(json.dumps(results, indent=1) + "\n")

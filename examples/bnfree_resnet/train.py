@@ -227,6 +227,7 @@ def train_and_evaluate(config, outdir) -> dict[str, Any]:
     """Trains every variant of `config`, then writes the table and the plot."""
     from tqdm.auto import tqdm
 
+    meta = report.run_metadata()  # when the run starts: the code it runs
     data = input_pipeline.get_dataset(config)
     runs = []
     with tqdm(
@@ -234,4 +235,4 @@ def train_and_evaluate(config, outdir) -> dict[str, Any]:
     ) as progress:
         for variant in config.variants:
             runs.append(train_variant(config, data, variant, progress))
-    return report.write(config, data, runs, outdir)
+    return report.write(config, data, runs, outdir, meta)

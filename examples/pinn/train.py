@@ -190,7 +190,7 @@ def choose(runs: dict[float, dict[str, Any]]) -> float:
 
 def train_and_evaluate(config: Config, outdir: str | pathlib.Path) -> dict[str, Any]:
     """Trains every optimizer from the same start; writes and returns results."""
-    start = time.perf_counter()
+    start, meta = time.perf_counter(), report.run_metadata()  # the code run
     problem = create_problem(config)
     model = create_model(config, problem)
     init_key, points_key, profile_key = jax.random.split(jax.random.key(config.seed), 3)
@@ -224,7 +224,7 @@ def train_and_evaluate(config: Config, outdir: str | pathlib.Path) -> dict[str, 
         profiles[name] = profile(best)
 
     results = {
-        "meta": report.run_metadata(),
+        "meta": meta,
         "config": report.config_dict(config),
         "chosen_learning_rate": chosen,
         "gradient_std": profiles,
