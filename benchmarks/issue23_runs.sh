@@ -56,6 +56,10 @@ bnfree() {
     --variants "$frontier"
   "${stress[@]}" --models effnet-tiny,resnet50 --optimizers adamw --lrs 0.01,0.03 \
     --variants "$frontier"
+  # Longer runs where the verdict turns on seeds still recovering at 300 steps:
+  # ResNet-18 under AdamW 1e-2 (the paper's variant 2/3, SkipInit 2/3, none 0/3).
+  "${stress[@]}" --models resnet18 --optimizers adamw --lrs 0.003,0.01 --steps 1000 \
+    --variants "none,none+stablegrad(prediction),skipinit,skipinit+stablegrad(prediction)"
 }
 
 case "$part" in

@@ -1,8 +1,10 @@
-"""Deep PINN: Adam and SGD with momentum, each with and without StableGrad.
+"""Deep PINN: the paper's StableGrad beside Adam and its honest peers.
 
 Trains one deep tanh PINN (default: 2-D Poisson, 24 hidden layers of 50,
-activation-aware init) with four optimizers from the same initial parameters
-and the same collocation points, then writes a results table and figures.
+activation-aware init) with five optimizers (Adam, the paper's StableGrad +
+Adam, AGC + Adam, Adam with a decaying learning rate, StableGrad with the
+output reference + Adam) from the same initial parameters and the same
+collocation points, then writes a results table and figures.
 
 Usage::
 

@@ -12,8 +12,9 @@ The learning rates are per optimizer (one learning rate for all would measure
 that learning rate, not the optimizers: SGD diverges where Adam trains). Each
 one is the best of its grid in `configs/tune.py`, a run on another seed
 (seed 1: other initial weights and collocation points) whose results are
-committed in `benchmarks/results/pinn_flagship_tune/` (the paper's variant,
-added later, in `benchmarks/results/pinn_flagship_tune_prediction/`).
+committed in `benchmarks/results/pinn_flagship_tune/` (added later: the
+paper's variant's in `benchmarks/results/pinn_flagship_tune_prediction/`,
+AGC's and the decay's in `benchmarks/results/pinn_flagship_tune_peers/`).
 
 ``stablegrad(prediction)+adam`` is the paper's StableGrad: every layer's
 gradient rescaled to the std of the prediction gradient dL/du (read at the
@@ -81,12 +82,14 @@ class Config:
     width: int = 50
     activation: str = "tanh"
     init: str = "critical"
-    optimizers: tuple[str, ...] = common.OPTIMIZERS
+    optimizers: tuple[str, ...] = FLAGSHIP
     learning_rates: Mapping[str, tuple[float, ...]] = dataclasses.field(
         default_factory=lambda: {
             "adam": (3e-4,),
             "stablegrad(prediction)+adam": (3e-4,),
             "stablegrad+adam": (3e-4,),
+            "agc+adam": (3e-4,),
+            "adam+decay": (3e-3,),
             "sgd-momentum": (3e-6,),
             "stablegrad+sgd-momentum": (1e-6,),
         }

@@ -11,11 +11,6 @@ def get_config() -> default.Config:
     return dataclasses.replace(
         default.get_config(),
         optimizers=default.OPTIMIZERS,
-        learning_rates={
-            **default.get_config().learning_rates,
-            "agc+adam": (1e-3,),
-            "adam+decay": (1e-3,),
-        },
         depth=2,
         width=8,
         steps=4,
