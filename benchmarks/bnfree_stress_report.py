@@ -96,13 +96,18 @@ HEADER = [
 ]
 
 
-def setting_title(setting: tuple) -> str:
-    s = dict(zip(SETTING, setting, strict=True))
+def describe(s: dict[str, Any]) -> str:
+    """A `SETTING` or `FRONTIER` in words (the learning rate where it has one)."""
     width = f" (width {s['width']})" if s["width"] else ""
+    lr = f" lr {_num(s['lr'])}" if "lr" in s else ""
     return (
-        f"{s['model']}{width} on {s['dataset']}, {s['optimizer']} lr "
-        f"{_num(s['lr'])}, {s['steps']} steps of batch {s['batch_size']}"
+        f"{s['model']}{width} on {s['dataset']}, {s['optimizer']}{lr}, "
+        f"{s['steps']} steps of batch {s['batch_size']}"
     )
+
+
+def setting_title(setting: tuple) -> str:
+    return describe(dict(zip(SETTING, setting, strict=True)))
 
 
 def tables(rows: Sequence[dict[str, Any]], history: dict) -> list[str]:
@@ -192,12 +197,7 @@ def frontier_tables(rows: Sequence[dict[str, Any]], logs: dict | None = None):
 
 
 def frontier_title(key: tuple) -> str:
-    s = dict(zip(FRONTIER, key, strict=True))
-    width = f" (width {s['width']})" if s["width"] else ""
-    return (
-        f"**Stability frontier: {s['model']}{width} on {s['dataset']}, "
-        f"{s['optimizer']}, {s['steps']} steps of batch {s['batch_size']}**"
-    )
+    return f"**Stability frontier: {describe(dict(zip(FRONTIER, key, strict=True)))}**"
 
 
 # The paper's variant (StableGrad with the prediction reference, no BN) against
