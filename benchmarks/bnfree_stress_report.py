@@ -129,11 +129,16 @@ def trains(row: dict[str, Any]) -> bool:
     return not row["first_nonfinite_step"] and row["test_accuracy"] >= TRAINS
 
 
-def below_eps(logs: dict[str, list[float]] | None) -> float:
-    """The most layers whose gradient std was below Adam's eps at any step
-    (NaN for runs logged before this was recorded)."""
-    counts = [v for v in (logs or {}).get("below_eps", ()) if math.isfinite(v)]
-    return max(counts) if counts else math.nan
+def below_eps(logs: dict[str, list[float]] | None) -> tuple[float, float]:
+    """How many layers' gradient std was below Adam's eps: the most at any step
+    after the first, and at the last step (NaNs for runs logged before this was
+    recorded).
+
+    The first step is left out: SkipInit's zero-initialised branch scalars zero
+    their branches' kernel gradients there, in runs that then train.
+    """
+    counts = [v for v in (logs or {}).get("below_eps", ())[1:] if math.isfinite(v)]
+    return (max(counts), counts[-1]) if counts else (math.nan, math.nan)
 
 
 def frontiers(rows: Sequence[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
@@ -177,8 +182,11 @@ def frontier_tables(rows: Sequence[dict[str, Any]], logs: dict | None = None):
                     cells.append("–")
                     continue
                 dead = [below_eps(logs.get(results.run_key(r))) for r in at]
-                dead = [d for d in dead if math.isfinite(d)]
-                eps_text = f" ({_num(statistics.median(dead))})" if dead else ""
+                dead = [d for d in dead if math.isfinite(d[0])]
+                eps_text = ""
+                if dead:
+                    peak, end = (statistics.median(d[i] for d in dead) for i in (0, 1))
+                    eps_text = f" ({_num(peak)} → {_num(end)})"
                 cells.append(f"{sum(map(trains, at))}/{len(at)}{eps_text}")
             best = largest_lr(runs, variant, lrs)
             top = max(r["lr"] for r in runs if r["variant"] == variant)
@@ -188,9 +196,12 @@ def frontier_tables(rows: Sequence[dict[str, Any]], logs: dict | None = None):
         title = (
             f"{frontier_title(key)}: seeds that train (test accuracy >= {TRAINS}) "
             "per learning rate, and the largest learning rate at which most seeds "
-            'do (">=": the largest it was run at). In brackets, where logged: the '
-            "most layers whose gradient std fell "
-            "below Adam's eps (1e-8) at any step, median over the seeds."
+            'do (">=": the largest it was run at). In brackets, where logged: how '
+            "many layers' gradient std was below Adam's eps (1e-8), the most at any "
+            "step after the first → at the last step, medians over the seeds (a "
+            "dead network ends with most of its layers there; a rescue brings them "
+            "back; the first step is left out because SkipInit's zero branch "
+            "scalars zero those gradients there)."
         )
         lines += [title, "", *mdtables.table(header, body), ""]
     return lines

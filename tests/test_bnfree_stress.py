@@ -158,9 +158,14 @@ def test_frontier_counts_seeds_that_train_per_learning_rate(modules):
     assert report.frontier_tables(rows[:3]) == []
     # With logs: the most layers below eps in a run, median over its seeds.
     key = modules[2].run_key
-    logs = {key(rows[i]): {"below_eps": [0, n, 1]} for i, n in enumerate((4, 2, 9))}
-    assert "| none | 2/3 (4) | 1/3 |" in "\n".join(report.frontier_tables(rows, logs))
-    assert math.isnan(report.below_eps({"loss": [1.0]}))
+    # With logs: how many layers were below eps, the most after the first step
+    # and at the last, medians over the seeds.
+    counts = ([30, 4, 1], [0, 2, 2], [0, 9, 0])  # the first step does not count
+    logs = {key(rows[i]): {"below_eps": c} for i, c in enumerate(counts)}
+    assert "| none | 2/3 (4 → 1) | 1/3 |" in "\n".join(
+        report.frontier_tables(rows, logs)
+    )
+    assert all(map(math.isnan, report.below_eps({"loss": [1.0]})))
 
 
 @pytest.mark.parametrize(
