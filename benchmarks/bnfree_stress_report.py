@@ -131,8 +131,8 @@ def trains(row: dict[str, Any]) -> bool:
 
 def below_eps(logs: dict[str, list[float]] | None) -> tuple[float, float]:
     """How many layers' gradient std was below Adam's eps: the most at any step
-    after the first, and at the last step (NaNs for runs logged before this was
-    recorded).
+    after the first, and at the last finite step (a diverged run's log ends in
+    NaNs); NaNs for runs logged before this was recorded.
 
     The first step is left out: SkipInit's zero-initialised branch scalars zero
     their branches' kernel gradients there, in runs that then train.
@@ -166,8 +166,8 @@ def largest_lr(runs: Sequence[dict[str, Any]], variant: str, lrs: Sequence[float
 def frontier_tables(rows: Sequence[dict[str, Any]], logs: dict | None = None):
     """Per model and optimizer run at several learning rates: for each variant,
     how many seeds train at each lr, and the largest lr at which most do; with
-    the per-step logs, the most layers below Adam's eps in a run (median over
-    its seeds) at each lr."""
+    the per-step logs, how many layers were below Adam's eps (`below_eps`,
+    medians over the seeds) at each lr."""
     logs = logs or {}
     lines = []
     for key, runs in frontiers(rows).items():
@@ -198,8 +198,9 @@ def frontier_tables(rows: Sequence[dict[str, Any]], logs: dict | None = None):
             "per learning rate, and the largest learning rate at which most seeds "
             'do (">=": the largest it was run at). In brackets, where logged: how '
             "many layers' gradient std was below Adam's eps (1e-8), the most at any "
-            "step after the first → at the last step, medians over the seeds (a "
-            "dead network ends with most of its layers there; a rescue brings them "
+            "step after the first → at the last (finite) step, medians over the "
+            "seeds (a dead network ends with most of its layers there; a rescue "
+            "brings them "
             "back; the first step is left out because SkipInit's zero branch "
             "scalars zero those gradients there)."
         )

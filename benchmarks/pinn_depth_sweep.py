@@ -44,7 +44,7 @@ from stablegrad_optax.models import ACTIVATIONS, MLP
 import pinn_depth_sweep_results as results
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
-from common import code_version, device_name, name_list  # noqa: E402
+from common import agc_adam, code_version, device_name, name_list  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -163,12 +163,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
     "adam+decay(1%)": Optimizer(optax.adam, "adaptive", schedule=_decay(0.01)),
     "adam+warmup+decay": Optimizer(optax.adam, "adaptive", schedule=_warmup_decay(0.1)),
     "adamw": Optimizer(optax.adamw, "adaptive"),
-    "agc+adam": Optimizer(
-        lambda learning_rate: optax.chain(
-            optax.adaptive_grad_clip(0.01), optax.adam(learning_rate)
-        ),
-        "adaptive",
-    ),
+    "agc+adam": Optimizer(agc_adam, "adaptive"),
     "lamb": Optimizer(optax.lamb, "adaptive"),
     "sgd-momentum": Optimizer(_sgd, "sgd"),
     "stablegrad+sgd-momentum": Optimizer(_after_stablegrad("output", _sgd), "sgd"),

@@ -1,4 +1,5 @@
-"""What the examples and the benchmarks share: provenance, flags, configs.
+"""What the examples and the benchmarks share: provenance, flags, configs, the
+optimizers they compare.
 
 The scripts under ``examples/`` and ``benchmarks/`` run by path, each with its
 own folder on ``sys.path``; one line before their other imports adds this
@@ -30,9 +31,10 @@ import stablegrad_optax as sgo
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-# The optimizers the comparisons run (the PINN example, the MLP regression
-# benchmark): Adam and SGD with momentum, alone and after StableGrad with the
-# output layer's reference, and Adam after the paper's StableGrad.
+# The optimizers the MLP regression benchmark compares (the PINN example can
+# build them too, with the baselines below): Adam and SGD with momentum, alone
+# and after StableGrad with the output layer's reference, and Adam after the
+# paper's StableGrad.
 OPTIMIZERS = (
     "adam",
     "stablegrad(prediction)+adam",
@@ -40,6 +42,15 @@ OPTIMIZERS = (
     "sgd-momentum",
     "stablegrad+sgd-momentum",
 )
+
+AGC_CLIP = 0.01  # `optax.adaptive_grad_clip`'s clipping in the agc+adam baseline
+
+
+def agc_adam(learning_rate) -> optax.GradientTransformation:
+    """The agc+adam baseline of the PINN comparisons: each unit's gradient
+    clipped to `AGC_CLIP` times its weights' norm (Brock et al. 2021), then Adam."""
+    return optax.chain(optax.adaptive_grad_clip(AGC_CLIP), optax.adam(learning_rate))
+
 
 # ----------------------------------------------------------------------------
 # Provenance: what ran, where and when, stored beside the numbers.

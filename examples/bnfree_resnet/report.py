@@ -7,8 +7,6 @@ import json
 import pathlib
 from typing import Any
 
-from common import run_metadata  # noqa: F401  (train.py asks report for it)
-
 HEADER = (
     "| variant | first non-finite step | train loss | test loss | test accuracy "
     "| s/step |"

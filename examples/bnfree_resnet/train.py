@@ -23,6 +23,7 @@ from stablegrad_optax import models
 
 import input_pipeline
 import report
+from common import run_metadata
 
 MODELS = {
     "resnet18": models.ResNet18,
@@ -227,7 +228,7 @@ def train_and_evaluate(config, outdir) -> dict[str, Any]:
     """Trains every variant of `config`, then writes the table and the plot."""
     from tqdm.auto import tqdm
 
-    meta = report.run_metadata()  # when the run starts: the code it runs
+    meta = run_metadata()  # when the run starts: the code it runs
     data = input_pipeline.get_dataset(config)
     runs = []
     with tqdm(

@@ -13,8 +13,6 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from common import run_metadata  # noqa: F401  (train.py asks report for it)
-
 FIGURES = ("curves.png", "fields.png", "gradient_std.png")
 
 

@@ -23,7 +23,8 @@ from stablegrad_optax import init, pinn
 from stablegrad_optax.models import ACTIVATIONS, MLP
 
 import report
-from configs.default import AGC_CLIP, DECAY_TO, OPTIMIZERS, Config
+from common import agc_adam, run_metadata
+from configs.default import DECAY_TO, OPTIMIZERS, Config
 
 
 def create_problem(config: Config) -> pinn.Problem:
@@ -67,16 +68,14 @@ def create_optimizer(
 ) -> optax.GradientTransformation:
     """Adam or SGD with momentum, after `stablegrad` if the name says so.
 
-    ``agc+adam`` clips each unit's gradient to `AGC_CLIP` times its weights'
-    norm before Adam; ``adam+decay`` decays the learning rate exponentially to
-    `DECAY_TO` of its start over ``config.steps``.
+    ``agc+adam`` is `common.agc_adam` (AGC, then Adam); ``adam+decay`` decays
+    the learning rate exponentially to `DECAY_TO` of its start over
+    ``config.steps``.
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}.")
     if name == "agc+adam":
-        return optax.chain(
-            optax.adaptive_grad_clip(AGC_CLIP), optax.adam(learning_rate)
-        )
+        return agc_adam(learning_rate)
     if name == "adam+decay":
         return optax.adam(
             optax.exponential_decay(learning_rate, config.steps, decay_rate=DECAY_TO)
@@ -190,7 +189,8 @@ def choose(runs: dict[float, dict[str, Any]]) -> float:
 
 def train_and_evaluate(config: Config, outdir: str | pathlib.Path) -> dict[str, Any]:
     """Trains every optimizer from the same start; writes and returns results."""
-    start, meta = time.perf_counter(), report.run_metadata()  # the code run
+    start = time.perf_counter()
+    meta = run_metadata()  # when the run starts: the code it runs
     problem = create_problem(config)
     model = create_model(config, problem)
     init_key, points_key, profile_key = jax.random.split(jax.random.key(config.seed), 3)
