@@ -142,14 +142,16 @@ def below_eps(logs: dict[str, list[float]] | None) -> tuple[float, float]:
 
 
 def frontiers(rows: Sequence[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
-    """The runs of each (`FRONTIER`) setting run at two learning rates or more."""
+    """The runs of each (`FRONTIER`) setting run at two learning rates or more,
+    AdamW's (the paper's baseline optimizer) first."""
     by_setting = collections.defaultdict(list)
     for row in rows:
         by_setting[tuple(row[k] for k in FRONTIER)].append(row)
+    adamw_first = sorted(by_setting, key=lambda key: key[3] != "adamw")
     return {
-        key: runs
-        for key, runs in by_setting.items()
-        if len({r["lr"] for r in runs}) > 1
+        key: by_setting[key]
+        for key in adamw_first
+        if len({r["lr"] for r in by_setting[key]}) > 1
     }
 
 

@@ -194,6 +194,10 @@ def test_frontier_verdicts_go_each_way(modules, paper, base, word, texts, counts
     assert f"{report.PAPER} vs none" in judged[0]
     assert f"is **{word}**: {texts}; runs that train: {counts} (of 9)" in judged[0]
     assert report.frontier_verdicts(rows[:9]) == []  # the baseline was not run
+    # AdamW's frontier (the paper's baseline optimizer) comes first.
+    sgd = [row | {"optimizer": "sgd"} for row in rows]
+    judged = [line for line in report.frontier_verdicts(sgd + rows) if "* " in line]
+    assert ["adamw" in line for line in judged] == [True, False]
 
 
 def test_variants_build_the_transformation_before_the_optimizer(modules):
