@@ -24,7 +24,6 @@ ablations="stablegrad(prediction)+adam+decay,stablegrad(prediction-global)+adam"
 # adam+decay ends at 10% of its peak because the prediction reference falls 2-8x
 # over a run (the history file: Burgers 2-4x, Helmholtz 4-5x, Poisson 6-7x);
 # a 1% end point (adam+decay(1%), still in the sweep) would overshoot it.
-schedules="adam+decay,adam+warmup+decay"
 frontier="bn,none,none+stablegrad,none+stablegrad(prediction),none+agc,skipinit"
 frontier="$frontier,skipinit+stablegrad(prediction)"
 
@@ -36,17 +35,24 @@ pinn() {
     --depths 16,32,64
   "${sweep[@]}" --problems burgers,helmholtz --optimizers agc+adam --depths 16,32,64
   # Grid edges: a tuned rate at the top of the grid gets the next rate up (the
-  # report reads each group's grid from its rows). Helmholtz adam+decay tuned
-  # at 3e-3, the top, at depth 16.
-  "${sweep[@]}" --problems helmholtz --optimizers adam+decay --depths 16,32,64 \
-    --lrs 1e-5,3e-5,1e-4,3e-4,1e-3,3e-3,1e-2
+  # report reads each group's grid from its rows).
+  # Helmholtz adam+decay tuned at 3e-3, the top, at depth 16; so did Burgers
+  # adam+decay at depth 16 and the paper's variant on Poisson at depth 4.
+  wide=1e-5,3e-5,1e-4,3e-4,1e-3,3e-3,1e-2
+  "${sweep[@]}" --problems helmholtz,burgers --optimizers adam+decay \
+    --depths 16,32,64 --lrs "$wide"
   # 2. More than a schedule? The paper's variant with adam+decay's decay, and
   #    its global scale without the per-layer normalisation.
   "${sweep[@]}" --problems poisson,helmholtz --optimizers "$ablations" --depths 16,32,64
   # 3. Shallow nets, then the warmup schedule, then the ablations' shallow nets.
-  "${sweep[@]}" --problems burgers,poisson,helmholtz \
-    --optimizers "$paper,agc+adam,adam+decay" --depths 4,8
-  "${sweep[@]}" --problems burgers,poisson,helmholtz --optimizers "$schedules"
+  #    A group whose grid was widened keeps its wide grid at every depth (the
+  #    fixed protocol's rate comes from depth 16's grid).
+  "${sweep[@]}" --problems burgers,helmholtz --optimizers "$paper,agc+adam" --depths 4,8
+  "${sweep[@]}" --problems burgers,helmholtz --optimizers adam+decay --depths 4,8 \
+    --lrs "$wide"
+  "${sweep[@]}" --problems poisson --optimizers adam+decay --depths 4,8
+  "${sweep[@]}" --problems poisson --optimizers "$paper" --lrs "$wide"
+  "${sweep[@]}" --problems burgers,poisson,helmholtz --optimizers adam+warmup+decay
   "${sweep[@]}" --problems poisson,helmholtz --optimizers "$ablations"
 }
 
