@@ -191,20 +191,23 @@ def frontier_tables(rows: Sequence[dict[str, Any]], logs: dict | None = None):
                     eps_text = f" ({_num(peak)} → {_num(end)})"
                 cells.append(f"{sum(map(trains, at))}/{len(at)}{eps_text}")
             best = largest_lr(runs, variant, lrs)
-            top = max(r["lr"] for r in runs if r["variant"] == variant)
-            bound = ">= " if best == top else ""  # the top of its grid trains
-            body.append([variant, *cells, "–" if best is None else bound + _num(best)])
+            ran = [r["lr"] for r in runs if r["variant"] == variant]
+            if best is None:  # trains at none of its rates: below the lowest
+                largest = f"< {_num(min(ran))}"
+            else:  # ">=": the top of its grid trains
+                largest = (">= " if best == max(ran) else "") + _num(best)
+            body.append([variant, *cells, largest])
         header = ["variant", *(f"lr {_num(lr)}" for lr in lrs), "largest lr"]
         title = (
             f"{frontier_title(key)}: seeds that train (test accuracy >= {TRAINS}) "
             "per learning rate, and the largest learning rate at which most seeds "
-            'do (">=": the largest it was run at). In brackets, where logged: how '
-            "many layers' gradient std was below Adam's eps (1e-8), the most at any "
-            "step after the first → at the last (finite) step, medians over the "
-            "seeds (a dead network ends with most of its layers there; a rescue "
-            "brings them "
-            "back; the first step is left out because SkipInit's zero branch "
-            "scalars zero those gradients there)."
+            'do (">=": the largest it was run at; "<": it trains at none it was '
+            "run at). In brackets, where logged: how many layers' gradient std was "
+            "below Adam's eps (1e-8), the most at any step after the first → at the "
+            "last (finite) step, medians over the seeds (a dead network ends with "
+            "most of its layers there; a rescue brings them back; the first step is "
+            "left out because SkipInit's zero branch scalars zero those gradients "
+            "there)."
         )
         lines += [title, "", *mdtables.table(header, body), ""]
     return lines

@@ -146,12 +146,15 @@ def test_frontier_counts_seeds_that_train_per_learning_rate(modules):
         *(run("paper", 1e-2, a) for a in (0.9, 0.6, 0.1)),
         run("paper", 3e-2, 0.95, nonfinite=7),  # diverged: does not train
         run("other", 1e-2, 0.9, nonfinite=0) | {"optimizer": "sgd"},  # one lr: none
+        *(run("dead", 1e-2, a) for a in (0.1, 0.6, 0.1)),
     ]
     rows = [row | {"seed": i % 3} for i, row in enumerate(rows)]
     text = "\n".join(report.frontier_tables(rows))
     assert "| none | 2/3 | 1/3 | – | 0.001 |" in text
     assert "| paper | 3/3 | 2/3 | 0/1 | 0.01 |" in text
     assert "sgd" not in text
+    # Trains at none of the rates it was run at: below the lowest.
+    assert "| dead | – | 1/3 | – | < 0.01 |" in text
     # Trains at the largest rate it was run at: a lower bound.
     text = "\n".join(report.frontier_tables(rows[:9]))
     assert "| paper | 3/3 | – | >= 0.001 |" in text
