@@ -65,6 +65,7 @@ PAPER_BASELINES = (
     "agc+adam",
     "stablegrad+adam",
     "stablegrad(prediction-global)+adam",
+    "stablegrad(prediction)+adam+decay",  # does the schedule add to it?
 )
 # The references that need no update argument (the candidates for
 # `stablegrad()`'s default), each against the default's ("output").

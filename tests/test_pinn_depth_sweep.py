@@ -337,6 +337,7 @@ def test_the_paper_variant_gets_one_comparison_line_per_baseline(modules):
         (PAPER, "adam+warmup+decay"),
         (PAPER, "agc+adam"),
         (PAPER, "stablegrad(prediction-global)+adam"),
+        (PAPER, "stablegrad(prediction)+adam+decay"),
         ("stablegrad(prediction)+adam+decay", "adam+decay"),
         ("stablegrad(prediction-global)+adam", "adam"),
     ]
@@ -347,6 +348,7 @@ def test_the_paper_variant_gets_one_comparison_line_per_baseline(modules):
         one.format(PAPER, "adam+decay", "0 / 2 / 0") + " (ratio 0.95)",
         one.format(PAPER, "agc+adam", "0 / 0 / 2") + " (ratio 2.00)",
         one.format(PAPER, "stablegrad(prediction-global)+adam", "2 / 0 / 0"),
+        one.format(PAPER, "stablegrad(prediction)+adam+decay", "2 / 0 / 0"),
         one.format("stablegrad(prediction)+adam+decay", "adam+decay", "0 / 0 / 2"),
         one.format("stablegrad(prediction-global)+adam", "adam", "0 / 2 / 0"),
     ]
