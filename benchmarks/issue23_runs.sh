@@ -62,6 +62,19 @@ pinn() {
   "${sweep[@]}" --problems burgers,poisson,helmholtz --optimizers adam+warmup+decay
   "${sweep[@]}" --problems poisson --optimizers "$ablations"
   "${sweep[@]}" --problems helmholtz --optimizers stablegrad\(prediction-global\)+adam
+  # 4. Grid edges left by steps 1-3 (the report marks them ↑): the warmup
+  #    schedule tuned at 3e-3 on every problem, the ablations and Poisson's
+  #    adam+decay at 3e-3, and the groups already widened at 1e-2.
+  "${sweep[@]}" --problems burgers,poisson,helmholtz --optimizers adam+warmup+decay \
+    --lrs "$wide"
+  "${sweep[@]}" --problems poisson --optimizers "adam+decay,$ablations" --lrs "$wide"
+  "${sweep[@]}" --problems helmholtz --optimizers stablegrad\(prediction-global\)+adam \
+    --lrs "$wide"
+  wider="$wide,3e-2"
+  "${sweep[@]}" --problems burgers,helmholtz --optimizers adam+decay --lrs "$wider"
+  "${sweep[@]}" --problems burgers --optimizers adam --lrs "$wider"
+  "${sweep[@]}" --problems helmholtz --optimizers stablegrad\(prediction\)+adam+decay \
+    --lrs "$wider"
 }
 
 bnfree() {
