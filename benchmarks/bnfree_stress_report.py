@@ -165,6 +165,14 @@ def largest_lr(runs: Sequence[dict[str, Any]], variant: str, lrs: Sequence[float
     return best
 
 
+def frontier_text(best: float | None, lrs: Sequence[float]) -> str:
+    """`largest_lr`'s answer over the sorted `lrs` as text: "< lowest" where no
+    rate trains, ">= top" where the top of the grid does (a lower bound)."""
+    if best is None:
+        return f"< {_num(lrs[0])}"
+    return (">= " if best == lrs[-1] else "") + _num(best)
+
+
 def frontier_tables(rows: Sequence[dict[str, Any]], logs: dict | None = None):
     """Per model and optimizer run at several learning rates: for each variant,
     how many seeds train at each lr, and the largest lr at which most do; with
@@ -190,12 +198,8 @@ def frontier_tables(rows: Sequence[dict[str, Any]], logs: dict | None = None):
                     peak, end = (statistics.median(d[i] for d in dead) for i in (0, 1))
                     eps_text = f" ({_num(peak)} → {_num(end)})"
                 cells.append(f"{sum(map(trains, at))}/{len(at)}{eps_text}")
-            best = largest_lr(runs, variant, lrs)
-            ran = [r["lr"] for r in runs if r["variant"] == variant]
-            if best is None:  # trains at none of its rates: below the lowest
-                largest = f"< {_num(min(ran))}"
-            else:  # ">=": the top of its grid trains
-                largest = (">= " if best == max(ran) else "") + _num(best)
+            ran = sorted({r["lr"] for r in runs if r["variant"] == variant})
+            largest = frontier_text(largest_lr(runs, variant, ran), ran)
             body.append([variant, *cells, largest])
         header = ["variant", *(f"lr {_num(lr)}" for lr in lrs), "largest lr"]
         title = (
@@ -232,8 +236,9 @@ def frontier_verdicts(rows: Sequence[dict[str, Any]]) -> list[str]:
 
     Over the learning rates both were run at: the largest at which most seeds
     train (higher / same / lower: where the first stands against the second),
-    and how many runs train in all. A frontier at the top of the shared grid is
-    a lower bound (">=").
+    and how many runs train in all, written as in the frontier tables: at the
+    top of the shared grid a lower bound (">="), at none of its rates "<" the
+    lowest.
     """
     lines = []
     for key, runs in frontiers(rows).items():
@@ -251,10 +256,7 @@ def frontier_verdicts(rows: Sequence[dict[str, Any]]) -> list[str]:
             word = ("same", "higher", "lower")[
                 (rank[0] > rank[1]) - (rank[0] < rank[1])
             ]
-            texts = [
-                "none" if b is None else (">= " if b == lrs[-1] else "") + _num(b)
-                for b in bests
-            ]
+            texts = [frontier_text(b, lrs) for b in bests]
             counts = [
                 sum(trains(r) for r in runs if r["variant"] == v and r["lr"] in lrs)
                 for v in (ours, theirs)

@@ -176,7 +176,7 @@ def test_frontier_counts_seeds_that_train_per_learning_rate(modules):
         ((0.9, 0.9, 0.1), (0.9, 0.1, 0.1), "higher", "0.01 vs 0.001", "6 vs 3"),
         ((0.9, 0.9, 0.1), (0.9, 0.9, 0.1), "same", "0.01 vs 0.01", "6 vs 6"),
         ((0.9, 0.1, 0.1), (0.9, 0.9, 0.9), "lower", "0.001 vs >= 0.03", "3 vs 9"),
-        ((0.1, 0.1, 0.1), (0.9, 0.1, 0.1), "lower", "none vs 0.001", "0 vs 3"),
+        ((0.1, 0.1, 0.1), (0.9, 0.1, 0.1), "lower", "< 0.001 vs 0.001", "0 vs 3"),
     ],
 )
 def test_frontier_verdicts_go_each_way(modules, paper, base, word, texts, counts):
