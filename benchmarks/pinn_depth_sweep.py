@@ -114,6 +114,8 @@ class Optimizer(NamedTuple):
     # If set, the learning rate is the grid's lr times this schedule of a run
     # of the given number of steps.
     schedule: Callable[[int], optax.Schedule] | None = None
+    # `pinn.train`'s loss_weighting (None: the problem's fixed term weights).
+    loss_weighting: str | None = None
 
     def build(self, steps: int) -> Callable[[Any], optax.GradientTransformation]:
         """lr -> transformation for a run of `steps` (for inject_hyperparams)."""
@@ -127,10 +129,10 @@ class Optimizer(NamedTuple):
         return make
 
 
-def _paper(reading: str = "data", schedule=None) -> Optimizer:
+def _paper(reading: str = "data", schedule=None, loss_weighting=None) -> Optimizer:
     """StableGrad with the paper's (prediction) reference, then Adam."""
     make = _after_stablegrad("prediction", optax.adam)
-    return Optimizer(make, "adaptive", reading, schedule)
+    return Optimizer(make, "adaptive", reading, schedule, loss_weighting)
 
 
 OPTIMIZERS: dict[str, Optimizer] = {
@@ -162,6 +164,24 @@ OPTIMIZERS: dict[str, Optimizer] = {
     "adam+decay": Optimizer(optax.adam, "adaptive", schedule=_decay(0.1)),
     "adam+decay(1%)": Optimizer(optax.adam, "adaptive", schedule=_decay(0.01)),
     "adam+warmup+decay": Optimizer(optax.adam, "adaptive", schedule=_warmup_decay(0.1)),
+    # The core of the field's recipe (jaxpi): the warmup schedule with
+    # gradient-norm loss weighting, alone and with the paper's StableGrad.
+    "adam+warmup+decay+gradnorm": Optimizer(
+        optax.adam,
+        "adaptive",
+        schedule=_warmup_decay(0.1),
+        loss_weighting="grad_norm",
+    ),
+    "stablegrad(prediction)+adam+warmup+decay": _paper(schedule=_warmup_decay(0.1)),
+    "stablegrad(prediction)+adam+warmup+decay+gradnorm": _paper(
+        schedule=_warmup_decay(0.1), loss_weighting="grad_norm"
+    ),
+    "agc+adam+warmup+decay+gradnorm": Optimizer(
+        agc_adam,
+        "adaptive",
+        schedule=_warmup_decay(0.1),
+        loss_weighting="grad_norm",
+    ),
     "adamw": Optimizer(optax.adamw, "adaptive"),
     "agc+adam": Optimizer(agc_adam, "adaptive"),
     "lamb": Optimizer(optax.lamb, "adaptive"),
@@ -243,6 +263,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-resolution", type=int, default=101)
     parser.add_argument("--num-validation", type=int, default=1024)
     parser.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="one learning rate for every optimizer and no tuning stage: every "
+        "seed of --seeds is a reported run at it (a campaign at a fixed recipe)",
+    )
+    parser.add_argument(
         "--lrs",
         type=_floats,
         default=None,
@@ -265,7 +292,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for name in positive:
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    if args.tune_seed not in args.seeds:
+    if args.lr is not None and not (args.lr > 0 and np.isfinite(args.lr)):
+        parser.error(f"--lr must be a number > 0, got {args.lr}")
+    if args.lr is not None and args.lrs:
+        parser.error("--lr and --lrs exclude each other")
+    if args.lr is None and args.tune_seed not in args.seeds:
         parser.error(f"--tune-seed {args.tune_seed} is not in --seeds {args.seeds}")
     return args
 
@@ -334,6 +365,7 @@ def run_batch(
         eval_resolution=args.eval_resolution,
         opt_state=opt_state,
         prediction_reference=spec.prediction_reference,
+        loss_weighting=spec.loss_weighting,
     )
     points, exact = validation_set(problem, args.num_validation)
     prediction = jax.vmap(lambda p: model.apply(p, points)[:, 0])(params)
@@ -353,6 +385,11 @@ def run_batch(
                 min(v[i] for v in r["grad_std"].values()) for r in records
             ],
         }
+        if "loss_weights" in last:
+            history["loss_weights"] = {
+                term: [r["loss_weights"][term][i] for r in records]
+                for term in last["loss_weights"]
+            }
         if "reference_scale" in last:
             history["reference_scale"] = {
                 reading: [r["reference_scale"][reading][i] for r in records]
@@ -396,6 +433,10 @@ def cell_plan(args: argparse.Namespace):
     for problem in args.problems:
         for init_name in args.inits:
             for optimizer in args.optimizers:
+                if args.lr is not None:  # one rate, no tuning stage
+                    for depth in args.depths:
+                        yield problem, init_name, optimizer, depth, "seeds"
+                    continue
                 yield problem, init_name, optimizer, args.tune_depth, "tune"
                 for depth in depths[1:]:
                     yield problem, init_name, optimizer, depth, "tune"
@@ -417,7 +458,9 @@ def pending_runs(rows, problem, init_name, optimizer, depth, stage, args):
         "boundary_weight": BOUNDARY_WEIGHTS[problem],
     }
     grid = tuple(args.lrs) if args.lrs else grid_of(optimizer, problem)
-    if stage == "tune":
+    if args.lr is not None:
+        wanted = [(args.lr, seed) for seed in args.seeds]
+    elif stage == "tune":
         wanted = [(lr, args.tune_seed) for lr in grid]
     else:
         lrs = {

@@ -83,10 +83,33 @@ def code_version() -> str:
     return commit + ("-dirty" if changed else "")
 
 
+def _cpu_model() -> str:
+    """The CPU's model name and family/model numbers from /proc/cpuinfo, if any."""
+    try:
+        lines = pathlib.Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "cpu"
+    fields = {}
+    for line in lines:
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name") or fields.get("Model") or "cpu"
+    numbers = [f"{k} {fields[k]}" for k in ("cpu family", "model") if fields.get(k)]
+    return f"{name} ({', '.join(numbers)})" if numbers else name
+
+
 def device_name() -> str:
-    """The first JAX device, e.g. ``cpu: cpu (2 cores)``."""
+    """The first JAX device and the machine, with the XLA flags in effect.
+
+    E.g. ``cpu: AMD EPYC (cpu family 25, model 17) (2 cores)``; a GPU reads
+    ``gpu: NVIDIA H100 80GB HBM3 (16 cores)``; ``; XLA_FLAGS=...`` follows when
+    that variable is set.
+    """
     device = jax.devices()[0]
-    return f"{device.platform}: {device.device_kind} ({os.cpu_count()} cores)"
+    kind = _cpu_model() if device.platform == "cpu" else device.device_kind
+    name = f"{device.platform}: {kind} ({os.cpu_count()} cores)"
+    flags = os.environ.get("XLA_FLAGS")
+    return f"{name}; XLA_FLAGS={flags}" if flags else name
 
 
 def run_metadata(**extra: Any) -> dict[str, Any]:

@@ -187,11 +187,11 @@ def test_update_args_reach_the_optimizer_at_every_step():
         _train(problem, model, params, given)
 
 
-def _glue_reference(problem, apply_fn, params, batch):
-    """What the depth sweep computed before the native path: a second forward
-    pass over the data points and the std of the data loss's gradient there."""
+def _glue_reference(problem, apply_fn, params, batch, weights=None):
+    """The reference by a second forward pass over the data points: the std of
+    the (weighted) data loss's gradient there."""
     names = problem.data_terms()
-    weights = problem.weights()
+    weights = problem.weights() if weights is None else weights
     points = [batch[name] for name in names]
     sizes = np.cumsum([len(x) for x in points])[:-1]
     u = apply_fn(params, jnp.concatenate(points))[:, 0]
@@ -206,12 +206,19 @@ def _glue_reference(problem, apply_fn, params, batch):
     return np.std(np.asarray(jax.grad(data_loss)(u), np.float64))
 
 
+@pytest.mark.parametrize("weighting", [None, "grad_norm"])
 @pytest.mark.parametrize("name", ["poisson", "burgers"])
-def test_native_prediction_reference_equals_the_glue(name):
+def test_native_prediction_reference_equals_the_glue(name, weighting):
+    """Under a loss weighting the reference comes from the weighted loss."""
     problem, model, params = _setup(name)
     tx = optax.chain(sgo.stablegrad("prediction"), optax.sgd(1e-3))
     key = jax.random.key(5)
-    state = pinn.TrainState(params, tx.init(params), key, jnp.zeros([], jnp.int32))
+    weights = None
+    if weighting is not None:
+        weights = {n: jnp.float32(0.5 + i) for i, n in enumerate(problem.weights())}
+    state = pinn.TrainState(
+        params, tx.init(params), key, jnp.zeros([], jnp.int32), weights
+    )
     chunk = pinn.make_chunk(
         problem,
         model.apply,
@@ -220,11 +227,12 @@ def test_native_prediction_reference_equals_the_glue(name):
         num_boundary=16,
         length=1,
         prediction_reference="data",
+        loss_weighting=weighting,
     )
     new_state, _, scales, _ = jax.jit(chunk)(state)
     # The chunk's first step samples its batch from the second half of the key.
     batch = problem.sample(jax.random.split(key)[1], 32, 16)
-    expected = _glue_reference(problem, model.apply, params, batch)
+    expected = _glue_reference(problem, model.apply, params, batch, weights)
     sg = optax.tree_utils.tree_get(new_state.opt_state, "StableGradState")
     assert float(sg.reference) == pytest.approx(expected, rel=1e-6)
     assert float(scales["data"][0]) == pytest.approx(expected, rel=1e-6)
@@ -271,3 +279,134 @@ def test_train_logs_every_reading_and_passes_the_chosen_one():
         _train(problem, model, params, tx)
     with pytest.raises(ValueError, match="prediction_reference"):
         _train(problem, model, params, tx, prediction_reference="u")
+
+
+class _FixedPoints(pinn.Poisson):
+    """Poisson sampling the same points at every step (constant term gradients
+    while the parameters stay put)."""
+
+    def sample(self, key, num_interior, num_boundary):
+        del key
+        return super().sample(jax.random.key(0), num_interior, num_boundary)
+
+
+def _term_norms(problem, apply_fn, params, batch):
+    grads = jax.jacrev(lambda p: problem.losses(pinn.scalar_field(apply_fn, p), batch))(
+        params
+    )
+    return {name: float(optax.tree.norm(g)) for name, g in grads.items()}
+
+
+@pytest.mark.parametrize("every, momentum", [(100, 0.9), (40, 0.9), (40, 0.5)])
+def test_grad_norm_weights_follow_the_rule_every_k_steps(every, momentum):
+    """Frozen params, fixed points: constant targets r, so after n updates a
+    weight sits at r + (1 - r) m^n (updates at step 0, K, 2K, ...)."""
+    problem = _FixedPoints(k=1)
+    model = MLP(depth=2, width=8, input_bounds=(problem.lower, problem.upper))
+    params = model.init(jax.random.key(0), jnp.ones((1, 2)))
+    norms = _term_norms(problem, model.apply, params, problem.sample(None, 32, 16))
+    mean = np.mean(list(norms.values()))
+    _, records = _train(
+        problem,
+        model,
+        params,
+        optax.set_to_zero(),
+        steps=200,
+        log_every=100,
+        loss_weighting="grad_norm",
+        loss_weighting_every=every,
+        loss_weighting_momentum=momentum,
+    )
+    assert [r["step"] for r in records] == [100, 200]
+    for record in records:
+        updates = -(-record["step"] // every)  # steps 0, K, ... before it
+        for name, norm in norms.items():
+            target = mean / norm
+            want = target + (1 - target) * momentum**updates
+            assert record["loss_weights"][name] == pytest.approx(want, rel=1e-4)
+
+
+def test_grad_norm_lifts_poissons_boundary_term_within_200_steps():
+    problem, model, params = _setup("poisson", width=16)
+    _, records = _train(
+        problem,
+        model,
+        params,
+        optax.adam(1e-3),
+        steps=200,
+        log_every=100,
+        loss_weighting="grad_norm",
+    )
+    weights = records[-1]["loss_weights"]
+    assert set(weights) == {"residual", "boundary"}
+    assert weights["boundary"] > weights["residual"]
+    assert all(np.isfinite(list(weights.values())))
+    # The problem's fixed weights (boundary 1 here) are not used: the logged
+    # loss is the sum under the adaptive weights.
+    record = records[-1]
+    assert record["loss"] != pytest.approx(
+        record["residual"] + record["boundary"], rel=1e-3
+    )
+
+
+def test_grad_norm_weights_per_seed_in_a_batch():
+    problem, model, _ = _setup("poisson")
+    x = jnp.ones((1, 2))
+    init_keys, batched, data_keys = _seed_batch(model, 2, x)
+    settings = dict(
+        key=data_keys,
+        steps=6,
+        log_every=3,
+        loss_weighting="grad_norm",
+        loss_weighting_every=2,
+        loss_weighting_momentum=0.5,
+    )
+    tx = optax.adam(1e-2)
+    _, records = _train(problem, model, batched, tx, **settings)
+    weights = records[-1]["loss_weights"]
+    assert weights["boundary"][0] != pytest.approx(weights["boundary"][1], rel=1e-3)
+    for i in range(2):
+        params = model.init(init_keys[i], x)
+        _, single = _train(
+            problem, model, params, tx, **{**settings, "key": data_keys[i]}
+        )
+        for name, value in single[-1]["loss_weights"].items():
+            assert weights[name][i] == pytest.approx(value, rel=1e-4)
+        assert records[-1]["loss"][i] == pytest.approx(single[-1]["loss"], rel=1e-4)
+
+
+def test_grad_norm_weights_never_turn_nan():
+    norms = {
+        "residual": jnp.float32(4.0),
+        "boundary": jnp.float32(0.0),
+        "initial": jnp.float32(jnp.nan),
+        "other": jnp.float32(jnp.inf),
+    }
+    old = {name: jnp.float32(2.0) for name in norms}
+    new = pinn.grad_norm_weights(norms, old, momentum=0.9)
+    # Only the residual has a usable norm: its target is 1, the others keep 2.
+    assert float(new["residual"]) == pytest.approx(0.9 * 2.0 + 0.1 * 1.0)
+    assert [float(new[n]) for n in ("boundary", "initial", "other")] == [2.0] * 3
+    none_usable = {name: jnp.float32(0.0) for name in norms}
+    assert pinn.grad_norm_weights(none_usable, old) == old
+
+
+def test_default_records_carry_no_loss_weights():
+    problem, model, params = _setup("poisson")
+    _, records = _train(problem, model, params, optax.adam(1e-3))
+    assert "loss_weights" not in records[-1]
+
+
+@pytest.mark.parametrize(
+    "settings, match",
+    [
+        (dict(loss_weighting="softadapt"), "loss_weighting"),
+        (dict(loss_weighting="grad_norm", loss_weighting_every=0), "every"),
+        (dict(loss_weighting="grad_norm", loss_weighting_every=2.5), "every"),
+        (dict(loss_weighting="grad_norm", loss_weighting_momentum=1.0), "momentum"),
+    ],
+)
+def test_bad_weighting_options_raise(settings, match):
+    problem, model, params = _setup()
+    with pytest.raises(ValueError, match=match):
+        _train(problem, model, params, optax.adam(1e-3), **settings)

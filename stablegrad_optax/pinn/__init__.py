@@ -27,8 +27,10 @@ from stablegrad_optax.pinn._problem import (
     directional_derivatives as directional_derivatives,
 )
 from stablegrad_optax.pinn._problem import relative_l2 as relative_l2
+from stablegrad_optax.pinn._train import LOSS_WEIGHTINGS as LOSS_WEIGHTINGS
 from stablegrad_optax.pinn._train import PREDICTION_READINGS as PREDICTION_READINGS
 from stablegrad_optax.pinn._train import TrainState as TrainState
+from stablegrad_optax.pinn._train import grad_norm_weights as grad_norm_weights
 from stablegrad_optax.pinn._train import make_chunk as make_chunk
 from stablegrad_optax.pinn._train import reading_mask as reading_mask
 from stablegrad_optax.pinn._train import scalar_field as scalar_field
@@ -65,6 +67,7 @@ def get_problem(name: str, **options) -> Problem:
 
 
 __all__ = (
+    "LOSS_WEIGHTINGS",
     "PREDICTION_READINGS",
     "PROBLEMS",
     "Burgers",
@@ -75,6 +78,7 @@ __all__ = (
     "cole_hopf",
     "directional_derivatives",
     "get_problem",
+    "grad_norm_weights",
     "make_chunk",
     "reading_mask",
     "relative_l2",

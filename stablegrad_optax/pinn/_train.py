@@ -19,6 +19,9 @@ UpdateArgs = Callable[[Any, dict], dict[str, Any]]  # (params, batch) -> kwargs
 # at the data points, its values at the collocation points and its derivatives
 # there; each sets the std of dL/d(prediction) from some of those outputs.
 PREDICTION_READINGS = ("data", "values", "all")
+# Rules that set the loss terms' weights during training (None: the problem's
+# fixed weights). "grad_norm": Wang, Teng & Perdikaris (2021), as jaxpi does it.
+LOSS_WEIGHTINGS = ("grad_norm",)
 
 
 def _check_reading(reading: str) -> None:
@@ -52,12 +55,104 @@ def reading_mask(outputs: dict, reading: str) -> dict:
 
 
 class TrainState(NamedTuple):
-    """Parameters, optimizer state, PRNG key and step count of a run."""
+    """Parameters, optimizer state, PRNG key, step count and loss weights of a run."""
 
     params: Any
     opt_state: Any
     key: jax.Array
     step: jax.Array  # shape=(), dtype=int32
+    # With a `loss_weighting`: {term name: weight}, float32 scalars; else None.
+    loss_weights: dict[str, jax.Array] | None = None
+
+
+def _check_weighting(loss_weighting, every, momentum) -> None:
+    if loss_weighting is not None and loss_weighting not in LOSS_WEIGHTINGS:
+        raise ValueError(
+            f"loss_weighting must be one of {LOSS_WEIGHTINGS} or None, "
+            f"got {loss_weighting!r}."
+        )
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"loss_weighting_every must be an int >= 1, got {every!r}.")
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(
+            f"loss_weighting_momentum must be in [0, 1), got {momentum!r}."
+        )
+
+
+def grad_norm_weights(
+    grad_norms: dict[str, jax.Array],
+    weights: dict[str, jax.Array],
+    momentum: float = 0.9,
+) -> dict[str, jax.Array]:
+    r"""One update of the gradient-norm loss weights (Wang et al. 2021; jaxpi).
+
+    .. math::
+
+      \hat w_i = \frac{\operatorname{mean}_j \lVert g_j \rVert}
+                       {\lVert g_i \rVert}, \qquad
+      w_i \leftarrow m\, w_i + (1 - m)\, \hat w_i,
+
+    with :math:`g_i` the gradient of the unweighted term :math:`i` over all
+    parameters and :math:`m` = `momentum`. A term whose norm is zero or not
+    finite keeps its weight and is left out of the mean; if no term has a
+    usable norm, every weight is kept.
+
+    Args:
+      grad_norms: {term name: ||g_i||}, scalars.
+      weights: {term name: w_i}, the current weights (same names).
+      momentum: the EMA factor m, in [0, 1).
+
+    Returns:
+      The new weights, float32 scalars, by name.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from stablegrad_optax import pinn
+      >>> norms = {"residual": jnp.float32(30.0), "boundary": jnp.float32(10.0)}
+      >>> ones = {"residual": jnp.float32(1.0), "boundary": jnp.float32(1.0)}
+      >>> new = pinn.grad_norm_weights(norms, ones, momentum=0.9)
+      >>> print(f"{float(new['residual']):.3f} {float(new['boundary']):.3f}")
+      0.967 1.100
+    """
+    names = sorted(grad_norms)
+    norms = jnp.stack([jnp.asarray(grad_norms[n], jnp.float32) for n in names])
+    usable = jnp.isfinite(norms) & (norms > 0)
+    count = jnp.sum(usable)
+    mean = jnp.sum(jnp.where(usable, norms, 0.0)) / jnp.maximum(count, 1)
+    target = mean / jnp.where(usable, norms, 1.0)
+    old = jnp.stack([jnp.asarray(weights[n], jnp.float32) for n in names])
+    new = momentum * old + (1.0 - momentum) * target
+    new = jnp.where(usable & jnp.isfinite(new), new, old)
+    return {n: new[i] for i, n in enumerate(names)}
+
+
+def _weight_update(
+    problem: Problem,
+    apply_fn: ApplyFn,
+    *,
+    num_interior: int,
+    num_boundary: int,
+    momentum: float = 0.9,
+):
+    """``state -> state`` with the loss weights updated by `grad_norm_weights`.
+
+    The per-term gradients are taken on the batch the state's next step
+    samples (the same points, the key unchanged). Wrap it in `jax.jit` (and
+    `jax.vmap` for several seeds).
+    """
+
+    def terms_of(params, batch):
+        return problem.losses(scalar_field(apply_fn, params), batch)
+
+    def update(state: TrainState) -> TrainState:
+        _, sample_key = jax.random.split(state.key)
+        batch = problem.sample(sample_key, num_interior, num_boundary)
+        grads = jax.jacrev(terms_of)(state.params, batch)
+        norms = {name: optax.tree.norm(g) for name, g in grads.items()}
+        weights = grad_norm_weights(norms, state.loss_weights, momentum)
+        return state._replace(loss_weights=weights)
+
+    return update
 
 
 def scalar_field(apply_fn: ApplyFn, params: Any) -> Callable[[jax.Array], jax.Array]:
@@ -75,6 +170,7 @@ def make_chunk(
     length: int,
     update_args: UpdateArgs | None = None,
     prediction_reference: str | None = None,
+    loss_weighting: str | None = None,
 ):
     """A function running `length` steps, each on fresh collocation points.
 
@@ -86,20 +182,23 @@ def make_chunk(
     keyword arguments for ``tx.update`` at each step. `prediction_reference`,
     if given, passes ``reference_scale=`` (for ``stablegrad("prediction")``):
     the std of dL/d(prediction) under that reading, from the step's own
-    backward pass.
+    backward pass. With `loss_weighting`, the terms are weighted by the
+    state's ``loss_weights`` instead of the problem's fixed weights.
     """
     if prediction_reference is not None:
         _check_reading(prediction_reference)
+    _check_weighting(loss_weighting, 1, 0.0)
 
-    def predict(params, batch):
+    def predict(params, batch, weights):
+        del weights
         return problem.outputs(scalar_field(apply_fn, params), batch)
 
-    def loss_of(outputs, batch):
+    def loss_of(outputs, batch, weights):
         terms = problem.losses_of(outputs, batch)
-        return problem.weighted_sum(terms), terms
+        return sum(weights[name] * value for name, value in terms.items()), terms
 
-    def loss_fn(params, batch):
-        return loss_of(predict(params, batch), batch)
+    def loss_fn(params, batch, weights):
+        return loss_of(predict(params, batch, weights), batch, weights)
 
     with_cotangent = _prediction.prediction_cotangent(predict, loss_of, has_aux=True)
 
@@ -107,14 +206,15 @@ def make_chunk(
         key, sample_key = jax.random.split(state.key)
         batch = problem.sample(sample_key, num_interior, num_boundary)
         extra = {} if update_args is None else update_args(state.params, batch)
+        weights = problem.weights() if loss_weighting is None else state.loss_weights
         scales = {}
         if prediction_reference is None:
             (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-                state.params, batch
+                state.params, batch, weights
             )
         else:
             (loss, terms), grads, (outputs, cotangent) = with_cotangent(
-                state.params, batch
+                state.params, batch, weights
             )
             for reading in PREDICTION_READINGS:
                 parts = _prediction.selected(
@@ -124,7 +224,9 @@ def make_chunk(
             extra["reference_scale"] = scales[prediction_reference]
         updates, opt_state = tx.update(grads, state.opt_state, state.params, **extra)
         params = optax.apply_updates(state.params, updates)
-        new_state = TrainState(params, opt_state, key, state.step + 1)
+        new_state = state._replace(
+            params=params, opt_state=opt_state, key=key, step=state.step + 1
+        )
         return new_state, ({"loss": loss, **terms}, scales, grads)
 
     def chunk(state: TrainState):
@@ -196,6 +298,9 @@ def train(
     opt_state: Any = None,
     update_args: UpdateArgs | None = None,
     prediction_reference: str | None = None,
+    loss_weighting: str | None = None,
+    loss_weighting_every: int = 100,
+    loss_weighting_momentum: float = 0.9,
 ) -> tuple[Any, list[dict[str, Any]]]:
     """Trains a PINN, one seed or several at once; the final parameters and records.
 
@@ -237,55 +342,102 @@ def train(
         `reading_mask`): ``"data"`` (u at the data points; the one the depth
         sweep measured), ``"values"`` or ``"all"``. It comes from the step's
         own backward pass (no second forward pass). None passes none.
+      loss_weighting: None for the problem's fixed term weights, or
+        ``"grad_norm"``: every term starts at weight 1 and, at step 0 and every
+        `loss_weighting_every` steps after, moves towards the mean of the
+        terms' gradient norms over its own (`grad_norm_weights`; Wang, Teng &
+        Perdikaris 2021, as in jaxpi). The weights are part of each seed's
+        state and ``record["loss_weights"]`` logs them; the per-term gradients
+        are computed only at those steps, between scanned chunks.
+      loss_weighting_every: steps between weight updates (K), >= 1.
+      loss_weighting_momentum: the EMA factor of the weight update, in [0, 1).
 
     Returns:
       (params, records), params stacked over seeds for several.
 
     Raises:
-      ValueError: for `steps` or `log_every` below 1, or a `key` with more than
-        one seed axis.
+      ValueError: for `steps` or `log_every` below 1, a `key` with more than
+        one seed axis, an unknown `loss_weighting`, `loss_weighting_every`
+        below 1 or `loss_weighting_momentum` outside [0, 1).
+
+    References:
+      Wang, Teng & Perdikaris, `Understanding and mitigating gradient flow
+      pathologies in physics-informed neural networks
+      <https://arxiv.org/abs/2001.04536>`_, SIAM J. Sci. Comput., 2021;
+      Wang et al., `An expert's guide to training physics-informed neural
+      networks <https://arxiv.org/abs/2308.08468>`_, 2023 (jaxpi)
     """
     if steps < 1 or log_every < 1:
         raise ValueError(
             f"steps and log_every must be >= 1, got steps={steps}, "
             f"log_every={log_every}."
         )
+    _check_weighting(loss_weighting, loss_weighting_every, loss_weighting_momentum)
     seeds = _seed_shape(key)
     batched = bool(seeds)
     lift = jax.vmap if batched else lambda f: f
     if opt_state is None:
         opt_state = lift(tx.init)(params)
-    state = TrainState(params, opt_state, key, jnp.zeros(seeds, jnp.int32))
+    weights = None
+    if loss_weighting is not None:
+        names = problem.weights()
+        weights = {name: jnp.ones(seeds, jnp.float32) for name in names}
+    state = TrainState(params, opt_state, key, jnp.zeros(seeds, jnp.int32), weights)
     predict = lambda p, x: apply_fn(p, x)[:, 0]
     predict = jax.jit(jax.vmap(predict, in_axes=(0, None)) if batched else predict)
     grid = jnp.asarray(problem.grid(eval_resolution))
     reference = jnp.asarray(problem.reference_on_grid(eval_resolution))
+    sizes = dict(num_interior=num_interior, num_boundary=num_boundary)
+    reweight = None
+    if loss_weighting is not None:
+        reweight = _weight_update(
+            problem, apply_fn, momentum=loss_weighting_momentum, **sizes
+        )
+        reweight = jax.jit(lift(reweight))
 
     def rel_l2(params):
         prediction = predict(params, grid)
         error = prediction - jnp.broadcast_to(reference, prediction.shape)
         return jnp.linalg.norm(error, axis=-1) / jnp.linalg.norm(reference)
 
-    chunks: dict[int, Callable] = {}
-    records = []
-    done = 0
-    while done < steps:
-        length = min(log_every, steps - done)
+    def run(state, length):
         if length not in chunks:
             body = make_chunk(
                 problem,
                 apply_fn,
                 tx,
-                num_interior=num_interior,
-                num_boundary=num_boundary,
                 length=length,
                 update_args=update_args,
                 prediction_reference=prediction_reference,
+                loss_weighting=loss_weighting,
+                **sizes,
             )
             chunks[length] = jax.jit(lift(body))
-        state, logs, scales, grad_std = chunks[length](state)
-        done += length
+        return chunks[length](state)
+
+    # Segments end at every log point and, with a weighting, at every weight
+    # update (the step counter is shared by the seeds, so an update is a host
+    # decision: no per-step branch under vmap).
+    every = loss_weighting_every if reweight is not None else steps
+    chunks: dict[int, Callable] = {}
+    records = []
+    done = 0
+    while done < steps:
+        parts = []
+        end = min(done + log_every, steps)
+        while done < end:
+            if reweight is not None and done % every == 0:
+                state = reweight(state)
+            length = min(end, (done // every + 1) * every) - done
+            state, logs, scales, grad_std = run(state, length)
+            parts.append((logs, scales))
+            done += length
+        logs, scales = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=-1), *parts)
         record = _record(done, logs, scales, grad_std, rel_l2(state.params), batched)
+        if state.loss_weights is not None:
+            record["loss_weights"] = {
+                k: _host(v, batched) for k, v in state.loss_weights.items()
+            }
         records.append(record)
         if callback is not None:
             callback(record)
