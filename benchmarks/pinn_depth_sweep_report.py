@@ -71,7 +71,7 @@ PAPER_BASELINES = (
 # `stablegrad()`'s default), each against the default's ("output").
 DEFAULT = "stablegrad+adam"
 NO_ARGUMENT = ("stablegrad(geometric_mean)+adam",)
-BETTER = 0.9  # a ratio of medians below this counts as better, above 1/BETTER worse
+BETTER = results.BETTER
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -380,13 +380,11 @@ def init_comparison(sweep: Sweep, shown: Sequence[str], ours: str, usual: str):
 
 def _verdict(ours: dict, theirs: dict) -> int:
     """0 better, 1 same, 2 worse, by the ratio of median errors."""
-    ratio = _ratio(ours["median"], theirs["median"])
-    return 0 if ratio < BETTER else 2 if ratio > 1 / BETTER else 1
+    return results.judge(ours["median"], theirs["median"])
 
 
 def _geo_mean_ratio(cells: Sequence[tuple]) -> float:
-    logs = [math.log(_ratio(c[3]["median"], c[4]["median"])) for c in cells]
-    return math.exp(sum(logs) / len(logs))
+    return results.geo_mean_ratio([(c[3]["median"], c[4]["median"]) for c in cells])
 
 
 def comparisons(sweep: Sweep) -> list[str]:
@@ -494,7 +492,7 @@ def best_depths(sweep: Sweep, shown: Sequence[str]) -> list[str]:
                 ]
                 if len(found) < len(sweep.depths):
                     break
-                error, depth = min(found, key=lambda f: _ratio(f[0], 1.0))
+                error, depth = min(found, key=lambda f: results.error_ratio(f[0], 1.0))
                 row.append(f"{depth} ({_num(error)})")
             else:
                 body.append(row)
@@ -570,12 +568,6 @@ def every_claims(sweep: Sweep) -> list[str]:
         if base in sweep.optimizers and (found := claims(sweep, opt, base)):
             lines += ["", *found]
     return lines
-
-
-def _ratio(a: float, b: float) -> float:
-    """a / b for errors, with non-finite errors capped at 10 (a failed run)."""
-    cap = lambda x: min(x, 10.0) if not math.isnan(x) else 10.0
-    return max(cap(a), 1e-12) / max(cap(b), 1e-12)
 
 
 def regime(sweep: Sweep) -> str | None:

@@ -72,6 +72,7 @@ COLUMNS = (
     "git_commit",
 )
 TRAINED = 0.1
+BETTER = 0.9  # a ratio of median errors below this is better, above 1/BETTER worse
 PROTOCOLS = ("tuned", "fixed")
 TUNE_SEED = 0
 TUNE_DEPTH = 16
@@ -205,3 +206,21 @@ def summarize(errors: Sequence[float]) -> dict[str, float]:
         "max": values[-1] if values else math.nan,
         "trained": sum(v < TRAINED for v in values),
     }
+
+
+def error_ratio(a: float, b: float) -> float:
+    """a / b for errors, with non-finite errors capped at 10 (a failed run)."""
+    cap = lambda x: min(x, 10.0) if not math.isnan(x) else 10.0
+    return max(cap(a), 1e-12) / max(cap(b), 1e-12)
+
+
+def judge(ours: float, theirs: float) -> int:
+    """0 better, 1 same, 2 worse: ours against theirs, by `error_ratio`."""
+    ratio = error_ratio(ours, theirs)
+    return 0 if ratio < BETTER else 2 if ratio > 1 / BETTER else 1
+
+
+def geo_mean_ratio(pairs: Sequence[tuple[float, float]]) -> float:
+    """The geometric mean of `error_ratio` over (ours, theirs) pairs."""
+    logs = [math.log(error_ratio(a, b)) for a, b in pairs]
+    return math.exp(sum(logs) / len(logs))

@@ -1,0 +1,295 @@
+"""The 20,000-step PINN campaign's results page, from its CSV.
+
+The campaign (``benchmarks/campaigns/pinn_long_budget.json``) trains every
+recipe at one learning rate on seeds 1-3, with no tuning stage. Per cell
+(problem, depth, recipe) the page gives the median and range of the final
+relative L2 error over the seeds, how many seeds end below 1e-1 and 1e-2, and
+the time per step as a ratio to ``adam+warmup+decay`` in the same cell when
+both ran on the same machine on the same day. Then verdict lines (better /
+same / worse by the ratio of median errors, as the depth sweep judges, and the
+geometric mean of that ratio) for the comparisons the campaign exists for, and
+a table of published numbers on these problems, as context.
+
+  python benchmarks/pinn_long_budget_report.py            # writes the page
+  python benchmarks/pinn_long_budget_report.py --check    # is it up to date?
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import statistics
+import sys
+from collections.abc import Sequence
+
+import mdtables
+import pinn_depth_sweep_results as results
+
+SCRIPT = "benchmarks/pinn_long_budget_report.py"
+RESULTS = results.RESULTS.with_name("pinn_long_budget.csv")
+SCHEDULE = "adam+warmup+decay"  # the schedule alone: times are ratios to it
+STANDARD = "adam+warmup+decay+gradnorm"  # the core of the field's recipe
+PAPER = "stablegrad(prediction)+adam+warmup+decay"
+STANDARD_PAPER = "stablegrad(prediction)+adam+warmup+decay+gradnorm"
+AGC = "agc+adam+warmup+decay+gradnorm"
+RECIPES = (SCHEDULE, STANDARD, PAPER, STANDARD_PAPER, AGC)  # table order
+THRESHOLDS = (1e-1, 1e-2)
+# (question, first, second): each line judges the first against the second.
+COMPARISONS = (
+    ("StableGrad added to the standard recipe", STANDARD_PAPER, STANDARD),
+    ("StableGrad added to the schedule alone", PAPER, SCHEDULE),
+    ("gradient-norm weighting added to the schedule alone", STANDARD, SCHEDULE),
+    ("StableGrad against gradient-norm weighting", PAPER, STANDARD),
+    ("AGC against StableGrad, each in the standard recipe", AGC, STANDARD_PAPER),
+)
+# Context: what published PINNs reached on these problems, and with what.
+LITERATURE_HEADER = ("problem", "source", "network", "training", "rel. L2")
+LITERATURE: tuple[tuple[str, ...], ...] = ()
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--results", type=pathlib.Path, default=RESULTS)
+    mdtables.page_arguments(parser, "long_budget.md", "the CSV")
+    return parser.parse_args(argv)
+
+
+def cells(rows: Sequence[dict]) -> dict[tuple, list[dict]]:
+    """Rows by (problem, depth, recipe)."""
+    found: dict[tuple, list[dict]] = {}
+    for row in rows:
+        found.setdefault((row["problem"], row["depth"], row["optimizer"]), []).append(
+            row
+        )
+    return found
+
+
+def summary(runs: Sequence[dict]) -> dict:
+    """Median, range and seeds under each threshold of the final errors."""
+    errors = [r["final_rel_l2"] for r in runs]
+    stats = results.summarize(errors)
+    finite = [results.error_ratio(e, 1.0) for e in errors]
+    stats["under"] = [sum(e < t for e in finite) for t in THRESHOLDS]
+    return stats
+
+
+def step_ratio(runs: Sequence[dict], base: Sequence[dict]) -> str:
+    """Time per step against `base`'s, where both ran on one machine one day."""
+    same = {(r["device"], r["date"]) for r in runs} == {
+        (r["device"], r["date"]) for r in base
+    }
+    if not runs or not base or not same or len({r["device"] for r in runs}) > 1:
+        return "–"
+    per_step = lambda rs: statistics.median(r["wall_s"] / r["steps"] for r in rs)
+    return f"{per_step(runs) / per_step(base):.2f}"
+
+
+def _num(value: float) -> str:
+    if value != value or value == float("inf"):
+        return "div"
+    return f"{value:.2g}" if value < 0.01 else f"{value:.3f}"
+
+
+def tables(found: dict[tuple, list[dict]]) -> list[str]:
+    """One table per problem: a row per (recipe, depth) that ran."""
+    lines = []
+    problems = sorted({p for p, _, _ in found})
+    depths = sorted({d for _, d, _ in found})
+    for problem in problems:
+        body = []
+        for recipe in RECIPES:
+            for depth in depths:
+                runs = found.get((problem, depth, recipe))
+                if not runs:
+                    continue
+                s = summary(runs)
+                base = found.get((problem, depth, SCHEDULE), [])
+                body.append(
+                    [
+                        f"`{recipe}`",
+                        str(depth),
+                        f"{_num(s['median'])} [{_num(s['min'])}, {_num(s['max'])}]",
+                        *(f"{k}/{s['n']}" for k in s["under"]),
+                        step_ratio(runs, base),
+                    ]
+                )
+        header = ["recipe", "depth", "final rel. L2: median [range]"]
+        header += [f"< {t:.0e}" for t in THRESHOLDS]
+        header += [f"time / step vs `{SCHEDULE}`"]
+        lines += [f"### {problem.capitalize()}", "", *mdtables.table(header, body), ""]
+    return lines
+
+
+def _complete(runs: Sequence[dict] | None, seeds: int) -> bool:
+    return bool(runs) and len(runs) >= seeds
+
+
+def verdict(pairs: Sequence[tuple[str, float, float]]) -> str:
+    """ "b / s / w of n (ratio r): where" for (cell name, ours, theirs) pairs."""
+    if not pairs:
+        return "no cell has both yet"
+    counts = [0, 0, 0]
+    for _, ours, theirs in pairs:
+        counts[results.judge(ours, theirs)] += 1
+    ratio = results.geo_mean_ratio([(a, b) for _, a, b in pairs])
+    cells_text = ", ".join(f"{name} {_num(a)} vs {_num(b)}" for name, a, b in pairs)
+    return (
+        f"{' / '.join(map(str, counts))} of {len(pairs)} (ratio {ratio:.2f}; "
+        f"{cells_text})"
+    )
+
+
+def comparisons(found: dict[tuple, list[dict]], seeds: int) -> list[str]:
+    """The campaign's verdict lines, over cells where both have every seed."""
+    keys = sorted({(p, d) for p, d, _ in found})
+    median = lambda runs: summary(runs)["median"]
+    lines = []
+    for question, first, second in COMPARISONS:
+        pairs = [
+            (f"{p} {d}", median(found[p, d, first]), median(found[p, d, second]))
+            for p, d in keys
+            if _complete(found.get((p, d, first)), seeds)
+            and _complete(found.get((p, d, second)), seeds)
+        ]
+        lines.append(f"* **{question}** (`{first}` vs `{second}`): {verdict(pairs)}.")
+    lines.append(overlap(found, seeds))
+    # Depth: each recipe at 32 against itself at 8, per problem.
+    for recipe in RECIPES:
+        pairs = [
+            (p, median(found[p, 32, recipe]), median(found[p, 8, recipe]))
+            for p in sorted({p for p, _ in keys})
+            if _complete(found.get((p, 32, recipe)), seeds)
+            and _complete(found.get((p, 8, recipe)), seeds)
+        ]
+        if pairs:
+            lines.append(
+                f"* **Depth 32 against depth 8, `{recipe}`**: {verdict(pairs)}."
+            )
+    return lines
+
+
+def overlap(found: dict[tuple, list[dict]], seeds: int) -> str:
+    """Does StableGrad's gain shrink once the weighting is there?
+
+    Over the cells that have all four (schedule, schedule + weighting, each
+    with and without StableGrad): the geometric-mean ratio StableGrad gives
+    without the weighting and with it.
+    """
+    median = lambda runs: summary(runs)["median"]
+    four = (SCHEDULE, PAPER, STANDARD, STANDARD_PAPER)
+    keys = sorted(
+        (p, d)
+        for p, d, r in found
+        if r == SCHEDULE and all(_complete(found.get((p, d, x)), seeds) for x in four)
+    )
+    if not keys:
+        return (
+            "* **Do StableGrad and the weighting overlap?** No cell has all four yet."
+        )
+    alone = results.geo_mean_ratio(
+        [(median(found[k + (PAPER,)]), median(found[k + (SCHEDULE,)])) for k in keys]
+    )
+    weighted = results.geo_mean_ratio(
+        [
+            (median(found[k + (STANDARD_PAPER,)]), median(found[k + (STANDARD,)]))
+            for k in keys
+        ]
+    )
+    if weighted >= 1 / results.BETTER and alone < results.BETTER:
+        reading = "its gain is gone once the weighting is there: they overlap"
+    elif weighted > alone / results.BETTER:
+        reading = "its gain shrinks with the weighting: they overlap in part"
+    elif weighted < alone * results.BETTER:
+        reading = "it gains more with the weighting than without"
+    else:
+        reading = "its effect is about the same with and without the weighting"
+    return (
+        f"* **Do StableGrad and the weighting overlap?** Over {len(keys)} cells "
+        f"({', '.join(f'{p} {d}' for p, d in keys)}), StableGrad's ratio is "
+        f"{alone:.2f} added to the schedule alone and {weighted:.2f} added to the "
+        f"schedule with the weighting: {reading}."
+    )
+
+
+def setting(rows: Sequence[dict]) -> str:
+    """The settings every row shares, and the provenance in one line."""
+    one = lambda k: ", ".join(str(v) for v in sorted({r[k] for r in rows}))
+    dates = sorted({r["date"] for r in rows})
+    commits = sorted({r["git_commit"] for r in rows})
+    return (
+        f"{len(rows)} runs: tanh MLPs of width {one('width')}, {one('init')} init, "
+        f"{one('steps')} steps of {one('num_interior')} interior + "
+        f"{one('num_boundary')} boundary (+ initial) points resampled every step, "
+        f"peak learning rate {one('lr')} for every recipe (10% linear warmup, then "
+        f"exponential decay to 10% of the peak), seeds {one('seed')}. Devices: "
+        f"{one('device')}; dates {dates[0]} to {dates[-1]}; commits "
+        f"{', '.join(commits)}."
+    )
+
+
+def page(rows: Sequence[dict], source: pathlib.Path, page_path: pathlib.Path) -> str:
+    found = cells(rows)
+    seeds = len({r["seed"] for r in rows})
+    lines = [
+        *mdtables.generated(SCRIPT, [mdtables.repo_path(source)]),
+        "",
+        "# Results: 20,000 steps with the field's recipe",
+        "",
+        "Does StableGrad help PINNs trained as the field trains them? The core of "
+        "the field's recipe (jaxpi; Wang, Teng & Perdikaris 2021): Adam with a "
+        "linear warmup and exponential decay, collocation points resampled every "
+        "step, and gradient-norm loss weighting (`pinn.train(..., "
+        'loss_weighting="grad_norm")`, K = 100). Not all of it: no Fourier '
+        "features, no modified MLP, no causal weighting. One learning rate for "
+        "every recipe and depth (jaxpi's 1e-3), no tuning: what a user of the "
+        "standard recipe runs, and a limitation (the short sweep found that the "
+        "best rate follows the depth).",
+        "",
+        setting(rows) if rows else "No runs yet.",
+        "",
+        "## Per cell",
+        "",
+        *tables(found),
+        "## Verdicts",
+        "",
+        "Better where the first's median error is more than "
+        f"{round((1 - results.BETTER) * 100)}% lower than the second's, worse where "
+        f"it is more than {round((1 / results.BETTER - 1) * 100)}% higher; the ratio "
+        "is the geometric mean of the ratio of median errors (below 1: the first "
+        "better), over the cells where both have every seed.",
+        "",
+        *comparisons(found, seeds),
+        "",
+    ]
+    if LITERATURE:
+        lines += [
+            "## Context: published numbers on these problems",
+            "",
+            "Not a like-for-like comparison: other networks, optimizers, budgets "
+            "and points.",
+            "",
+            *mdtables.table(LITERATURE_HEADER, LITERATURE),
+            "",
+        ]
+    lines += [
+        f"Raw rows: [`{mdtables.repo_path(source)}`]"
+        f"({mdtables.link(source, page_path)}), per-run histories beside it "
+        "(`*_history.jsonl`: the error, loss and loss weights every 100 steps).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    rows = results.read_rows(args.results)
+    outputs = {args.page: page(rows, args.results, args.page)}
+    if args.check:
+        return mdtables.up_to_date(outputs, SCRIPT, args.results)
+    mdtables.write(outputs)
+    print(f"wrote {args.page} from {len(rows)} runs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
