@@ -16,8 +16,8 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 # Tests that compile the same computation again (a resumed benchmark re-running
 # its last batch, raw and typed keys of one training run) share the executable
-# through a compilation cache private to this run (issue 24: compile time is
-# most of the suite's time on CPU). It starts empty, so timings stay cold-start.
+# through a compilation cache private to this run: compile time is most of the
+# suite's time on CPU. It starts empty, so timings stay cold-start.
 _COMPILE_CACHE = tempfile.mkdtemp(prefix="sgo-jax-cache-")
 atexit.register(shutil.rmtree, _COMPILE_CACHE, ignore_errors=True)
 jax.config.update("jax_compilation_cache_dir", _COMPILE_CACHE)

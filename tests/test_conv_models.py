@@ -112,7 +112,7 @@ def test_shapes_collections_and_the_output_layer(model, norm):
     state = sgo.stablegrad().init(params)
     assert sgo.layer_names(params)[int(state.reference_index)] == "head"
     if norm != "batch":
-        # every convolution carries a bias where BatchNorm used to shift
+        # every convolution carries a bias in place of BatchNorm's shift
         kernels = [
             path
             for path, leaf in jax.tree_util.tree_leaves_with_path(params)

@@ -1,7 +1,8 @@
-"""The README's recipes: Flax NNX, linen TrainState, Equinox, multi_transform, logging.
+"""The framework recipes: Flax NNX, linen TrainState, Equinox, multi_transform, logging.
 
-Each test trains for a few jitted steps the way the README shows and checks
-that the loss falls and StableGrad did its part (the output layer's reference).
+Each test trains for a few jitted steps the way the docs show (getting started;
+how it works: the state) and checks that the loss falls and StableGrad did its
+part (the output layer's reference).
 """
 
 import equinox as eqx

@@ -144,7 +144,7 @@ def test_report_writes_tables_figures_and_the_docs_page(modules, tiny_csv, tmp_p
 def test_report_leaves_out_the_reference_figure_without_a_reference_history(
     modules, tiny_csv, tmp_path
 ):
-    """Histories from before the reference was logged: no figure, no line on it."""
+    """A history without `reference_scale` records: no figure, no line on it."""
     _, report, results = modules
     csv_path = tmp_path / "sweep.csv"
     csv_path.write_text(tiny_csv.read_text())
@@ -202,7 +202,7 @@ def test_grids_follow_the_optimizer_family_and_the_problem(modules):
     sweep, _, _ = modules
     adam = sweep.grid_of("adam", "burgers")
     assert adam == sweep.grid_of("stablegrad+adam", "poisson")
-    assert min(adam) == 1e-5  # reaches 1e-5 (DESIGN.md)
+    assert min(adam) == 1e-5  # the Adam-family grid reaches down to 1e-5
     assert max(sweep.grid_of("sgd-momentum", "poisson")) < max(adam) / 10
     assert sweep.grid_of("sgd-momentum", "burgers") != sweep.grid_of(
         "sgd-momentum", "helmholtz"

@@ -187,9 +187,10 @@ def test_update_args_reach_the_optimizer_at_every_step():
         _train(problem, model, params, given)
 
 
-def _glue_reference(problem, apply_fn, params, batch, weights=None):
-    """The reference by a second forward pass over the data points: the std of
-    the (weighted) data loss's gradient there."""
+def _second_pass_reference(problem, apply_fn, params, batch, weights=None):
+    """The prediction reference computed apart: a second forward pass over the
+    data points, then the std of the (weighted) data loss's gradient with
+    respect to the prediction there."""
     names = problem.data_terms()
     weights = problem.weights() if weights is None else weights
     points = [batch[name] for name in names]
@@ -208,8 +209,10 @@ def _glue_reference(problem, apply_fn, params, batch, weights=None):
 
 @pytest.mark.parametrize("weighting", [None, "grad_norm"])
 @pytest.mark.parametrize("name", ["poisson", "burgers"])
-def test_native_prediction_reference_equals_the_glue(name, weighting):
-    """Under a loss weighting the reference comes from the weighted loss."""
+def test_prediction_reference_equals_a_second_forward_pass(name, weighting):
+    """`prediction_reference="data"` gives the std of dL/du at the data points,
+    from the step's own backward pass; under a loss weighting, of the weighted
+    loss."""
     problem, model, params = _setup(name)
     tx = optax.chain(sgo.stablegrad("prediction"), optax.sgd(1e-3))
     key = jax.random.key(5)
@@ -232,7 +235,7 @@ def test_native_prediction_reference_equals_the_glue(name, weighting):
     new_state, _, scales, _ = jax.jit(chunk)(state)
     # The chunk's first step samples its batch from the second half of the key.
     batch = problem.sample(jax.random.split(key)[1], 32, 16)
-    expected = _glue_reference(problem, model.apply, params, batch, weights)
+    expected = _second_pass_reference(problem, model.apply, params, batch, weights)
     sg = optax.tree_utils.tree_get(new_state.opt_state, "StableGradState")
     assert float(sg.reference) == pytest.approx(expected, rel=1e-6)
     assert float(scales["data"][0]) == pytest.approx(expected, rel=1e-6)
