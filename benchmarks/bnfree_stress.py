@@ -53,6 +53,7 @@ import stablegrad_optax as sgo
 from stablegrad_optax import datasets, models
 
 import bnfree_stress_results as results
+import recipes
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
 from common import code_version, device_name  # noqa: E402
@@ -73,9 +74,7 @@ OPTIMIZERS: dict[str, tuple[float, Callable[[float], optax.GradientTransformatio
     ),
     "adamw": (1e-3, lambda lr: optax.adamw(lr, weight_decay=1e-4)),
 }
-REFERENCES = ("output", "geometric_mean", "mean", "median", "max", "prediction")
 ADAM_EPS = 1e-8  # optax.adamw's default: a layer below it is one Adam cannot see
-AGC_CLIPPING = 0.01
 DEFAULT_VARIANTS = (
     "bn",
     "none",
@@ -86,41 +85,15 @@ DEFAULT_VARIANTS = (
 )
 
 
-def parse_variant(variant: str) -> tuple[str, Callable[[], Any] | None]:
-    """(norm, factory of the transformation before the optimizer, or None)."""
-    norm, _, transform = variant.partition("+")
-    if norm == "bn":
-        norm = "batch"
-    if norm not in models.NORMS or (norm == "batch" and transform):
-        raise ValueError(f"unknown variant {variant!r}")
-    if not transform:
-        return norm, None
-    if transform == "agc":
-        return norm, lambda: optax.adaptive_grad_clip(AGC_CLIPPING)
-    reference = "output"
-    if transform.startswith("stablegrad(") and transform.endswith(")"):
-        reference = transform[len("stablegrad(") : -1]
-    elif transform != "stablegrad":
-        raise ValueError(f"unknown variant {variant!r}")
-    if reference not in REFERENCES:
-        raise ValueError(f"variant {variant!r}: reference must be one of {REFERENCES}")
-    return norm, lambda: sgo.stablegrad(reference)
-
-
-def needs_prediction_scale(variant: str) -> bool:
-    """Whether the variant's StableGrad takes the prediction gradient's std."""
-    return variant.endswith("stablegrad(prediction)")
-
-
 def make_optimizer(
     optimizer: str, variant: str, lr: float | None = None
 ) -> optax.GradientTransformation:
     default_lr, make = OPTIMIZERS[optimizer]
     lr = default_lr if lr is None else lr
-    _, transform = parse_variant(variant)
-    if transform is None:
+    before = recipes.VARIANTS[variant].before
+    if before is None:
         return make(lr)
-    return optax.chain(transform(), make(lr))
+    return optax.chain(before(), make(lr))
 
 
 def load_data(name: str, data_dir: str | None) -> datasets.ImageDataset:
@@ -158,10 +131,10 @@ def run_cell(
     rescale) and ``below_eps`` (how many layers' gradient std is below
     `ADAM_EPS`).
     """
-    norm, _ = parse_variant(variant)
-    model = make_model(model_name, args.width, norm, data.num_classes)
+    spec = recipes.VARIANTS[variant]
+    model = make_model(model_name, args.width, spec.norm, data.num_classes)
     tx = make_optimizer(optimizer, variant, lr)
-    paper = needs_prediction_scale(variant)
+    paper = spec.prediction
     train_x = jnp.asarray(data.train_images)
     train_y = jnp.asarray(data.train_labels)
     augment = functools.partial(datasets.augment, flip=args.dataset != "digits32")
@@ -176,7 +149,7 @@ def run_cell(
         return params, variables.get("batch_stats", {}), tx.init(params)
 
     def forward(params, stats, x, train):
-        if norm != "batch":
+        if spec.norm != "batch":
             return model.apply({"params": params}, x), stats
         variables = {"params": params, "batch_stats": stats}
         if not train:
@@ -335,10 +308,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         if name not in OPTIMIZERS:
             parser.error(f"--optimizers: {name!r} is not one of {sorted(OPTIMIZERS)}")
     for variant in args.variants:
-        try:
-            parse_variant(variant)
-        except ValueError as err:
-            parser.error(f"--variants: {err}")
+        if variant not in recipes.VARIANTS:
+            parser.error(
+                f"--variants: {variant!r} is not one of {sorted(recipes.VARIANTS)}"
+            )
     for name in ("width", "steps", "batch_size", "chunk", "eval_examples"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")

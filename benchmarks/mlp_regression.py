@@ -62,10 +62,11 @@ from tqdm.auto import tqdm
 import stablegrad_optax as sgo
 from stablegrad_optax.models import MLP
 
+import recipes
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
 from common import OPTIMIZERS, run_metadata  # noqa: E402
 
-PAPER = "stablegrad(prediction)+adam"
 ADAM_LRS = (3e-4, 1e-3, 3e-3, 1e-2)
 SGD_LRS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 
@@ -101,28 +102,18 @@ def mse(model: nn.Module, params: Any, x: jax.Array, y: jax.Array) -> jax.Array:
 def create_optimizer(
     name: str, learning_rate: jax.typing.ArrayLike
 ) -> optax.GradientTransformation:
-    """The optimizer called `name`; the learning rate may be a traced scalar."""
-    # StableGrad's default reference="output", with the head named explicitly.
-    if name == "adam":
-        return optax.adam(learning_rate)
-    if name == PAPER:  # takes reference_scale= at every update (see train_step)
-        return optax.chain(sgo.stablegrad("prediction"), optax.adam(learning_rate))
-    if name == "stablegrad+adam":
-        return optax.chain(
-            sgo.stablegrad(output_layer="head"), optax.adam(learning_rate)
-        )
-    if name == "sgd-momentum":
-        return optax.sgd(learning_rate, momentum=0.9)
-    if name == "stablegrad+sgd-momentum":
-        return optax.chain(
-            sgo.stablegrad(output_layer="head"),
-            optax.sgd(learning_rate, momentum=0.9),
-        )
-    raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}.")
+    """The recipe called `name` (`recipes.RECIPES`); the lr may be traced."""
+    return recipes.RECIPES[name].make(learning_rate)
+
+
+def takes_reference(name: str) -> bool:
+    """Whether the recipe's StableGrad takes ``reference_scale=`` every step."""
+    return recipes.RECIPES[name].prediction_reference is not None
 
 
 def learning_rates(name: str, config: argparse.Namespace) -> tuple[float, ...]:
-    return tuple(config.adam_lrs if "adam" in name else config.sgd_lrs)
+    grids = {"adaptive": config.adam_lrs, "sgd": config.sgd_lrs}
+    return tuple(grids[recipes.RECIPES[name].grid])
 
 
 def train_step(model, tx, params, opt_state, data, name):
@@ -141,7 +132,7 @@ def train_step(model, tx, params, opt_state, data, name):
     step = sgo.prediction_value_and_grad(predict, loss)
     train_loss, grads, scale = step(params, data["x_train"], data["y_train"])
     val_loss = mse(model, params, data["x_val"], data["y_val"])
-    extra = {"reference_scale": scale} if name == PAPER else {}
+    extra = {"reference_scale": scale} if takes_reference(name) else {}
     updates, opt_state = tx.update(grads, opt_state, params, **extra)
     params = optax.apply_updates(params, updates)
     return params, opt_state, train_loss, val_loss

@@ -30,21 +30,21 @@ import pathlib
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-import stablegrad_optax as sgo
 from stablegrad_optax import init, pinn
 from stablegrad_optax.models import ACTIVATIONS, MLP
 
 import pinn_depth_sweep_results as results
+import recipes
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
-from common import agc_adam, code_version, device_name, name_list  # noqa: E402
+from common import code_version, device_name, name_list  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -58,139 +58,8 @@ LR_GRIDS = {
     ("sgd", None): (1e-7, 3e-7, 1e-6, 3e-6, 1e-5, 3e-5),
     ("sgd", "burgers"): (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
 }
-MOMENTUM = 0.9
-
-
-def _sgd(learning_rate):
-    return optax.sgd(learning_rate, momentum=MOMENTUM)
-
-
-def _after_stablegrad(reference, inner) -> Callable[[Any], Any]:
-    return lambda learning_rate: optax.chain(
-        sgo.stablegrad(reference), inner(learning_rate)
-    )
-
-
-def _one_group(path) -> str:
-    """Every layer in one group: the same global factor for all of them."""
-    del path
-    return "all"
-
-
-# Learning-rate schedules as PINN codes use them (jaxpi: linear warmup, then
-# exponential decay), scaled to the run's length: steps -> factor(count).
-WARMUP_FRACTION = 0.1
-
-
-def _decay(end: float) -> Callable[[int], optax.Schedule]:
-    def schedule(steps: int) -> optax.Schedule:
-        return optax.exponential_decay(1.0, transition_steps=steps, decay_rate=end)
-
-    return schedule
-
-
-def _warmup_decay(end: float) -> Callable[[int], optax.Schedule]:
-    def schedule(steps: int) -> optax.Schedule:
-        warmup = max(1, round(WARMUP_FRACTION * steps))
-        return optax.warmup_exponential_decay_schedule(
-            init_value=0.0,
-            peak_value=1.0,
-            warmup_steps=warmup,
-            transition_steps=max(1, steps - warmup),
-            decay_rate=end,
-        )
-
-    return schedule
-
-
-class Optimizer(NamedTuple):
-    """How the sweep builds one optimizer."""
-
-    make: Callable[[Any], optax.GradientTransformation]  # lr -> transformation
-    grid: str  # a grid family of LR_GRIDS
-    # If set, `pinn.train` passes `reference_scale=` at every step: the
-    # std of dL/d(prediction) under this reading (`pinn.PREDICTION_READINGS`).
-    prediction_reference: str | None = None
-    # If set, the learning rate is the grid's lr times this schedule of a run
-    # of the given number of steps.
-    schedule: Callable[[int], optax.Schedule] | None = None
-    # `pinn.train`'s loss_weighting (None: the problem's fixed term weights).
-    loss_weighting: str | None = None
-
-    def build(self, steps: int) -> Callable[[Any], optax.GradientTransformation]:
-        """lr -> transformation for a run of `steps` (for inject_hyperparams)."""
-        if self.schedule is None:
-            return self.make
-        shape = self.schedule(steps)
-
-        def make(learning_rate):
-            return self.make(lambda count: learning_rate * shape(count))
-
-        return make
-
-
-def _paper(reading: str = "data", schedule=None, loss_weighting=None) -> Optimizer:
-    """StableGrad with the paper's (prediction) reference, then Adam."""
-    make = _after_stablegrad("prediction", optax.adam)
-    return Optimizer(make, "adaptive", reading, schedule, loss_weighting)
-
-
-OPTIMIZERS: dict[str, Optimizer] = {
-    "adam": Optimizer(optax.adam, "adaptive"),
-    "stablegrad+adam": Optimizer(_after_stablegrad("output", optax.adam), "adaptive"),
-    "stablegrad(geometric_mean)+adam": Optimizer(
-        _after_stablegrad("geometric_mean", optax.adam), "adaptive"
-    ),
-    # The paper's reference, read as u at the data points (boundary, initial).
-    "stablegrad(prediction)+adam": _paper(),
-    # The same with the lr decayed as adam+decay's: more than a schedule?
-    "stablegrad(prediction)+adam+decay": _paper(schedule=_decay(0.1)),
-    # The other readings of a PINN's prediction: u at every point (direct
-    # dependence only), and every output the loss reads (derivatives too).
-    "stablegrad(prediction-values)+adam": _paper("values"),
-    "stablegrad(prediction-all)+adam": _paper("all"),
-    # Ablation: the prediction reference with every layer in one group (one
-    # global factor, no per-layer normalisation).
-    "stablegrad(prediction-global)+adam": Optimizer(
-        lambda learning_rate: optax.chain(
-            sgo.stablegrad("prediction", group_by=_one_group),
-            optax.adam(learning_rate),
-        ),
-        "adaptive",
-        prediction_reference="data",
-    ),
-    # Adam with the schedules PINN codes use: exponential decay to 10% (or 1%)
-    # of the peak over the run, and a 10% linear warmup before it.
-    "adam+decay": Optimizer(optax.adam, "adaptive", schedule=_decay(0.1)),
-    "adam+decay(1%)": Optimizer(optax.adam, "adaptive", schedule=_decay(0.01)),
-    "adam+warmup+decay": Optimizer(optax.adam, "adaptive", schedule=_warmup_decay(0.1)),
-    # The core of the field's recipe (jaxpi): the warmup schedule with
-    # gradient-norm loss weighting, alone and with the paper's StableGrad.
-    "adam+warmup+decay+gradnorm": Optimizer(
-        optax.adam,
-        "adaptive",
-        schedule=_warmup_decay(0.1),
-        loss_weighting="grad_norm",
-    ),
-    "stablegrad(prediction)+adam+warmup+decay": _paper(schedule=_warmup_decay(0.1)),
-    "stablegrad(prediction)+adam+warmup+decay+gradnorm": _paper(
-        schedule=_warmup_decay(0.1), loss_weighting="grad_norm"
-    ),
-    "agc+adam+warmup+decay+gradnorm": Optimizer(
-        agc_adam,
-        "adaptive",
-        schedule=_warmup_decay(0.1),
-        loss_weighting="grad_norm",
-    ),
-    "adamw": Optimizer(optax.adamw, "adaptive"),
-    "agc+adam": Optimizer(agc_adam, "adaptive"),
-    "lamb": Optimizer(optax.lamb, "adaptive"),
-    "sgd-momentum": Optimizer(_sgd, "sgd"),
-    "stablegrad+sgd-momentum": Optimizer(_after_stablegrad("output", _sgd), "sgd"),
-    # A constant reference: per-layer normalised SGD, whose step does not
-    # follow the loss scale, so it shares Adam's grid.
-    "stablegrad(1)+sgd-momentum": Optimizer(_after_stablegrad(1.0, _sgd), "adaptive"),
-}
+# The recipes by name (`recipes.RECIPES`; `--optimizers` takes these names).
+OPTIMIZERS = recipes.RECIPES
 # The boundary term's weight: 100 for the elliptic problems, whose residual is
 # ~1e3-1e4 at init and drowns an unweighted boundary term (measured so on
 # Poisson, and so weighted in the flagship example); 1 for Burgers, as in Raissi

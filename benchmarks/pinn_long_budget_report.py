@@ -271,12 +271,14 @@ def page(rows: Sequence[dict], source: pathlib.Path, page_path: pathlib.Path) ->
             *mdtables.table(LITERATURE_HEADER, LITERATURE),
             "",
         ]
-    lines += [
-        f"Raw rows: [`{mdtables.repo_path(source)}`]"
-        f"({mdtables.link(source, page_path)}), per-run histories beside it "
-        "(`*_history.jsonl`: the error, loss and loss weights every 100 steps).",
-        "",
-    ]
+    if rows:
+        lines += [
+            f"Raw rows: [`{mdtables.repo_path(source)}`]"
+            f"({mdtables.link(source, page_path)}), per-run histories beside it "
+            "(`*_history.jsonl`: the error, loss and loss weights every 100 "
+            "steps).",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -1,0 +1,207 @@
+"""The recipes the benchmarks compare: one registry, one entry per name.
+
+A name is a key, never parsed: everything needed to build a recipe sits in its
+entry, and adding a baseline is adding an entry.
+
+* `RECIPES` (the PINN depth sweep, its campaigns and the MLP regression): an
+  optimizer built from a learning rate (and the run's length, for a schedule),
+  the learning-rate grid family it tunes over, what `pinn.train` must pass
+  (the reading of the paper's prediction reference, a loss weighting), and the
+  recipe the reports judge it against.
+* `VARIANTS` (the BatchNorm-free stress test): what replaces BatchNorm (the
+  model's `norm`) and the transformation that runs before the optimizer.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import optax
+
+import stablegrad_optax as sgo
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
+from common import AGC_CLIP, agc_adam  # noqa: E402
+
+MOMENTUM = 0.9
+WARMUP_FRACTION = 0.1  # jaxpi's linear warmup, as a fraction of the run
+DECAY_TO = 0.1  # the exponential decays end at this fraction of the peak
+
+Schedule = Callable[[int], optax.Schedule]  # steps of the run -> factor(count)
+
+
+def _decay(steps: int) -> optax.Schedule:
+    """Exponential decay from 1 to `DECAY_TO` over the run."""
+    return optax.exponential_decay(1.0, transition_steps=steps, decay_rate=DECAY_TO)
+
+
+def _decay_to_1_percent(steps: int) -> optax.Schedule:
+    return optax.exponential_decay(1.0, transition_steps=steps, decay_rate=0.01)
+
+
+def _warmup_decay(steps: int) -> optax.Schedule:
+    """jaxpi's schedule: linear warmup over 10% of the run, then decay to 10%."""
+    warmup = max(1, round(WARMUP_FRACTION * steps))
+    return optax.warmup_exponential_decay_schedule(
+        init_value=0.0,
+        peak_value=1.0,
+        warmup_steps=warmup,
+        transition_steps=max(1, steps - warmup),
+        decay_rate=DECAY_TO,
+    )
+
+
+class Recipe(NamedTuple):
+    """How a benchmark builds one optimizer, and how reports read it."""
+
+    make: Callable[[Any], optax.GradientTransformation]  # lr -> transformation
+    grid: str  # the learning-rate grid family: "adaptive" or "sgd"
+    # If set, `pinn.train` passes `reference_scale=` at every step: the std of
+    # dL/d(prediction) under this reading (`pinn.PREDICTION_READINGS`).
+    prediction_reference: str | None = None
+    # If set, the learning rate is the grid's lr times this schedule of a run
+    # of the given number of steps.
+    schedule: Schedule | None = None
+    # `pinn.train`'s loss_weighting (None: the problem's fixed term weights).
+    loss_weighting: str | None = None
+    # The recipe the reports judge this one against (None: not judged).
+    base: str | None = None
+
+    def build(self, steps: int) -> Callable[[Any], optax.GradientTransformation]:
+        """lr -> transformation for a run of `steps` (for inject_hyperparams)."""
+        if self.schedule is None:
+            return self.make
+        shape = self.schedule(steps)
+
+        def make(learning_rate):
+            return self.make(lambda count: learning_rate * shape(count))
+
+        return make
+
+
+def _sgd(learning_rate) -> optax.GradientTransformation:
+    return optax.sgd(learning_rate, momentum=MOMENTUM)
+
+
+def _after(first: Callable[[], optax.GradientTransformation], inner):
+    """lr -> ``optax.chain(first(), inner(lr))``."""
+    return lambda learning_rate: optax.chain(first(), inner(learning_rate))
+
+
+def _stablegrad(reference="output", **options):
+    return lambda: sgo.stablegrad(reference, **options)
+
+
+def _one_group(path) -> str:
+    """Every layer in one group: the same global factor for all of them."""
+    del path
+    return "all"
+
+
+def _paper(base: str, reading: str = "data", **fields) -> Recipe:
+    """The paper's StableGrad (prediction reference), then Adam."""
+    make = _after(_stablegrad("prediction"), optax.adam)
+    return Recipe(make, "adaptive", reading, base=base, **fields)
+
+
+RECIPES: dict[str, Recipe] = {
+    "adam": Recipe(optax.adam, "adaptive"),
+    # StableGrad's references that need nothing from the loop, then Adam.
+    "stablegrad+adam": Recipe(
+        _after(_stablegrad("output"), optax.adam), "adaptive", base="adam"
+    ),
+    "stablegrad(geometric_mean)+adam": Recipe(
+        _after(_stablegrad("geometric_mean"), optax.adam), "adaptive", base="adam"
+    ),
+    # The paper's reference, read as u at the data points (boundary, initial),
+    # and the other readings of a PINN's prediction: u at every point (direct
+    # dependence only), and every output the loss reads (derivatives too).
+    "stablegrad(prediction)+adam": _paper("adam"),
+    "stablegrad(prediction-values)+adam": _paper("adam", "values"),
+    "stablegrad(prediction-all)+adam": _paper("adam", "all"),
+    # The same with the lr decayed as adam+decay's: more than a schedule?
+    "stablegrad(prediction)+adam+decay": _paper("adam+decay", schedule=_decay),
+    # Ablation: the prediction reference with every layer in one group (one
+    # global factor, no per-layer normalisation).
+    "stablegrad(prediction-global)+adam": Recipe(
+        _after(_stablegrad("prediction", group_by=_one_group), optax.adam),
+        "adaptive",
+        prediction_reference="data",
+        base="adam",
+    ),
+    # Adam with the schedules PINN codes use: exponential decay to 10% (or 1%)
+    # of the peak over the run, and a 10% linear warmup before it.
+    "adam+decay": Recipe(optax.adam, "adaptive", schedule=_decay),
+    "adam+decay(1%)": Recipe(optax.adam, "adaptive", schedule=_decay_to_1_percent),
+    "adam+warmup+decay": Recipe(optax.adam, "adaptive", schedule=_warmup_decay),
+    # The core of the field's recipe (jaxpi): the warmup schedule with
+    # gradient-norm loss weighting, alone and with the paper's StableGrad.
+    "adam+warmup+decay+gradnorm": Recipe(
+        optax.adam,
+        "adaptive",
+        schedule=_warmup_decay,
+        loss_weighting="grad_norm",
+    ),
+    "stablegrad(prediction)+adam+warmup+decay": _paper(
+        "adam+warmup+decay", schedule=_warmup_decay
+    ),
+    "stablegrad(prediction)+adam+warmup+decay+gradnorm": _paper(
+        "adam+warmup+decay+gradnorm",
+        schedule=_warmup_decay,
+        loss_weighting="grad_norm",
+    ),
+    "agc+adam+warmup+decay+gradnorm": Recipe(
+        agc_adam,
+        "adaptive",
+        schedule=_warmup_decay,
+        loss_weighting="grad_norm",
+    ),
+    "adamw": Recipe(optax.adamw, "adaptive"),
+    "agc+adam": Recipe(agc_adam, "adaptive"),
+    "lamb": Recipe(optax.lamb, "adaptive"),
+    "sgd-momentum": Recipe(_sgd, "sgd"),
+    "stablegrad+sgd-momentum": Recipe(
+        _after(_stablegrad("output"), _sgd), "sgd", base="sgd-momentum"
+    ),
+    # A constant reference: per-layer normalised SGD, whose step does not
+    # follow the loss scale, so it shares Adam's grid.
+    "stablegrad(1)+sgd-momentum": Recipe(
+        _after(_stablegrad(1.0), _sgd), "adaptive", base="sgd-momentum"
+    ),
+}
+
+
+class Variant(NamedTuple):
+    """A BatchNorm-free variant: the model's `norm` and what runs before the
+    optimizer."""
+
+    norm: str  # a `stablegrad_optax.models.NORMS` entry
+    before: Callable[[], optax.GradientTransformation] | None = None
+    # Whether the step passes the std of dL/dlogits (`reference_scale=`).
+    prediction: bool = False
+
+
+# StableGrad's references in the stress test; "" is the default ("output").
+REFERENCES = ("output", "geometric_mean", "mean", "median", "max", "prediction")
+
+
+def _variants() -> dict[str, Variant]:
+    variants = {
+        "bn": Variant("batch"),
+        "none": Variant("none"),
+        "skipinit": Variant("skipinit"),
+        "none+agc": Variant("none", lambda: optax.adaptive_grad_clip(AGC_CLIP)),
+    }
+    for norm in ("none", "skipinit"):
+        variants[f"{norm}+stablegrad"] = Variant(norm, _stablegrad("output"))
+        for reference in REFERENCES:
+            variants[f"{norm}+stablegrad({reference})"] = Variant(
+                norm, _stablegrad(reference), prediction=reference == "prediction"
+            )
+    return variants
+
+
+VARIANTS: dict[str, Variant] = _variants()
