@@ -76,7 +76,13 @@ def test_the_optimizer_is_built_in_one_place(example):
         state = train.create_optimizer(config, variant).init(params)
         assert isinstance(state[0], sgo.StableGradState)
     assert train.stablegrad_reference(config, "none+agc") is None
-    assert train.norm_of("bn") == "batch" and train.norm_of("none+agc") == "none"
+    assert train.VARIANTS["bn"].norm == "batch"
+    assert train.VARIANTS["none+agc"].norm == "none"
+    # AGC is one more link in the chain, before the weight decay and SGD.
+    plain = train.create_optimizer(config, "none").init(params)
+    assert len(train.create_optimizer(config, "none+agc").init(params)) == (
+        len(plain) + 1
+    )
     with pytest.raises(ValueError, match="unknown variant"):
         train.create_optimizer(config, "none+sgdp")
 
@@ -96,7 +102,7 @@ def test_the_prediction_variant_passes_the_std_of_dloss_dlogits(example):
         width=2,
         stem="cifar",
     )
-    tx = train.create_optimizer(config, "bn+stablegrad(prediction)")
+    tx = train.create_optimizer(config, "none+stablegrad(prediction)")
     init = functools.partial(train.create_train_state, model, tx)
     state = jax.jit(init)(batches[0][:1], config.seed)
     augment = pipeline.augmentation(config)

@@ -32,7 +32,6 @@ sys.path.insert(0, str(HERE.parent))  # examples/common.py
 
 import train  # noqa: E402
 from common import config_and_overrides, positive  # noqa: E402
-from configs.default import VARIANTS  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None = None):
@@ -46,7 +45,7 @@ def parse_args(argv: Sequence[str] | None = None):
         "--dataset", choices=("digits32", "synthetic", "cifar10", "cifar100")
     )
     parser.add_argument("--data-dir", help="folder of the CIFAR python archive")
-    parser.add_argument("--variants", nargs="+", choices=VARIANTS)
+    parser.add_argument("--variants", nargs="+", choices=train.VARIANTS)
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--batch-size", type=positive(int))
     parser.add_argument("--steps", type=positive(int))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -33,45 +34,53 @@ MODELS = {
 }
 
 
-def norm_of(variant: str) -> str:
-    """The model's `norm` for a variant: "bn" -> "batch", "none+..." -> "none"."""
-    norm = variant.partition("+")[0]
-    return "batch" if norm == "bn" else norm
+class Variant(NamedTuple):
+    """What a variant changes: the model's `norm`, and what runs before SGD."""
+
+    norm: str  # "batch", "none" or "skipinit" (`stablegrad_optax.models.NORMS`)
+    # StableGrad's reference from the config (None: no StableGrad).
+    reference: Callable[[Any], str] | None = None
+    agc: bool = False  # adaptive gradient clipping before SGD
+
+
+# Every variant the example trains, by name (the default run's are in
+# `configs/default.py`).
+VARIANTS = {
+    "bn": Variant("batch"),
+    "none": Variant("none"),
+    "none+stablegrad": Variant("none", reference=lambda config: config.reference),
+    "none+stablegrad(prediction)": Variant("none", reference=lambda _: "prediction"),
+    "none+agc": Variant("none", agc=True),
+    "skipinit": Variant("skipinit"),
+    "skipinit+stablegrad(prediction)": Variant(
+        "skipinit", reference=lambda _: "prediction"
+    ),
+}
 
 
 def create_model(config, variant: str, num_classes: int):
-    kwargs = {"num_classes": num_classes, "norm": norm_of(variant)}
-    if config.model.startswith("resnet"):
+    kwargs = {"num_classes": num_classes, "norm": VARIANTS[variant].norm}
+    if config.model in ("resnet18", "resnet34", "resnet50"):
         kwargs |= {"width": config.width, "stem": "cifar"}
     return MODELS[config.model](**kwargs)
 
 
 def stablegrad_reference(config, variant: str) -> str | None:
-    """StableGrad's reference in a variant, None without StableGrad.
-
-    "none+stablegrad" takes `config.reference`; "none+stablegrad(prediction)"
-    names its own.
-    """
-    transform = variant.partition("+")[2]
-    if transform == "stablegrad":
-        return config.reference
-    if transform.startswith("stablegrad(") and transform.endswith(")"):
-        return transform.removeprefix("stablegrad(").removesuffix(")")
-    return None
+    """StableGrad's reference in a variant, None without StableGrad."""
+    reference = VARIANTS[variant].reference
+    return None if reference is None else reference(config)
 
 
 def create_optimizer(config, variant: str) -> optax.GradientTransformation:
     """SGD with momentum and weight decay, after StableGrad or AGC if asked."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; one of {sorted(VARIANTS)}")
     reference = stablegrad_reference(config, variant)
-    transform = variant.partition("+")[2]
+    before = []
     if reference is not None:
-        before = [sgo.stablegrad(reference)]
-    elif transform == "agc":
-        before = [optax.adaptive_grad_clip(config.agc_clipping)]
-    elif not transform:
-        before = []
-    else:
-        raise ValueError(f"unknown variant {variant!r}")
+        before.append(sgo.stablegrad(reference))
+    if VARIANTS[variant].agc:
+        before.append(optax.adaptive_grad_clip(config.agc_clipping))
     return optax.chain(
         *before,
         optax.add_decayed_weights(config.weight_decay),

@@ -50,6 +50,8 @@ OPTIMIZERS = {
     "sgd-momentum": lambda lr: optax.sgd(lr, momentum=0.9),
     "stablegrad+sgd-momentum": lambda lr: sgo.stablegrad_sgd(lr, momentum=0.9),
 }
+# The optimizers whose StableGrad state the run logs (layer statistics).
+WITH_STABLEGRAD = ("stablegrad+adam", "stablegrad+sgd-momentum")
 GRIDS = {
     "adam": (3e-4, 1e-3, 3e-3),
     "stablegrad+adam": (3e-4, 1e-3, 3e-3),
@@ -103,7 +105,7 @@ def train_one(setup, args, depth, optimizer, lr, iterations, log=True) -> dict:
     model = build_model(setup, depth, args.width, args.seed)
     model.compile(OPTIMIZERS[optimizer](lr))
     logger = []
-    if log and optimizer.startswith("stablegrad"):
+    if log and optimizer in WITH_STABLEGRAD:
         logger = [callbacks.LayerStatistics(every=args.log_every)]
     start = time.perf_counter()
     history, _ = model.train(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
+# The default run's variants (`train.VARIANTS` defines every variant).
 VARIANTS = (
     "bn",
     "none",
@@ -31,7 +32,7 @@ class Config:
       width: first-stage filters of the ResNet (64 is the standard net).
       dataset: "digits32", "synthetic", "cifar10" or "cifar100".
       data_dir: where the CIFAR archive is (nothing is downloaded).
-      variants: from `VARIANTS`: "bn" (BatchNorm), "none" (removed),
+      variants: names from `train.VARIANTS`: "bn" (BatchNorm), "none" (removed),
         "none+stablegrad" (removed, StableGrad with `reference` before SGD),
         "none+stablegrad(prediction)" (removed, StableGrad with the paper's
         reference, the std of dL/dlogits, before SGD), "skipinit" (removed,
