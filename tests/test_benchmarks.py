@@ -184,3 +184,23 @@ def test_mlp_regression_runs_and_writes_results(tmp_path, monkeypatch, capsys):
     assert "| optimizer | chosen lr |" in printed
     for name in bench.OPTIMIZERS:
         assert f"| {name} |" in printed
+
+
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_loss_weighting_cost_tiny_run(tmp_path, seeds):
+    """The weighting's cost benchmark runs and writes one entry per --seeds."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(BENCHMARKS))
+        bench = load_script(
+            BENCHMARKS / "loss_weighting_cost.py", "loss_weighting_cost", patch
+        )
+        flags = ["--depth=1", "--every=2", "--short=2", "--long=4", "--rounds=1"]
+        bench.main([*flags, f"--seeds={seeds}", f"--out={tmp_path}"])
+    saved = json.loads((tmp_path / "loss_weighting_cost.json").read_text())
+    entry = saved[f"seeds_{seeds}"]
+    assert set(entry["step_s"]) == {"wall", "cpu"}
+    assert set(entry["wall_median_ratio_to_none"]) == {
+        "grad_norm",
+        "grad_norm, step 0 only",
+    }
+    assert entry["device"] and entry["git_commit"]
