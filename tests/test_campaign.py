@@ -120,3 +120,20 @@ def test_a_campaign_without_stages_is_refused(modules, tmp_path):
     path.write_text(json.dumps({"script": "pinn_depth_sweep", "options": {}}))
     with pytest.raises(ValueError, match="stages"):
         campaign.load(path)
+
+
+def test_committed_long_budget_rows_leave_no_pending_runs(modules):
+    """A cell with committed rows has nothing left to run: the runner resumes
+    across code changes (recipe names, columns, keys)."""
+    campaign, sweep, results = modules
+    config = campaign.load(LONG_BUDGET)
+    rows = results.read_rows(ROOT / config["options"]["results"])
+    for stage in config["stages"]:
+        args = sweep.parse_args(campaign.stage_argv(config, stage))
+        for cell in sweep.cell_plan(args):
+            problem, init_name, optimizer, depth, _ = cell
+            ran = results.select(
+                rows, problem=problem, init=init_name, optimizer=optimizer, depth=depth
+            )
+            if len(ran) == len(args.seeds):
+                assert not sweep.pending_runs(rows, *cell, args), cell
