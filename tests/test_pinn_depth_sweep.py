@@ -1,11 +1,15 @@
 """The deep-PINN depth sweep (benchmarks/): a tiny real run, its CSV, its report."""
 
 import csv
+import importlib
 import math
 import pathlib
+import re
 
 import jax
 import jax.numpy as jnp
+import matplotlib.colors
+import matplotlib.markers
 import numpy as np
 import optax
 import pytest
@@ -39,6 +43,34 @@ TINY = [
 
 modules = benchmark_scripts("pinn_depth_sweep")
 tiny_csv = tiny_results("sweep", TINY)  # one tiny real sweep (2 steps)
+
+
+def _report_part(name: str):
+    """A module-scoped fixture: the report's module `pinn_depth_sweep_<name>`."""
+
+    @pytest.fixture(scope="module")
+    def part(modules):
+        del modules  # imported with the report, as the report sees it
+        return importlib.import_module(f"pinn_depth_sweep_{name}")
+
+    return part
+
+
+cells = _report_part("cells")
+verdicts = _report_part("verdicts")
+pages = _report_part("pages")
+figures = _report_part("figures")
+
+
+def _section(text: str, *headings: str) -> str:
+    """What a markdown page holds under each heading in turn, up to the next
+    heading of the same level or above."""
+    for heading in headings:
+        level = len(heading.split(" ")[0])
+        body = text.split(f"\n{heading}\n", 1)[1]
+        ends = [body.find(f"\n{'#' * n} ") for n in range(1, level + 1)]
+        text = body[: min((e for e in ends if e >= 0), default=len(body))]
+    return text
 
 
 def test_tiny_sweep_writes_one_row_per_run(modules, tiny_csv):
@@ -129,7 +161,8 @@ def test_report_writes_tables_figures_and_the_docs_page(modules, tiny_csv, tmp_p
     ]
     text = regenerated_page(report, args, page)
     assert "stale" not in text
-    assert "| burgers | glorot | adam |" in text
+    burgers = _section(text, "## Learning rate tuned per depth", "### burgers")
+    assert "| glorot | adam |" in burgers
     assert "stablegrad(prediction)+adam vs adam: better / same / worse" in text
     assert "The paper's claims, stablegrad(prediction)+adam against adam" in text
     tables = (outdir / "pinn_depth_sweep.md").read_text()
@@ -177,6 +210,16 @@ def test_docs_page_is_generated_from_the_committed_csv(modules):
         "docs/results/depth_sweep.md or pinn_depth_sweep.md differs from what "
         "benchmarks/pinn_depth_sweep_report.py makes of the committed CSV"
     )
+
+
+def test_the_docs_page_reads_without_scrolling():
+    """Its tables fit a page's width; where the runs ran is one short line."""
+    text = (ROOT / "docs" / "results" / "depth_sweep.md").read_text()
+    rows = [line.replace("**", "") for line in text.splitlines() if line[:1] == "|"]
+    assert rows and max(map(len, rows)) <= 120
+    day = r"\d{4}-\d\d-\d\d"
+    span = rf"\d+ runs on [^;]+, {day}( to {day})?, (commit \S+|commits \S+ to \S+)"
+    assert re.search(rf"\({span}(; {span})*\); ", text)
 
 
 @pytest.mark.parametrize(
@@ -249,7 +292,7 @@ def test_reading_a_file_with_other_columns_fails(modules, tmp_path):
         results.read_rows(path)
 
 
-def _synthetic_sweep(report, errors):
+def _synthetic_sweep(cells, errors):
     """A complete one-lr sweep: ``errors[(init, optimizer, depth)]`` on every seed."""
     setting = {
         "width": 8,
@@ -277,7 +320,7 @@ def _synthetic_sweep(report, errors):
         for (init, optimizer, depth), error in errors.items()
         for seed in (0, 1, 2, 3)
     ]
-    return report.Sweep(rows, tune_seed=0, tune_depth=8)
+    return cells.Sweep(rows, tune_seed=0, tune_depth=8)
 
 
 @pytest.mark.parametrize(
@@ -288,13 +331,14 @@ def _synthetic_sweep(report, errors):
         (1.0, "neither is consistently better", "both train as many (3)"),
     ],
 )
-def test_the_paper_claims_are_judged_from_the_numbers(modules, ours, verdict, trains):
+def test_the_paper_claims_are_judged_from_the_numbers(
+    cells, verdicts, ours, verdict, trains
+):
     """The page's verdict on each claim follows the CSV, whichever way it goes."""
-    _, report, _ = modules
     base = {4: 0.04, 8: 0.08, 16: 0.09, 32: 0.16}  # 16 and 32 are "deep"
     errors = {("glorot", "adam", d): e for d, e in base.items()}
     errors |= {("glorot", "stablegrad+adam", d): e * ours for d, e in base.items()}
-    text = "\n".join(report.claims(_synthetic_sweep(report, errors), *OURS_BASE))
+    text = "\n".join(verdicts.claims(_synthetic_sweep(cells, errors), *OURS_BASE))
     assert "*Better accuracy at matched depth* " in text and verdict in text
     assert ("holds here" in text) == (ours < 1)
     assert trains in text
@@ -306,9 +350,8 @@ def test_the_paper_claims_are_judged_from_the_numbers(modules, ours, verdict, tr
 PAPER = "stablegrad(prediction)+adam"
 
 
-def test_the_paper_variant_gets_one_comparison_line_per_baseline(modules):
+def test_the_paper_variant_gets_one_comparison_line_per_baseline(cells, verdicts):
     """Lines for the paper's variant first, each verdict from its own numbers."""
-    _, report, _ = modules
     factors = {  # error at every depth, relative to the paper's variant
         "stablegrad+sgd-momentum": 1.0,  # its base is not run: no line
         "stablegrad(prediction)+adam+decay": 2.0,  # worse than adam+decay
@@ -324,14 +367,14 @@ def test_the_paper_variant_gets_one_comparison_line_per_baseline(modules):
         for opt, factor in factors.items()
         for depth in (4, 8)
     }
-    full = _synthetic_sweep(report, errors)
+    full = _synthetic_sweep(cells, errors)
     rows = [
         r
         for r in full.rows
         if not (r["optimizer"] == "adam+warmup+decay" and r["seed"] == 3)
     ]
-    sweep = report.Sweep(rows, tune_seed=0, tune_depth=8)
-    assert report.judged_pairs(sweep.optimizers) == [
+    sweep = cells.Sweep(rows, tune_seed=0, tune_depth=8)
+    assert verdicts.judged_pairs(sweep.optimizers) == [
         (PAPER, "adam"),
         (PAPER, "adam+decay"),
         (PAPER, "adam+warmup+decay"),
@@ -341,7 +384,8 @@ def test_the_paper_variant_gets_one_comparison_line_per_baseline(modules):
         ("stablegrad(prediction)+adam+decay", "adam+decay"),
         ("stablegrad(prediction-global)+adam", "adam"),
     ]
-    lines = [line for line in report.comparisons(sweep) if line.startswith("* ")]
+    text = verdicts.comparisons(sweep)
+    lines = [line for line in text if line.startswith("* ")]
     one = "* **{} vs {}: better / same / worse** in {} of 2 cells with lr per depth"
     expected = [
         one.format(PAPER, "adam", "2 / 0 / 0") + " (ratio 0.50)",
@@ -356,17 +400,20 @@ def test_the_paper_variant_gets_one_comparison_line_per_baseline(modules):
     for line, start in zip(lines, expected, strict=True):
         assert line.startswith(start), (line, start)
         assert ", in " in line and "with one lr" in line  # both protocols
-    assert "adam+warmup+decay" not in "\n".join(report.comparisons(sweep))
+    assert "adam+warmup+decay" not in "\n".join(text)
+    # Each pair's table: per depth and over all, under both protocols.
+    table = _section("\n".join(text), f"### {PAPER} vs adam")
+    assert "| 4 | 1/0/0 | 3 vs 0 (of 3) | 1/0/0 | 3 vs 0 (of 3) |" in table
+    assert "| all | 2/0/0 | 6 vs 0 (of 6) | 2/0/0 | 6 vs 0 (of 6) |" in table
 
 
 @pytest.mark.parametrize(
     ("factor", "verdict"), [(0.5, "2 / 0 / 0"), (2.0, "0 / 0 / 2")]
 )
 def test_the_no_argument_references_are_judged_against_the_default(
-    modules, factor, verdict
+    cells, verdicts, factor, verdict
 ):
     """The candidates for `stablegrad()`'s default, against the default."""
-    _, report, _ = modules
     candidate = "stablegrad(geometric_mean)+adam"
     factors = {"adam": 1.0, "stablegrad+adam": 1.0, candidate: factor}
     errors = {
@@ -374,20 +421,19 @@ def test_the_no_argument_references_are_judged_against_the_default(
         for opt, f in factors.items()
         for depth in (4, 8)
     }
-    sweep = _synthetic_sweep(report, errors)
-    assert report.judged_pairs(sweep.optimizers) == [
+    sweep = _synthetic_sweep(cells, errors)
+    assert verdicts.judged_pairs(sweep.optimizers) == [
         ("stablegrad+adam", "adam"),
         (candidate, "adam"),
         (candidate, "stablegrad+adam"),
     ]
-    lines = [line for line in report.comparisons(sweep) if line.startswith("* ")]
+    lines = [line for line in verdicts.comparisons(sweep) if line.startswith("* ")]
     assert lines[-1].startswith(
         f"* **{candidate} vs stablegrad+adam: better / same / worse** in {verdict} "
     )
 
 
-def test_the_claims_are_judged_per_variant_the_papers_first(modules):
-    _, report, _ = modules
+def test_the_claims_are_judged_per_variant_the_papers_first(cells, verdicts, pages):
     base = {4: 0.04, 8: 0.08}
     factors = {"adam": 1.0, "stablegrad+adam": 2.0, PAPER: 0.5, "sgd-nope": 1.0}
     errors = {
@@ -396,8 +442,8 @@ def test_the_claims_are_judged_per_variant_the_papers_first(modules):
         for d, e in base.items()
     }
     errors[("glorot", "stablegrad+sgd-momentum", 4)] = 0.1  # no base run
-    sweep = _synthetic_sweep(report, errors)
-    text = "\n".join(report.every_claims(sweep))
+    sweep = _synthetic_sweep(cells, errors)
+    text = "\n".join(verdicts.every_claims(sweep))
     headers = [line for line in text.splitlines() if "The paper's claims" in line]
     assert [h.split(", ")[1].split("**")[0] for h in headers] == [
         f"{PAPER} against adam",
@@ -406,7 +452,7 @@ def test_the_claims_are_judged_per_variant_the_papers_first(modules):
     paper, output = text.split(headers[1])
     assert "holds here" in paper and "is more often worse" in output
     assert "| poisson | glorot | 4 (0.040) | 4 (0.020) |" in paper
-    shown = report.in_headline_order(sweep.optimizers)
+    shown = verdicts.in_headline_order(sweep.optimizers)
     assert shown == [  # others after HEADLINE's, in the order they were run
         PAPER,
         "adam",
@@ -414,16 +460,16 @@ def test_the_claims_are_judged_per_variant_the_papers_first(modules):
         "stablegrad+sgd-momentum",
         "sgd-nope",
     ]
-    table = report._protocol_table(sweep, "tuned", shown)
-    assert [row.split(" | ")[2] for row in table[2:]] == shown
+    table = pages.problem_table(sweep, "tuned", "poisson", shown)
+    assert [row.split(" | ")[1] for row in table[2:]] == shown
 
 
 def test_the_reference_figure_draws_the_data_reading_where_it_was_logged(
-    modules, tmp_path
+    modules, cells, figures, tmp_path
 ):
-    _, report, results = modules
+    _, _, results = modules
     errors = {("glorot", opt, 8): 0.1 for opt in ("adam", PAPER)}
-    sweep = _synthetic_sweep(report, errors)
+    sweep = _synthetic_sweep(cells, errors)
     history = {}
     for r in sweep.rows:
         record = {"step": [1, 2], "loss": [r["seed"], 1.0]}
@@ -431,26 +477,37 @@ def test_the_reference_figure_draws_the_data_reading_where_it_was_logged(
             data = [10.0 * r["seed"], 1.0]
             record["reference_scale"] = {"data": data, "values": [0.0, 0.0]}
         history[results.run_key(r)] = record
-    found = report.curves(sweep, history, 8, report.REFERENCE)
+    found = figures.curves(sweep, history, 8, figures.REFERENCE)
     assert list(found) == [("poisson", "glorot", PAPER)]
     curve = found["poisson", "glorot", PAPER]
     assert curve["reference_scale/data"] == [20.0, 1.0]  # median of seeds 1-3
     assert curve["loss"] == [2.0, 1.0] and curve["seeds"] == 3
-    assert report.curves(sweep, history, 4, report.REFERENCE) == {}  # no depth 4
+    assert figures.curves(sweep, history, 4, figures.REFERENCE) == {}  # no depth 4
     tuning_only = {
         k: v for k, v in history.items() if k[results.KEY.index("seed")] == 0
     }
-    assert report.curves(sweep, tuning_only, 8, report.REFERENCE) == {}
+    assert figures.curves(sweep, tuning_only, 8, figures.REFERENCE) == {}
     path = tmp_path / "reference.png"
-    report.plot_reference(sweep, found, 8, path)
+    figures.plot_reference(sweep, found, 8, path)
     assert path.stat().st_size > 10_000
     assert "(3 runs in 1 problem x init x optimizer groups)" in (
-        report.reference_note(found, 8)
+        figures.reference_note(found, 8)
     )
 
 
-def test_the_init_comparison_is_judged_per_optimizer(modules):
-    _, report, _ = modules
+def test_every_recipe_has_a_colour_and_marker_of_its_own(modules, figures):
+    """No two optimizers in one figure look alike: each of the sweep's recipes
+    has its own (colour, marker); a name no recipe has gets a spare pair."""
+    sweep, _, _ = modules
+    assert set(sweep.OPTIMIZERS) <= set(figures.STYLES)
+    drawn = figures.styles([*sweep.OPTIMIZERS, "renamed+adam", "gone+sgd"])
+    assert len(set(drawn.values())) == len(drawn)
+    for colour, marker in drawn.values():
+        assert matplotlib.colors.is_color_like(colour), colour
+        assert marker in matplotlib.markers.MarkerStyle.markers, marker
+
+
+def test_the_init_comparison_is_judged_per_optimizer(cells, verdicts):
     errors = {
         (init, opt, depth): 0.1 * factor
         for depth in (4, 8)
@@ -461,45 +518,79 @@ def test_the_init_comparison_is_judged_per_optimizer(modules):
             ("stablegrad+adam", "critical", 2.0),
         )
     }
-    sweep = _synthetic_sweep(report, errors)
-    text = report.init_comparison(sweep, OURS_BASE[::-1], "critical", "glorot")
+    sweep = _synthetic_sweep(cells, errors)
+    text = verdicts.init_comparison(sweep, OURS_BASE[::-1], "critical", "glorot")
     assert "adam: better in 2, the same in 0, worse in 0 of 2" in text
     assert "poisson 0.50" in text and "poisson 2.00" in text
     assert "stablegrad+adam: better in 0, the same in 0, worse in 2 of 2" in text
-    assert report.init_comparison(sweep, OURS_BASE, "orthogonal", "glorot") is None
+    assert verdicts.init_comparison(sweep, OURS_BASE, "orthogonal", "glorot") is None
 
 
-def test_tables_leave_out_groups_that_were_not_run(modules):
+def test_tables_leave_out_groups_that_were_not_run(cells, pages):
     """An optimizer run under one init only gets no empty rows under the other."""
-    _, report, _ = modules
     errors = {
         (init, "adam", depth): 0.1
         for init in ("glorot", "critical")
         for depth in (4, 8)
     }
     errors |= {("critical", "sgd-momentum", depth): 0.2 for depth in (4, 8)}
-    sweep = _synthetic_sweep(report, errors)
+    sweep = _synthetic_sweep(cells, errors)
     shown = ["adam", "sgd-momentum"]
     for protocol in ("tuned", "fixed"):
-        table = "\n".join(report._protocol_table(sweep, protocol, shown))
-        assert "| poisson | glorot | adam |" in table
-        assert "| poisson | critical | sgd-momentum |" in table
-        assert "| poisson | glorot | sgd-momentum |" not in table
-    full = report.full_tables(sweep)
+        text = "\n".join(pages.protocol_tables(sweep, protocol, shown))
+        table = _section(text, "### poisson")
+        assert "| glorot | adam |" in table
+        assert "| critical | sgd-momentum |" in table
+        assert "| glorot | sgd-momentum |" not in table
+    full = pages.full_tables(sweep)
     glorot, critical = full.split("## poisson")[1].split("### critical init, tuned")
     assert "| sgd-momentum |" not in glorot and "| sgd-momentum |" in critical
 
 
-def test_the_history_note_counts_runs_without_a_history(modules):
-    _, report, results = modules
+def test_the_lowest_median_of_each_depth_is_in_bold(cells, pages):
+    """Per problem: the best cell of each depth (ties: each), never a diverged one."""
+    errors = {
+        ("glorot", "adam", 4): 0.1,
+        ("glorot", "adam", 8): 0.3,
+        ("glorot", "adam", 16): math.nan,  # the only run at depth 16
+        ("critical", "adam", 4): 0.2,
+        ("critical", "adam", 8): 0.2,
+        ("critical", "sgd-momentum", 4): math.nan,
+        ("critical", "sgd-momentum", 8): 0.2,
+    }
+    sweep = _synthetic_sweep(cells, errors)
+    table = pages.problem_table(sweep, "tuned", "poisson", ["adam", "sgd-momentum"])
+    assert table[0] == "| init | optimizer | depth 4 | depth 8 | depth 16 |"
+    assert table[2:] == [
+        "| glorot | adam | **0.100 (0/3)** | 0.300 (0/3) | div (0/3) |",
+        "| critical | adam | 0.200 (0/3) | **0.200 (0/3)** | – |",
+        "| critical | sgd-momentum | div (0/3) | **0.200 (0/3)** | – |",
+    ]
+
+
+def test_the_provenance_gives_the_first_and_last_commit_per_device(cells, pages):
+    """Runs, dates and the commits of the first and the last run, not every one."""
+    sweep = _synthetic_sweep(cells, {("glorot", "adam", d): 0.1 for d in (4, 8)})
+    assert pages.provenance(sweep) == "8 runs on cpu, 2026-12-03, commit 0000000"
+    for i, row in enumerate(sweep.rows):  # in the order run
+        row |= {"date": f"2026-12-0{1 + i // 3}", "git_commit": f"c{i}"}
+    sweep.rows[-1]["device"] = "gpu"
+    assert pages.provenance(sweep) == (
+        "7 runs on cpu, 2026-12-01 to 2026-12-03, commits c0 to c6; "
+        "1 runs on gpu, 2026-12-03, commit c7"
+    )
+
+
+def test_the_history_note_counts_runs_without_a_history(modules, cells, figures):
+    _, _, results = modules
     errors = {("glorot", opt, 4): 0.1 for opt in ("adam", "stablegrad+adam")}
-    sweep = _synthetic_sweep(report, errors)
+    sweep = _synthetic_sweep(cells, errors)
     history = {results.run_key(r): {} for r in sweep.rows if r["optimizer"] == "adam"}
-    note = report.history_note(sweep, history, 4)
+    note = figures.history_note(sweep, history, 4)
     assert "4 of 8 runs have a per-step history" in note
     assert "(poisson glorot stablegrad+adam: 4)" in note
     history |= {results.run_key(r): {} for r in sweep.rows}
-    assert report.history_note(sweep, history, 4).endswith("history.jsonl`.")
+    assert figures.history_note(sweep, history, 4).endswith("history.jsonl`.")
 
 
 def test_lrs_replace_the_grid(modules):

@@ -1,0 +1,356 @@
+"""The depth sweep's verdicts: which optimizer is judged against which, and how.
+
+The paper's StableGrad (`PAPER`) comes first: in the tables' row order
+(`HEADLINE`), in the comparisons (one line per baseline, `judged_pairs`) and in
+the verdicts on the paper's two claims (`claims`). A comparison counts the
+cells where both optimizers have every reported seed: better, the same or
+worse by the ratio of median errors (`pinn_depth_sweep_results.judge`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import mdtables
+import pinn_depth_sweep_results as results
+from pinn_depth_sweep_cells import Sweep, num, pair, paired_cells
+
+PAPER = "stablegrad(prediction)+adam"  # the paper's StableGrad
+# The page's row order (any other optimizer run follows; groups not run get
+# no row): the paper's variant, its baselines, its own readings and ablations,
+# then the other references (the library's output-layer default first) and the
+# rest.
+HEADLINE = (
+    PAPER,
+    "adam",
+    "adam+decay",
+    "adam+decay(1%)",
+    "adam+warmup+decay",
+    "agc+adam",
+    "stablegrad(prediction)+adam+decay",
+    "stablegrad(prediction-values)+adam",
+    "stablegrad(prediction-all)+adam",
+    "stablegrad(prediction-global)+adam",
+    "stablegrad+adam",
+    "stablegrad(geometric_mean)+adam",
+    "adamw",
+    "lamb",
+    "sgd-momentum",
+    "stablegrad+sgd-momentum",
+)
+# What the paper's variant is compared with, one line each (see `judged_pairs`):
+# its baselines, the output-layer reference and its global (one-factor) ablation.
+PAPER_BASELINES = (
+    "adam",
+    "adam+decay",
+    "adam+decay(1%)",
+    "adam+warmup+decay",
+    "agc+adam",
+    "stablegrad+adam",
+    "stablegrad(prediction-global)+adam",
+    "stablegrad(prediction)+adam+decay",  # does the schedule add to it?
+)
+# The references that need no update argument (the candidates for
+# `stablegrad()`'s default), each against the default's ("output").
+DEFAULT = "stablegrad+adam"
+NO_ARGUMENT = ("stablegrad(geometric_mean)+adam",)
+BETTER = results.BETTER
+PROTOCOL_NAMES = {"tuned": "lr per depth", "fixed": "one lr"}
+
+
+def base_of(optimizer: str) -> str | None:
+    """``stablegrad(...)+adam`` -> ``adam``; None for a non-StableGrad name."""
+    head, plus, base = optimizer.partition("+")
+    return base if plus and head.startswith("stablegrad") else None
+
+
+def in_headline_order(optimizers: Sequence[str]) -> list[str]:
+    """`optimizers` in `HEADLINE` order, any others after them as given."""
+    known = [o for o in HEADLINE if o in optimizers]
+    return known + [o for o in optimizers if o not in known]
+
+
+def judged_pairs(optimizers: Sequence[str]) -> list[tuple[str, str]]:
+    """The (ours, theirs) comparisons among `optimizers`, the paper's first.
+
+    The paper's variant against each of `PAPER_BASELINES`, then each StableGrad
+    variant against its base optimizer (`base_of`: the +decay variant against
+    adam+decay), in `HEADLINE` order, then each of `NO_ARGUMENT` against the
+    default reference; only pairs where both were run.
+    """
+    pairs = [(PAPER, base) for base in PAPER_BASELINES]
+    pairs += [(o, base_of(o)) for o in in_headline_order(optimizers)]
+    pairs += [(o, DEFAULT) for o in NO_ARGUMENT]
+    return [
+        (ours, theirs)
+        for ours, theirs in dict.fromkeys(pairs)
+        if ours in optimizers and theirs in optimizers
+    ]
+
+
+def _verdict(ours: dict, theirs: dict) -> int:
+    """0 better, 1 same, 2 worse, by the ratio of median errors."""
+    return results.judge(ours["median"], theirs["median"])
+
+
+def _geo_mean_ratio(cells: Sequence[tuple]) -> float:
+    return results.geo_mean_ratio([(c[3]["median"], c[4]["median"]) for c in cells])
+
+
+def _tally(sweep: Sweep, cells: Sequence[tuple]) -> dict[int | str, tuple[str, str]]:
+    """Per depth and over all ("all"): (better/same/worse, runs that train)."""
+    keys = [*sweep.depths, "all"]
+    verdicts = {key: [0, 0, 0] for key in keys}  # better, same, worse
+    trained = {key: [0, 0, 0] for key in keys}  # ours, base, seeds
+    for _, _, depth, ours, theirs in cells:
+        for key in (depth, "all"):
+            verdicts[key][_verdict(ours, theirs)] += 1
+            trained[key][0] += ours["trained"]
+            trained[key][1] += theirs["trained"]
+            trained[key][2] += ours["n"]
+    texts = {}
+    for key in keys:
+        k, m, n = trained[key]
+        runs = f"{k} vs {m} (of {n})" if n else "–"
+        texts[key] = ("/".join(map(str, verdicts[key])), runs)
+    return texts
+
+
+def comparisons(sweep: Sweep) -> list[str]:
+    """One line per `judged_pairs`, then a table per pair: its verdicts per depth.
+
+    Only cells where both have every reported seed count; both protocols.
+    """
+    lines, tables = [], []
+    for opt, base in judged_pairs(sweep.optimizers):
+        parts, header, columns = [], ["depth"], []
+        for protocol in results.PROTOCOLS:
+            cells = paired_cells(sweep, protocol, opt, base)
+            if not cells:
+                continue
+            total = [0, 0, 0]
+            for cell in cells:
+                total[_verdict(cell[3], cell[4])] += 1
+            name = PROTOCOL_NAMES[protocol]
+            parts.append(
+                f"{' / '.join(map(str, total))} of {len(cells)} cells with "
+                f"{name} (ratio {_geo_mean_ratio(cells):.2f})"
+            )
+            header += [name, "runs that train"]
+            columns.append(_tally(sweep, cells))
+        if not parts:
+            continue
+        lines.append(
+            f"* **{opt} vs {base}: better / same / worse** in "
+            + ", in ".join(parts)
+            + "."
+        )
+        body = [
+            [str(key), *(text for tally in columns for text in tally[key])]
+            for key in [*sweep.depths, "all"]
+        ]
+        tables += ["", f"### {opt} vs {base}", "", *mdtables.table(header, body)]
+    if not lines:
+        return []
+    return [
+        "Per comparison, over the problem x init x depth cells where both have "
+        "every reported seed: better where the first's median error is more than "
+        f"{round((1 - BETTER) * 100)}% lower than the second's, worse where it is "
+        f"more than {round((1 / BETTER - 1) * 100)}% higher, and the geometric "
+        "mean of the ratio of median errors (below 1: the first better).",
+        "",
+        *lines,
+        "",
+        "Each comparison by depth (all: every depth), under each protocol: its "
+        "cells better / the same / worse, and its runs that train (error below "
+        f"{results.TRAINED}), the first's vs the second's (of the seeds in those "
+        "cells).",
+        *tables,
+    ]
+
+
+def where(sweep: Sweep, opt: str, base: str) -> list[str]:
+    """The cells (lr per depth) where ``opt`` beats ``base`` and where it loses."""
+    cells = paired_cells(sweep, "tuned", opt, base)
+    lists = {0: [], 2: []}
+    for problem, init, depth, ours, theirs in cells:
+        verdict = _verdict(ours, theirs)
+        if verdict in lists:
+            lists[verdict].append(
+                f"{problem} {init} depth {depth} ({num(ours['median'])} vs "
+                f"{num(theirs['median'])})"
+            )
+    return [
+        f"* {word} than {base} (lr per depth; {opt}'s median error vs {base}'s): "
+        + ("; ".join(lists[key]) if lists[key] else "nowhere")
+        + "."
+        for key, word in ((0, "Better"), (2, "Worse"))
+    ]
+
+
+def best_depths(sweep: Sweep, shown: Sequence[str]) -> list[str]:
+    """Per problem and init: the depth with each optimizer's lowest median error.
+
+    The paper's second claim is that StableGrad makes deeper PINNs reliable: if
+    it did, its best depth would move deeper and its deep errors would drop.
+    Only problems and inits where every optimizer shown has every depth with
+    every reported seed get a row; none: no table.
+    """
+    body = []
+    for problem in sweep.problems:
+        for init in sweep.inits:
+            row = [problem, init]
+            for opt in shown:
+                found = [
+                    (s["median"], d)
+                    for d in sweep.depths
+                    if (s := sweep.summary("tuned", problem, init, opt, d))
+                    and s["n"] == len(sweep.seeds)
+                ]
+                if len(found) < len(sweep.depths):
+                    break
+                error, depth = min(found, key=lambda f: results.error_ratio(f[0], 1.0))
+                row.append(f"{depth} ({num(error)})")
+            else:
+                body.append(row)
+    return mdtables.table(["problem", "init", *shown], body) if body else []
+
+
+def claims(sweep: Sweep, opt: str, base: str) -> list[str]:
+    """The paper's two claims, each checked against the complete cells."""
+    cells = paired_cells(sweep, "tuned", opt, base)
+    if not cells:
+        return []
+    total = [0, 0, 0]
+    for cell in cells:
+        total[_verdict(cell[3], cell[4])] += 1
+    geo = _geo_mean_ratio(cells)
+    if total[0] > total[2] and geo < BETTER:
+        first = "holds here"
+    elif total[2] > total[0] and geo > 1 / BETTER:
+        first = "does not hold here: StableGrad is more often worse"
+    else:
+        first = "does not hold here: neither is consistently better"
+    deep = [c for c in cells if c[2] >= sweep.depths[-1] // 2]
+    ours = sum(c[3]["trained"] for c in deep)
+    theirs = sum(c[4]["trained"] for c in deep)
+    seeds = sum(c[3]["n"] for c in deep)
+    depths = sorted({c[2] for c in deep})
+    if not deep:
+        second = "no complete cell is that deep, so nothing says which trains more"
+    elif ours > theirs:
+        second = f"StableGrad trains more of them ({ours} against {theirs})"
+    elif ours < theirs:
+        second = f"StableGrad trains fewer of them ({ours} against {theirs})"
+    elif ours:
+        second = f"both train as many ({ours})"
+    else:
+        second = "neither trains any"
+    if deep:
+        second = (
+            f"of {seeds} runs at depths {' and '.join(map(str, depths))}, "
+            f"{second} to an error below {results.TRAINED}"
+        )
+    else:
+        second = f"at depths {sweep.depths[-1] // 2} and above, {second}"
+    table = best_depths(sweep, [base, opt])
+    if table:
+        table = [
+            " The best depth per problem and init (median error there; lr per "
+            "depth; where both have every depth):",
+            "",
+            *table,
+        ]
+    else:
+        table = [" No problem and init has every depth complete for both."]
+    return [
+        f"**The paper's claims, {opt} against {base}** (lr per depth, "
+        f"{len(cells)} complete cells):",
+        "",
+        f"1. *Better accuracy at matched depth* {first} (better in {total[0]} "
+        f"cells, worse in {total[2]}, the same in {total[1]}; geometric-mean "
+        f"error ratio {geo:.2f}).",
+        f"2. *Deeper PINNs train reliably*: {second}.{table[0]}",
+        *table[1:],
+        "",
+        *where(sweep, opt, base),
+    ]
+
+
+def every_claims(sweep: Sweep) -> list[str]:
+    """`claims` for each StableGrad variant against its base, the paper's first."""
+    lines = []
+    for opt in in_headline_order(sweep.optimizers):
+        base = base_of(opt)
+        if base in sweep.optimizers and (found := claims(sweep, opt, base)):
+            lines += ["", *found]
+    return lines
+
+
+def init_comparison(sweep: Sweep, shown: Sequence[str], ours: str, usual: str):
+    """One sentence: the activation-aware init against the usual one, per optimizer."""
+    parts = []
+    for opt in shown:
+        cells = [
+            (problem, ours, depth, *found)
+            for problem in sweep.problems
+            for depth in sweep.depths
+            if (
+                found := pair(sweep, "tuned", problem, depth, (ours, opt), (usual, opt))
+            )
+        ]
+        if not cells:
+            continue
+        total = [0, 0, 0]
+        for cell in cells:
+            total[_verdict(cell[3], cell[4])] += 1
+        per_problem = ", ".join(
+            f"{problem} {_geo_mean_ratio([c for c in cells if c[0] == problem]):.2f}"
+            for problem in dict.fromkeys(c[0] for c in cells)
+        )
+        parts.append(
+            f"{opt}: better in {total[0]}, the same in {total[1]}, worse in "
+            f"{total[2]} of {len(cells)} problem x depth cells (geometric-mean error "
+            f"ratio by problem: {per_problem})"
+        )
+    if not parts:
+        return None
+    return (
+        f"Initialisation, {ours} against {usual} (same optimizer, lr per depth; "
+        "ratio below 1: the " + ours + " init better): " + "; ".join(parts) + "."
+    )
+
+
+def regime(sweep: Sweep) -> str | None:
+    """Where Adam's eps stands against the per-layer gradient std Adam sees.
+
+    Plain Adam's runs at their tuned learning rate that trained at all (error
+    below 0.9: not collapsed to u = 0); the statistic is the smallest
+    per-layer weight-gradient std at the last step.
+    """
+    stds = []
+    for problem in sweep.problems:
+        for init in sweep.inits:
+            for depth in sweep.depths:
+                lr = sweep.lr("tuned", problem, init, "adam", depth)
+                if lr is None:
+                    continue
+                runs = results.select(
+                    sweep.runs_of(problem, init, "adam"), depth=depth, lr=lr
+                )
+                stds += [
+                    r["min_layer_grad_std"] for r in runs if r["final_rel_l2"] < 0.9
+                ]
+    if not stds:
+        return None
+    stds.sort()
+    below = sum(v < 1e-6 for v in stds)
+    return (
+        f"Adam's regime: in {len(stds)} plain-Adam runs at their tuned learning "
+        "rate (collapsed runs left out), the smallest per-layer gradient std at "
+        f"the last step ranges from {num(stds[0])} to {num(stds[-1])} (median "
+        f"{num(stds[len(stds) // 2])}); {below} are below 1e-6, near Adam's eps "
+        "(1e-8). Where it is far above eps, Adam undoes a per-layer rescale that "
+        "is constant in time, and StableGrad + Adam differs from Adam only through "
+        "the factors' changes over time."
+    )
