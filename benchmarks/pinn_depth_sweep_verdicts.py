@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import mdtables
 import pinn_depth_sweep_results as results
+import recipes
 from pinn_depth_sweep_cells import Sweep, num, pair, paired_cells
 
 PAPER = "stablegrad(prediction)+adam"  # the paper's StableGrad
@@ -59,9 +60,9 @@ PROTOCOL_NAMES = {"tuned": "lr per depth", "fixed": "one lr"}
 
 
 def base_of(optimizer: str) -> str | None:
-    """``stablegrad(...)+adam`` -> ``adam``; None for a non-StableGrad name."""
-    head, plus, base = optimizer.partition("+")
-    return base if plus and head.startswith("stablegrad") else None
+    """The recipe `optimizer` is judged against (`recipes.Recipe.base`), or None."""
+    recipe = recipes.RECIPES.get(optimizer)
+    return None if recipe is None else recipe.base
 
 
 def in_headline_order(optimizers: Sequence[str]) -> list[str]:
