@@ -33,7 +33,7 @@ from stablegrad_optax import init, pinn
 from stablegrad_optax.models import ACTIVATIONS, MLP
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
-from common import run_metadata  # noqa: E402
+from common import positive, run_metadata  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 # Wall-clock time, and the CPU time of the process's threads (which leaves out
@@ -60,14 +60,19 @@ def timed_run(problem, model, params, keys, steps, weighting, every):
 
 def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--depth", type=int, default=8)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--every", type=int, default=100)
-    parser.add_argument("--short", type=int, default=200)
-    parser.add_argument("--long", type=int, default=1200)
-    parser.add_argument("--rounds", type=int, default=5)
+    for flag, default in (
+        ("--depth", 8),
+        ("--seeds", 3),
+        ("--every", 100),
+        ("--short", 200),
+        ("--long", 1200),
+        ("--rounds", 5),
+    ):
+        parser.add_argument(flag, type=positive(int), default=default)
     parser.add_argument("--out", type=pathlib.Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.long <= args.short:
+        parser.error("--long must be larger than --short")
 
     problem = pinn.get_problem("poisson", boundary_weight=100.0)
     kernel_init, bias_init = init.get_initializers("critical", ACTIVATIONS["tanh"])

@@ -88,3 +88,12 @@ def write(outputs: Mapping[pathlib.Path, str]) -> None:
     for path, text in outputs.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+
+
+def check_or_write(outputs: Mapping[pathlib.Path, str], check: bool, script, source):
+    """With `check`, `up_to_date`; else `write` the outputs and say so. Exit code."""
+    if check:
+        return up_to_date(outputs, script, source)
+    write(outputs)
+    print("wrote " + ", ".join(str(path) for path in outputs))
+    return 0

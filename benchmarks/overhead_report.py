@@ -479,11 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     report_path = args.results / "overhead.md"
     outputs = {args.page: page(runs), report_path: full_report(runs)}
-    if args.check:
-        return mdtables.up_to_date(outputs, SCRIPT, args.results)
-    mdtables.write(outputs)
-    print(f"wrote {report_path} and {args.page}")
-    return 0
+    return mdtables.check_or_write(outputs, args.check, SCRIPT, args.results)
 
 
 if __name__ == "__main__":

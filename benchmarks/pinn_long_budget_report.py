@@ -313,11 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     rows = results.read_rows(args.results)
     outputs = {args.page: page(rows, args.results, args.page)}
-    if args.check:
-        return mdtables.up_to_date(outputs, SCRIPT, args.results)
-    mdtables.write(outputs)
-    print(f"wrote {args.page} from {len(rows)} runs")
-    return 0
+    return mdtables.check_or_write(outputs, args.check, SCRIPT, args.results)
 
 
 if __name__ == "__main__":
