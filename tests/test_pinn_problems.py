@@ -118,6 +118,18 @@ def test_relative_l2_error_on_the_grid(name):
     )
 
 
+def test_problem_is_abstract():
+    with pytest.raises(TypeError, match="abstract"):
+        pinn.Problem()
+
+    class NoResidual(pinn.Problem):
+        def exact(self, points):
+            return jnp.zeros(len(points))
+
+    with pytest.raises(TypeError, match="abstract"):
+        NoResidual()
+
+
 def test_get_problem_rejects_bad_names_and_options():
     with pytest.raises(ValueError, match="problem must be one of"):
         pinn.get_problem("heat")

@@ -191,7 +191,7 @@ def _second_pass_reference(problem, apply_fn, params, batch, weights=None):
     """The prediction reference computed apart: a second forward pass over the
     data points, then the std of the (weighted) data loss's gradient with
     respect to the prediction there."""
-    names = problem.data_terms()
+    names = [name for name in batch if f"{name}_values" in batch]
     weights = problem.weights() if weights is None else weights
     points = [batch[name] for name in names]
     sizes = np.cumsum([len(x) for x in points])[:-1]
@@ -241,19 +241,38 @@ def test_prediction_reference_equals_a_second_forward_pass(name, weighting):
     assert float(scales["data"][0]) == pytest.approx(expected, rel=1e-6)
 
 
+def _predict(problem, apply_fn):
+    """The trainer's prediction: every network output the losses read."""
+    return lambda p, b: problem._outputs(pinn.scalar_field(apply_fn, p), b)
+
+
+def _loss_of_outputs(problem):
+    """The trainer's loss from those outputs, with the problem's weights."""
+    return lambda out, b: problem._weighted_sum(problem._losses_of(out, b))
+
+
+@pytest.mark.parametrize("name", ["poisson", "helmholtz", "burgers"])
+def test_the_trainers_outputs_give_the_public_losses(name):
+    problem, model, params = _setup(name)
+    batch = problem.sample(jax.random.key(0), 32, 16)
+    u = pinn.scalar_field(model.apply, params)
+    outputs = _predict(problem, model.apply)(params, batch)
+    public = problem.losses(u, batch)
+    assert problem._losses_of(outputs, batch) == public
+    assert _loss_of_outputs(problem)(outputs, batch) == problem.loss(u, batch)
+    residual = jax.vmap(lambda p: problem.residual(u, p))(batch["interior"])
+    assert float(public["residual"]) == pytest.approx(
+        float(jnp.mean(residual**2)), rel=1e-6
+    )
+
+
 def test_the_three_readings_of_the_prediction_gradient():
     problem, model, params = _setup("helmholtz")
     batch = problem.sample(jax.random.key(0), 32, 16)
-
-    def predict(p):
-        return problem.outputs(pinn.scalar_field(model.apply, p), batch)
-
-    outputs = predict(params)
+    outputs = _predict(problem, model.apply)(params, batch)
     assert set(outputs["values"]) == {"interior", "boundary"}
     assert set(outputs["derivatives"]) == {"laplacian"}
-    cotangent = jax.grad(
-        lambda out: problem.weighted_sum(problem.losses_of(out, batch))
-    )(outputs)
+    cotangent = jax.grad(lambda out: _loss_of_outputs(problem)(out, batch))(outputs)
     expected = {
         "data": [cotangent["values"]["boundary"]],
         "values": list(cotangent["values"].values()),
@@ -261,8 +280,8 @@ def test_the_three_readings_of_the_prediction_gradient():
     }
     for reading in pinn.PREDICTION_READINGS:
         fn = sgo.prediction_value_and_grad(
-            lambda p, b: problem.outputs(pinn.scalar_field(model.apply, p), b),
-            lambda out, b: problem.weighted_sum(problem.losses_of(out, b)),
+            _predict(problem, model.apply),
+            _loss_of_outputs(problem),
             reference_on=lambda out, r=reading: pinn.reading_mask(out, r),
         )
         _, _, scale = fn(params, batch)

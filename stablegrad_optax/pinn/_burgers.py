@@ -93,13 +93,13 @@ class Burgers(Problem):
         points = np.asarray(points, np.float64)
         return cole_hopf(points[..., 0], points[..., 1], self.nu)[0].astype(np.float32)
 
-    def point_outputs(self, u, point):
+    def _point_outputs(self, u, point):
         x_axis, t_axis = jnp.eye(2, dtype=point.dtype)
         u_value, u_x, u_xx = directional_derivatives(u, point, x_axis)
         u_t = jax.jvp(u, (point,), (t_axis,))[1]
         return {"u": u_value, "u_t": u_t, "u_x": u_x, "u_xx": u_xx}
 
-    def residual_of(self, outputs, point):
+    def _residual_of(self, outputs, point):
         del point
         u, u_x = outputs["u"], outputs["u_x"]
         return outputs["u_t"] + u * u_x - self.nu * outputs["u_xx"]
@@ -130,7 +130,7 @@ class Burgers(Problem):
             "initial_values": self.initial_values(initial),
         }
 
-    def data_terms(self):
+    def _data_terms(self):
         return ("boundary", "initial")
 
     def weights(self):

@@ -21,11 +21,6 @@ def value_and_laplacian(u: ScalarField, point: jax.Array):
     return derivatives[0][0], sum(second for _, _, second in derivatives)
 
 
-def laplacian(u: ScalarField, point: jax.Array) -> jax.Array:
-    """The trace of the Hessian of `u` at one point."""
-    return value_and_laplacian(u, point)[1]
-
-
 def _value_and_laplacian_outputs(u: ScalarField, point: jax.Array) -> dict:
     value, lap = value_and_laplacian(u, point)
     return {"u": value, "laplacian": lap}
@@ -53,10 +48,10 @@ class Poisson(Problem):
         """f = 2 (k pi)^2 sin(k pi x) sin(k pi y)."""
         return 2 * (self.k * jnp.pi) ** 2 * self.exact(point)
 
-    def point_outputs(self, u, point):
+    def _point_outputs(self, u, point):
         return _value_and_laplacian_outputs(u, point)
 
-    def residual_of(self, outputs, point):
+    def _residual_of(self, outputs, point):
         return -outputs["laplacian"] - self.source(point)
 
 
@@ -90,9 +85,9 @@ class Helmholtz(Problem):
         scale = self.k**2 - (self.a1 * jnp.pi) ** 2 - (self.a2 * jnp.pi) ** 2
         return scale * self.exact(point)
 
-    def point_outputs(self, u, point):
+    def _point_outputs(self, u, point):
         return _value_and_laplacian_outputs(u, point)
 
-    def residual_of(self, outputs, point):
+    def _residual_of(self, outputs, point):
         value, lap = outputs["u"], outputs["laplacian"]
         return lap + self.k**2 * value - self.source(point)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -82,8 +82,16 @@ def box_grid(lower, upper, resolution: int) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
-class Problem:
+class Problem(abc.ABC):
     """A PDE on a box with Dirichlet data; subclasses fill in the physics.
+
+    A subclass is a frozen dataclass that defines `exact` and two private
+    hooks: ``_point_outputs(u, point)``, the dict of scalars the residual
+    reads of `u` at one point (the value under ``"u"`` and each derivative
+    under its own name, from one nested `jax.jvp`), and
+    ``_residual_of(outputs, point)``, the residual from them. `residual`,
+    `losses` and `loss` are built from those; `Problem` itself cannot be
+    instantiated.
 
     Attributes:
       name: the problem's name.
@@ -103,25 +111,25 @@ class Problem:
     def dim(self) -> int:
         return len(self.lower)
 
+    @abc.abstractmethod
     def exact(self, points: jax.typing.ArrayLike) -> jax.Array:
         """The solution at points of shape (N, d), shape (N,)."""
-        raise NotImplementedError
 
-    def point_outputs(self, u: ScalarField, point: jax.Array) -> dict[str, jax.Array]:
+    @abc.abstractmethod
+    def _point_outputs(self, u: ScalarField, point: jax.Array) -> dict[str, jax.Array]:
         """What the residual reads of `u` at one point (d,): ``"u"`` and derivatives.
 
         A dict of scalars: the value under ``"u"``, each derivative under its
         own name (``"u_xx"``, ``"laplacian"``); all from one nested `jax.jvp`.
         """
-        raise NotImplementedError
 
-    def residual_of(self, outputs: dict[str, jax.Array], point: jax.Array):
-        """The PDE residual at one point from its `point_outputs`."""
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _residual_of(self, outputs: dict[str, jax.Array], point: jax.Array):
+        """The PDE residual at one point from its `_point_outputs`."""
 
     def residual(self, u: ScalarField, point: jax.Array) -> jax.Array:
         """The PDE residual of `u` at one point (d,)."""
-        return self.residual_of(self.point_outputs(u, point), point)
+        return self._residual_of(self._point_outputs(u, point), point)
 
     def boundary_values(self, points: jax.Array) -> jax.Array:
         """Dirichlet data at boundary points, shape (N,)."""
@@ -143,51 +151,52 @@ class Problem:
             "boundary_values": self.boundary_values(boundary),
         }
 
-    def data_terms(self) -> tuple[str, ...]:
+    def _data_terms(self) -> tuple[str, ...]:
         """The data terms: ``batch[name]`` points where u must equal
         ``batch[name + "_values"]``."""
         return ("boundary",)
 
-    def outputs(self, u: ScalarField, batch: dict) -> dict[str, dict[str, jax.Array]]:
+    def _outputs(self, u: ScalarField, batch: dict) -> dict[str, dict[str, jax.Array]]:
         """Every network output the losses read, one array of shape (N,) each.
 
         ``{"values": {"interior": ..., "boundary": ..., ...}, "derivatives":
         {...}}``: u at the collocation points and at each data term's points,
         and the derivatives the residual reads at the collocation points.
-        `losses_of` turns them into the loss terms, so the network is evaluated
-        once per point (the form `stablegrad_optax.prediction_value_and_grad`
-        takes).
+        `_losses_of` turns them into the loss terms, so the network is
+        evaluated once per point (the form
+        `stablegrad_optax.prediction_value_and_grad` takes, as `make_chunk`
+        uses it).
         """
-        inner = jax.vmap(lambda p: self.point_outputs(u, p))(batch["interior"])
+        inner = jax.vmap(lambda p: self._point_outputs(u, p))(batch["interior"])
         values = {"interior": inner.pop("u")}
-        values |= {name: jax.vmap(u)(batch[name]) for name in self.data_terms()}
+        values |= {name: jax.vmap(u)(batch[name]) for name in self._data_terms()}
         return {"values": values, "derivatives": inner}
 
-    def losses_of(self, outputs: dict, batch: dict) -> dict[str, jax.Array]:
-        """Mean squared residual and data misfits, unweighted, by name."""
+    def _losses_of(self, outputs: dict, batch: dict) -> dict[str, jax.Array]:
+        """`losses` from the network's `_outputs`."""
         at_points = {"u": outputs["values"]["interior"], **outputs["derivatives"]}
-        residual = jax.vmap(self.residual_of)(at_points, batch["interior"])
+        residual = jax.vmap(self._residual_of)(at_points, batch["interior"])
         terms = {"residual": jnp.mean(residual**2)}
-        for name in self.data_terms():
+        for name in self._data_terms():
             misfit = outputs["values"][name] - batch[f"{name}_values"]
             terms[name] = jnp.mean(misfit**2)
         return terms
 
     def losses(self, u: ScalarField, batch: dict) -> dict[str, jax.Array]:
         """Mean squared residual and data misfits, unweighted, by name."""
-        return self.losses_of(self.outputs(u, batch), batch)
+        return self._losses_of(self._outputs(u, batch), batch)
 
     def weights(self) -> dict[str, float]:
         return {"residual": self.residual_weight, "boundary": self.boundary_weight}
 
-    def weighted_sum(self, terms: dict[str, jax.Array]) -> jax.Array:
+    def _weighted_sum(self, terms: dict[str, jax.Array]) -> jax.Array:
         """The terms of `losses` combined with the problem's weights."""
         weights = self.weights()
         return sum(weights[name] * value for name, value in terms.items())
 
     def loss(self, u: ScalarField, batch: dict) -> jax.Array:
         """The weighted sum of `losses`."""
-        return self.weighted_sum(self.losses(u, batch))
+        return self._weighted_sum(self.losses(u, batch))
 
     def grid(self, resolution: int = 101) -> np.ndarray:
         """A regular evaluation grid, shape (resolution**d, d), last axis fastest."""
@@ -201,6 +210,3 @@ class Problem:
         """Relative L2 error of a batched predictor on `grid(resolution)`."""
         prediction = u_batched(jnp.asarray(self.grid(resolution)))
         return relative_l2(prediction, self.reference_on_grid(resolution))
-
-    def options(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -40,7 +40,10 @@ def reading_mask(outputs: dict, reading: str) -> dict:
     PINN); ``"all"``: every output the loss reads, derivatives included.
 
     Args:
-      outputs: a `Problem.outputs` dict (or one of the same structure).
+      outputs: the network's outputs as the trainer's loss reads them:
+        ``{"values": {"interior": u, <data term>: u, ...}, "derivatives":
+        {<name>: ...}}``, u at the collocation and data points and the
+        residual's derivatives at the collocation points.
       reading: one of `PREDICTION_READINGS`.
 
     Returns:
@@ -191,10 +194,10 @@ def make_chunk(
 
     def predict(params, batch, weights):
         del weights
-        return problem.outputs(scalar_field(apply_fn, params), batch)
+        return problem._outputs(scalar_field(apply_fn, params), batch)
 
     def loss_of(outputs, batch, weights):
-        terms = problem.losses_of(outputs, batch)
+        terms = problem._losses_of(outputs, batch)
         return sum(weights[name] * value for name, value in terms.items()), terms
 
     def loss_fn(params, batch, weights):
