@@ -237,8 +237,8 @@ def run_batch(
         loss_weighting=spec.loss_weighting,
     )
     points, exact = validation_set(problem, args.num_validation)
-    prediction = jax.vmap(lambda p: model.apply(p, points)[:, 0])(params)
-    val = jnp.linalg.norm(prediction - exact[None], axis=-1) / jnp.linalg.norm(exact)
+    prediction = jax.vmap(model.apply, in_axes=(0, None))(params, points)
+    val = pinn.relative_l2(prediction, exact)
     wall = time.perf_counter() - start
 
     last = records[-1]

@@ -118,6 +118,44 @@ def test_relative_l2_error_on_the_grid(name):
     )
 
 
+def test_relative_l2_of_a_batch_is_one_error_per_row():
+    reference = jax.random.normal(jax.random.key(6), (50,))
+    batch = jax.random.normal(jax.random.key(7), (2, 3, 50))
+    errors = pinn.relative_l2(batch, reference)
+    assert errors.shape == (2, 3) and errors.dtype == jnp.float32
+    for i in range(2):
+        for j in range(3):
+            assert float(errors[i, j]) == pytest.approx(
+                float(pinn.relative_l2(batch[i, j], reference)), rel=1e-6
+            )
+    np.testing.assert_allclose(
+        errors[0, 0],
+        np.linalg.norm(batch[0, 0] - reference) / np.linalg.norm(reference),
+        rtol=1e-6,
+    )
+
+
+def test_relative_l2_takes_a_networks_n_by_1_output():
+    reference = jax.random.normal(jax.random.key(8), (40,))
+    prediction = jax.random.normal(jax.random.key(9), (3, 40))
+    flat = pinn.relative_l2(prediction, reference)
+    np.testing.assert_array_equal(
+        pinn.relative_l2(prediction[..., None], reference), flat
+    )
+    np.testing.assert_array_equal(
+        pinn.relative_l2(prediction[..., None], reference[:, None]), flat
+    )
+    single = pinn.relative_l2(prediction[0][:, None], reference)
+    assert single.shape == ()
+    assert float(single) == pytest.approx(float(flat[0]), rel=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(39,), (3, 41), (40, 2), (3, 41, 1), ()])
+def test_relative_l2_refuses_a_mismatched_prediction(shape):
+    with pytest.raises(ValueError, match=r"does not match the reference's 40 points"):
+        pinn.relative_l2(jnp.zeros(shape), jnp.ones(40))
+
+
 def test_problem_is_abstract():
     with pytest.raises(TypeError, match="abstract"):
         pinn.Problem()

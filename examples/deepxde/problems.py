@@ -13,7 +13,6 @@ import dataclasses
 from collections.abc import Callable
 
 import deepxde as dde
-import jax.numpy as jnp
 import numpy as np
 
 from stablegrad_optax import pinn
@@ -91,5 +90,4 @@ def _setup(data, reference: pinn.Problem, resolution: int = 101) -> Setup:
 
 
 def relative_l2(model: dde.Model, setup: Setup) -> float:
-    prediction = model.predict(setup.grid)[:, 0]
-    return float(pinn.relative_l2(jnp.asarray(prediction), setup.reference))
+    return float(pinn.relative_l2(model.predict(setup.grid), setup.reference))

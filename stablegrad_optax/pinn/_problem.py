@@ -48,11 +48,53 @@ def directional_derivatives(
     return value, first, second
 
 
-def relative_l2(prediction: jax.typing.ArrayLike, reference: jax.typing.ArrayLike):
-    """||prediction - reference||_2 / ||reference||_2 over all points."""
-    prediction = jnp.ravel(jnp.asarray(prediction, jnp.float32))
+def relative_l2(
+    prediction: jax.typing.ArrayLike, reference: jax.typing.ArrayLike
+) -> jax.Array:
+    r"""The relative L2 error of predictions at N points, one per leading index.
+
+    .. math::
+
+      e = \frac{\lVert \text{prediction} - \text{reference} \rVert_2}
+               {\lVert \text{reference} \rVert_2},
+
+    the norms over the N points, in float32. A batch of predictions (one per
+    seed, say) against the same reference gives one error each.
+
+    Args:
+      prediction: the predicted values, shape (..., N) or (..., N, 1) (a
+        network's ``(N, 1)`` output as it comes); leading axes are a batch.
+      reference: the reference values at the same N points, shape (N,) or
+        (N, 1).
+
+    Returns:
+      The errors, float32 of shape (...): a scalar for one prediction.
+
+    Raises:
+      ValueError: if the prediction's trailing axes are not N (or N, 1).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from stablegrad_optax import pinn
+      >>> reference = jnp.array([3.0, 4.0])
+      >>> float(pinn.relative_l2(jnp.array([[3.0], [4.0]]), reference))
+      0.0
+      >>> pinn.relative_l2(jnp.array([[0.0, 0.0], [3.0, 4.5]]), reference)
+      Array([1. , 0.1], dtype=float32)
+    """
     reference = jnp.ravel(jnp.asarray(reference, jnp.float32))
-    return jnp.linalg.norm(prediction - reference) / jnp.linalg.norm(reference)
+    prediction = jnp.asarray(prediction, jnp.float32)
+    (n,) = reference.shape
+    if prediction.shape[-1:] != (n,):
+        if prediction.shape[-2:] != (n, 1):
+            raise ValueError(
+                f"prediction of shape {prediction.shape} does not match the "
+                f"reference's {n} points: expected shape (..., {n}) or "
+                f"(..., {n}, 1)."
+            )
+        prediction = prediction[..., 0]
+    error = prediction - jnp.broadcast_to(reference, prediction.shape)
+    return jnp.linalg.norm(error, axis=-1) / jnp.linalg.norm(reference)
 
 
 def uniform(key: jax.Array, n: int, lower, upper) -> jax.Array:
@@ -207,6 +249,7 @@ class Problem(abc.ABC):
         return np.asarray(self.exact(self.grid(resolution)))
 
     def error(self, u_batched: Callable[[jax.Array], jax.Array], resolution: int = 101):
-        """Relative L2 error of a batched predictor on `grid(resolution)`."""
+        """`relative_l2` of a batched predictor (points (N, d) -> (N,) or (N, 1))
+        on `grid(resolution)`."""
         prediction = u_batched(jnp.asarray(self.grid(resolution)))
         return relative_l2(prediction, self.reference_on_grid(resolution))

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from stablegrad_optax import _diagnostics, _prediction
-from stablegrad_optax.pinn._problem import Problem
+from stablegrad_optax.pinn._problem import Problem, relative_l2
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]  # (params, points (N, d)) -> (N, 1)
 UpdateArgs = Callable[[Any, dict], dict[str, Any]]  # (params, batch) -> kwargs
@@ -386,8 +386,7 @@ def train(
         names = problem.weights()
         weights = {name: jnp.ones(seeds, jnp.float32) for name in names}
     state = TrainState(params, opt_state, key, jnp.zeros(seeds, jnp.int32), weights)
-    predict = lambda p, x: apply_fn(p, x)[:, 0]
-    predict = jax.jit(jax.vmap(predict, in_axes=(0, None)) if batched else predict)
+    predict = jax.jit(jax.vmap(apply_fn, in_axes=(0, None)) if batched else apply_fn)
     grid = jnp.asarray(problem.grid(eval_resolution))
     reference = jnp.asarray(problem.reference_on_grid(eval_resolution))
     sizes = dict(num_interior=num_interior, num_boundary=num_boundary)
@@ -399,9 +398,7 @@ def train(
         reweight = jax.jit(lift(reweight))
 
     def rel_l2(params):
-        prediction = predict(params, grid)
-        error = prediction - jnp.broadcast_to(reference, prediction.shape)
-        return jnp.linalg.norm(error, axis=-1) / jnp.linalg.norm(reference)
+        return relative_l2(predict(params, grid), reference)
 
     def run(state, length):
         if length not in chunks:
