@@ -234,6 +234,7 @@ def run_batch(
         eval_resolution=args.eval_resolution,
         opt_state=opt_state,
         prediction_reference=spec.prediction_reference,
+        log_readings=True,
         loss_weighting=spec.loss_weighting,
     )
     points, exact = validation_set(problem, args.num_validation)

@@ -291,12 +291,24 @@ def test_the_three_readings_of_the_prediction_gradient():
     assert float(jnp.std(cotangent["values"]["interior"])) > 0
 
 
-def test_train_logs_every_reading_and_passes_the_chosen_one():
+def test_train_logs_the_reading_in_use_or_every_reading_when_asked():
     problem, model, params = _setup("poisson")
     tx = sgo.stablegrad_adam(1e-3, reference="prediction")
     _, records = _train(problem, model, params, tx, prediction_reference="values")
-    assert set(records[-1]["reference_scale"]) == set(pinn.PREDICTION_READINGS)
-    assert all(v > 0 for v in records[-1]["reference_scale"].values())
+    assert set(records[-1]["reference_scale"]) == {"values"}
+    _, logged = _train(
+        problem, model, params, tx, prediction_reference="values", log_readings=True
+    )
+    assert set(logged[-1]["reference_scale"]) == set(pinn.PREDICTION_READINGS)
+    assert all(v > 0 for v in logged[-1]["reference_scale"].values())
+    # Logging the other readings changes nothing in the run.
+    for record, full in zip(records, logged, strict=True):
+        for key in ("loss", "rel_l2"):
+            assert record[key] == pytest.approx(full[key], rel=1e-6)
+        scale = full["reference_scale"]["values"]
+        assert record["reference_scale"]["values"] == pytest.approx(scale, rel=1e-6)
+    _, records = _train(problem, model, params, optax.adam(1e-3), log_readings=True)
+    assert "reference_scale" not in records[-1]
     with pytest.raises(ValueError, match="reference_scale"):
         _train(problem, model, params, tx)
     with pytest.raises(ValueError, match="prediction_reference"):

@@ -173,20 +173,23 @@ def make_chunk(
     length: int,
     update_args: UpdateArgs | None = None,
     prediction_reference: str | None = None,
+    log_readings: bool = False,
     loss_weighting: str | None = None,
 ):
     """A function running `length` steps, each on fresh collocation points.
 
     It returns the new `TrainState` and, per step, the weighted loss and each
     loss term (and, with `prediction_reference`, the std of dL/d(prediction)
-    under every reading of `PREDICTION_READINGS`), and for the last step the
-    per-layer gradient statistics. Wrap it in `jax.jit` (and `jax.vmap` for
-    several seeds). `update_args(params, batch)`, if given, returns extra
-    keyword arguments for ``tx.update`` at each step. `prediction_reference`,
-    if given, passes ``reference_scale=`` (for ``stablegrad("prediction")``):
-    the std of dL/d(prediction) under that reading, from the step's own
-    backward pass. With `loss_weighting`, the terms are weighted by the
-    state's ``loss_weights`` instead of the problem's fixed weights.
+    under that reading, or under every reading of `PREDICTION_READINGS` with
+    `log_readings`, by reading), and for the last step the per-layer gradient
+    statistics. Wrap it in `jax.jit` (and `jax.vmap` for several seeds).
+    `update_args(params, batch)`, if given, returns extra keyword arguments
+    for ``tx.update`` at each step. `prediction_reference`, if given, passes
+    ``reference_scale=`` (for ``stablegrad("prediction")``): the std of
+    dL/d(prediction) under that reading, from the step's own backward pass;
+    the other readings are computed only with `log_readings` (see `train`).
+    With `loss_weighting`, the terms are weighted by the state's
+    ``loss_weights`` instead of the problem's fixed weights.
     """
     if prediction_reference is not None:
         _check_reading(prediction_reference)
@@ -204,6 +207,7 @@ def make_chunk(
         return loss_of(predict(params, batch, weights), batch, weights)
 
     with_cotangent = _prediction.prediction_cotangent(predict, loss_of, has_aux=True)
+    readings = PREDICTION_READINGS if log_readings else (prediction_reference,)
 
     def step(state: TrainState, _):
         key, sample_key = jax.random.split(state.key)
@@ -219,7 +223,7 @@ def make_chunk(
             (loss, terms), grads, (outputs, cotangent) = with_cotangent(
                 state.params, batch, weights
             )
-            for reading in PREDICTION_READINGS:
+            for reading in readings:
                 parts = _prediction.selected(
                     outputs, cotangent, reading_mask(outputs, reading)
                 )
@@ -301,6 +305,7 @@ def train(
     opt_state: Any = None,
     update_args: UpdateArgs | None = None,
     prediction_reference: str | None = None,
+    log_readings: bool = False,
     loss_weighting: str | None = None,
     loss_weighting_every: int = 100,
     loss_weighting_momentum: float = 0.9,
@@ -312,7 +317,8 @@ def train(
     term over the chunk, the relative L2 error on the evaluation grid, the
     per-layer gradient std of the chunk's last step and their imbalance, and
     with `prediction_reference` the chunk's mean std of dL/d(prediction) under
-    each reading (``record["reference_scale"]``). A non-finite loss stops the
+    that reading, or under each reading with `log_readings`
+    (``record["reference_scale"]``, by reading). A non-finite loss stops the
     run early (the record says `diverged`).
 
     Several seeds train together, by `jax.vmap`, when `key` is a batch of keys
@@ -345,6 +351,9 @@ def train(
         `reading_mask`): ``"data"`` (u at the data points; the one the depth
         sweep measured), ``"values"`` or ``"all"``. It comes from the step's
         own backward pass (no second forward pass). None passes none.
+      log_readings: with `prediction_reference`, also compute and log the std
+        under the other readings of `PREDICTION_READINGS` at every step (only
+        the reading in use otherwise); without it, nothing is logged.
       loss_weighting: None for the problem's fixed term weights, or
         ``"grad_norm"``: every term starts at weight 1 and, at step 0 and every
         `loss_weighting_every` steps after, moves towards the mean of the
@@ -409,6 +418,7 @@ def train(
                 length=length,
                 update_args=update_args,
                 prediction_reference=prediction_reference,
+                log_readings=log_readings,
                 loss_weighting=loss_weighting,
                 **sizes,
             )
