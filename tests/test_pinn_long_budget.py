@@ -34,6 +34,7 @@ def _rows(report, errors, *, wall=None, dates=None):
                     "num_interior": 256,
                     "num_boundary": 256,
                     "final_rel_l2": error,
+                    "best_rel_l2": error / 2,
                     "wall_s": (wall or {}).get(recipe, 100.0),
                     "device": "cpu: test",
                     "date": (dates or {}).get(recipe, "2026-12-06"),
@@ -87,11 +88,12 @@ def test_depth_lines_and_table_cells(report):
     text = "\n".join(report.tables(found))
     # Median [range], seeds under 1e-1 and 1e-2, time per step against the schedule.
     assert (
-        "| `adam+warmup+decay` | 8 | 0.050 [0.005, 0.200] | 2/3 | 1/3 | 1.00 |" in text
+        "| `adam+warmup+decay` | 8 | 0.050 [0.005, 0.200] | 0.025 | 2/3 | 1/3 | 1.00 |"
+        in text
     )
     assert (
-        "| `adam+warmup+decay+gradnorm` | 8 | 0.050 [0.040, 0.060] | 3/3 | 0/3 | 1.10 |"
-        in text
+        "| `adam+warmup+decay+gradnorm` | 8 | 0.050 [0.040, 0.060] | 0.025 | 3/3 "
+        "| 0/3 | 1.10 |" in text
     )
     # Other days: no time ratio.
     rows = _rows(report, errors, dates={report.STANDARD: "2026-12-07"})
