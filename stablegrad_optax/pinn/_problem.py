@@ -68,7 +68,8 @@ def relative_l2(
         (N, 1).
 
     Returns:
-      The errors, float32 of shape (...): a scalar for one prediction.
+      One error per leading index, float32 of shape (...) (a scalar for one
+      prediction).
 
     Raises:
       ValueError: if the prediction's trailing axes are not N (or N, 1).
