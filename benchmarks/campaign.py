@@ -47,7 +47,10 @@ def stage_argv(campaign: dict[str, Any], stage: dict[str, Any]) -> list[str]:
         options["results"] = str(ROOT / options["results"])
     argv = []
     for key, value in options.items():
-        argv += [f"--{key}", str(value)]
+        if isinstance(value, bool):  # a flag: given when true
+            argv += [f"--{key}"] if value else []
+        else:
+            argv += [f"--{key}", str(value)]
     return argv
 
 

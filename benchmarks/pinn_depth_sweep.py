@@ -65,6 +65,7 @@ OPTIMIZERS = recipes.RECIPES
 # Poisson, and so weighted in the flagship example); 1 for Burgers, as in Raissi
 # et al. (2019).
 BOUNDARY_WEIGHTS = {"burgers": 1.0, "poisson": 100.0, "helmholtz": 100.0}
+EXTRA_POINTS = 2  # at most this many rates beyond a family's grid, added by the runner
 USUAL_INIT = "glorot"  # Raissi et al.'s PINNs (Xavier); Flax's default is LeCun.
 
 
@@ -144,6 +145,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="learning rates instead of each optimizer's grid (e.g. one lr for a "
         "side comparison; keep such runs in their own --results file)",
+    )
+    parser.add_argument(
+        "--no-extend-grids",
+        dest="extend_grids",
+        action="store_false",
+        help="keep each family's grid as it is even where a tuned rate sits at "
+        "its edge (by default the next half-decade point is added, at most "
+        f"{EXTRA_POINTS} per group)",
     )
     parser.add_argument("--results", type=pathlib.Path, default=results.RESULTS)
     parser.add_argument("--max-minutes", type=float, default=None)
@@ -314,6 +323,41 @@ def cell_plan(args: argparse.Namespace):
                     yield problem, init_name, optimizer, depth, "seeds"
 
 
+def _neighbour(lr: float, up: bool) -> float:
+    """The next point of a half-decade grid (1, 3, 10, 30, ...) above or below."""
+    mantissa = float(results.lr_text(lr)[0])
+    factor = (
+        (10 / 3 if mantissa >= 3 else 3) if up else (3 if mantissa >= 3 else 10 / 3)
+    )
+    return float(results.lr_text(lr * factor if up else lr / factor))
+
+
+def group_grid(rows, cell: dict, args) -> list[float]:
+    """The learning rates of one (problem, init, optimizer) group, over depths.
+
+    The family's grid (`grid_of`), every rate already run on the tuning seed,
+    and, while fewer than `EXTRA_POINTS` lie beyond the family's grid, the next
+    half-decade point past an edge where a depth's tuned rate sits (the runner
+    widens the grid itself; a new point runs at every depth). ``--lrs`` replaces
+    all of it.
+    """
+    if args.lrs:
+        return sorted(args.lrs)
+    base = grid_of(cell["optimizer"], cell["problem"])
+    tuned = results.select(rows, seed=args.tune_seed, **cell)
+    grid = sorted(set(base) | {r["lr"] for r in tuned})
+    if not args.extend_grids:
+        return grid
+    extra = [lr for lr in grid if not min(base) <= lr <= max(base)]
+    if len(extra) >= EXTRA_POINTS:
+        return grid
+    for depth in args.depths:
+        lr = results.choose_lr(rows, grid, depth=depth, seed=args.tune_seed, **cell)
+        if lr is not None and lr in (grid[0], grid[-1]):
+            return sorted([*grid, _neighbour(lr, up=lr == grid[-1])])
+    return grid
+
+
 def pending_runs(rows, problem, init_name, optimizer, depth, stage, args):
     """The (lr, seed) runs of one stage of a cell that the file does not hold."""
     cell = {
@@ -327,7 +371,7 @@ def pending_runs(rows, problem, init_name, optimizer, depth, stage, args):
         "num_boundary": args.num_boundary,
         "boundary_weight": BOUNDARY_WEIGHTS[problem],
     }
-    grid = tuple(args.lrs) if args.lrs else grid_of(optimizer, problem)
+    grid = group_grid(rows, cell, args)
     if args.lr is not None:
         wanted = [(args.lr, seed) for seed in args.seeds]
     elif stage == "tune":
@@ -366,31 +410,36 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("dropped a partly written last line of the results file", flush=True)
     start = time.perf_counter()
     rows = results.read_rows(args.results)
-    for problem, init_name, optimizer, depth, stage in cell_plan(args):
-        runs = pending_runs(rows, problem, init_name, optimizer, depth, stage, args)
-        if not runs:
-            continue
-        elapsed = (time.perf_counter() - start) / 60
-        if args.max_minutes is not None and elapsed >= args.max_minutes:
-            print(f"stopping after {elapsed:.1f} min (--max-minutes)", flush=True)
-            return
-        today = datetime.date.today().isoformat()
-        new = [
-            {**row, **meta, "date": today}
-            for row in run_batch(problem, depth, init_name, optimizer, runs, args)
-        ]
-        results.append_history(args.results, new)
-        results.append_rows(args.results, new)
-        rows = results.read_rows(args.results)
-        errors = " ".join(
-            f"{results.lr_text(r['lr'])}/s{r['seed']}:{r['final_rel_l2']:.3g}"
-            for r in new
-        )
-        print(
-            f"[{elapsed:6.1f} min] {problem} depth {depth} {init_name} {optimizer} "
-            f"{stage} ({new[0]['wall_s'] * len(new):.0f} s): {errors}",
-            flush=True,
-        )
+    # Passes over the plan until one runs nothing: a grid widened by a later
+    # depth's tuned rate sends the earlier depths back for the new point.
+    ran = True
+    while ran:
+        ran = False
+        for problem, init_name, optimizer, depth, stage in cell_plan(args):
+            runs = pending_runs(rows, problem, init_name, optimizer, depth, stage, args)
+            if not runs:
+                continue
+            elapsed = (time.perf_counter() - start) / 60
+            if args.max_minutes is not None and elapsed >= args.max_minutes:
+                print(f"stopping after {elapsed:.1f} min (--max-minutes)", flush=True)
+                return
+            today = datetime.date.today().isoformat()
+            new = [
+                {**row, **meta, "date": today}
+                for row in run_batch(problem, depth, init_name, optimizer, runs, args)
+            ]
+            results.append_history(args.results, new)
+            results.append_rows(args.results, new)
+            rows, ran = results.read_rows(args.results), True
+            errors = " ".join(
+                f"{results.lr_text(r['lr'])}/s{r['seed']}:{r['final_rel_l2']:.3g}"
+                for r in new
+            )
+            print(
+                f"[{elapsed:6.1f} min] {problem} depth {depth} {init_name} "
+                f"{optimizer} {stage} ({new[0]['wall_s'] * len(new):.0f} s): {errors}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -137,3 +137,62 @@ def test_committed_long_budget_rows_leave_no_pending_runs(modules):
             )
             if len(ran) == len(args.seeds):
                 assert not sweep.pending_runs(rows, *cell, args), cell
+
+
+def test_committed_depth_sweep_rows_leave_no_pending_runs(modules):
+    """Every group of the depth-sweep campaign is complete in the committed
+    rows: nothing (grid points the runner would add included) is left to run."""
+    campaign, sweep, results = modules
+    config = campaign.load(BENCHMARKS / "campaigns" / "pinn_depth_sweep.json")
+    rows = results.read_rows(ROOT / config["options"]["results"])
+    for stage in config["stages"]:
+        args = sweep.parse_args(campaign.stage_argv(config, stage))
+        for cell in sweep.cell_plan(args):
+            problem, init_name, optimizer, _, _ = cell
+            if results.select(
+                rows, problem=problem, init=init_name, optimizer=optimizer
+            ):
+                assert not sweep.pending_runs(rows, *cell, args), (stage["name"], cell)
+
+
+def _tune_rows(errors, **cell):
+    """Tuning-seed rows of one group at depth 4: {lr: validation error}."""
+    base = {
+        "problem": "poisson",
+        "width": 50,
+        "activation": "tanh",
+        "init": "critical",
+        "optimizer": "adam",
+        "steps": 1500,
+        "num_interior": 256,
+        "num_boundary": 256,
+        "boundary_weight": 100.0,
+        "depth": 4,
+        "seed": 0,
+    }
+    return [{**base, **cell, "lr": lr, "val_rel_l2": e} for lr, e in errors.items()]
+
+
+@pytest.mark.parametrize("top", [True, False])
+def test_the_runner_widens_a_grid_at_its_edge_at_most_twice(modules, top):
+    _, sweep, _ = modules
+    args = sweep.parse_args(["--problems=poisson", "--inits=critical", "--depths=4"])
+    args.tune_depth = 4
+    grid = sweep.grid_of("adam", "poisson")  # 1e-5 .. 3e-3
+    edge, steps = (grid[-1], (1e-2, 3e-2)) if top else (grid[0], (3e-6, 1e-6))
+    errors = {lr: 0.5 for lr in grid} | {edge: 0.1}
+
+    def pending(errors):
+        rows = _tune_rows(errors)
+        return sweep.pending_runs(rows, "poisson", "critical", "adam", 4, "tune", args)
+
+    for step in steps:  # each new point wins again: the next one is added
+        assert pending(errors) == [(step, 0)]
+        errors[step] = min(errors.values()) / 2
+    assert pending(errors) == []  # two points added: no more
+    errors = {lr: 0.5 for lr in grid} | {edge: 0.1}
+    args.extend_grids = False
+    assert pending(errors) == []
+    # A rate inside the grid wins: nothing is added.
+    args.extend_grids = True
+    assert pending({lr: 0.5 for lr in grid} | {grid[2]: 0.1}) == []
