@@ -331,6 +331,8 @@ def pinn_step_entry(
             num_boundary=points,
             length=config.chunk,
             prediction_reference=prediction_reference,
+            # The three readings, as the published step was measured.
+            log_readings=prediction_reference is not None,
         ),
         donate_argnums=0,
     )
