@@ -122,38 +122,30 @@ def test_a_campaign_without_stages_is_refused(modules, tmp_path):
         campaign.load(path)
 
 
-def test_committed_long_budget_rows_leave_no_pending_runs(modules):
-    """A cell with committed rows has nothing left to run: the runner resumes
-    across code changes (recipe names, columns, keys)."""
+@pytest.mark.parametrize(
+    "name, started",
+    [
+        # A depth-sweep group tunes over all its depths: started is the group.
+        ("pinn_depth_sweep", ("problem", "init", "optimizer")),
+        # A long-budget cell is one batch of seeds at one depth.
+        ("pinn_long_budget", ("problem", "init", "optimizer", "depth")),
+    ],
+)
+def test_committed_rows_leave_no_pending_runs(modules, name, started):
+    """What a campaign has started is complete in the committed rows: nothing
+    (grid points the runner would add included) is left to run, so the runner
+    resumes across code changes (recipe names, columns, keys)."""
     campaign, sweep, results = modules
-    config = campaign.load(LONG_BUDGET)
+    config = campaign.load(BENCHMARKS / "campaigns" / f"{name}.json")
     rows = results.read_rows(ROOT / config["options"]["results"])
     for stage in config["stages"]:
         args = sweep.parse_args(campaign.stage_argv(config, stage))
         for cell in sweep.cell_plan(args):
-            problem, init_name, optimizer, depth, _ = cell
-            ran = results.select(
-                rows, problem=problem, init=init_name, optimizer=optimizer, depth=depth
-            )
-            if len(ran) == len(args.seeds):
-                assert not sweep.pending_runs(rows, *cell, args), cell
-
-
-def test_committed_depth_sweep_rows_leave_no_pending_runs(modules):
-    """Every group of the depth-sweep campaign is complete in the committed
-    rows: nothing (grid points the runner would add included) is left to run."""
-    campaign, sweep, results = modules
-    config = campaign.load(BENCHMARKS / "campaigns" / "pinn_depth_sweep.json")
-    rows = results.read_rows(ROOT / config["options"]["results"])
-    for stage in config["stages"]:
-        args = sweep.parse_args(campaign.stage_argv(config, stage))
-        for cell in sweep.cell_plan(args):
-            problem, init_name, optimizer, _, _ = cell
-            group = results.select(
-                rows, problem=problem, init=init_name, optimizer=optimizer
-            )
-            if group:  # pending_runs reads only the group's rows
-                assert not sweep.pending_runs(group, *cell, args), (stage["name"], cell)
+            fields = ("problem", "init", "optimizer", "depth", "stage")
+            where = dict(zip(fields, cell, strict=True))
+            ran = results.select(rows, **{k: where[k] for k in started})
+            if ran:  # pending_runs reads only the group's rows
+                assert not sweep.pending_runs(ran, *cell, args), (stage["name"], cell)
 
 
 def _tune_rows(errors, **cell):
