@@ -5,11 +5,10 @@ together by vmap, or with ``--seeds 1`` one run without vmap), under three
 settings: ``loss_weighting=None``; ``"grad_norm"`` with K = ``--every``; and
 ``"grad_norm"`` updated at step 0 only, which isolates what a loss whose
 weights are state (not constants) costs from the weights' update. All record
-every K steps, so all run chunks of the same length. A run's compilation is the
-same at both lengths, so the time of a step in steady state is (time of a long
-run - time of a short run) / the difference in steps; the settings alternate,
-``--rounds`` times, and the medians of the ratios to none are reported, by
-wall-clock time and by the process's CPU time. Raw results:
+every K steps, so all run chunks of the same length. The time per step is
+taken from the first record (after the compilation) to the last; the settings
+alternate, ``--rounds`` times, and the medians of the ratios to none are
+reported, by wall-clock time and by the process's CPU time. Raw results:
 ``results/loss_weighting_cost.json``, one entry per ``--seeds``.
 
   python benchmarks/loss_weighting_cost.py --seeds 3
@@ -41,21 +40,28 @@ RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 CLOCKS = ("wall", "cpu")
 
 
-def timed_run(problem, model, params, keys, steps, weighting, every):
-    """(wall-clock s, CPU s of this process's threads) of one run."""
-    start, cpu = time.perf_counter(), time.process_time()
+def timed_run(problem, model, params, keys, args, weighting, every):
+    """(wall-clock s, CPU s) per step of one run, after its first record.
+
+    The first record pays for the compilation; the time from it to the last
+    record is steady state (each segment of the weighted runs includes its
+    update of the weights).
+    """
+    stamps = []
     pinn.train(
         problem,
         model.apply,
         params,
         optax.adam(1e-3),
         key=keys,
-        steps=steps,
-        log_every=every,
+        steps=args.steps,
+        log_every=args.every,
+        callback=lambda _: stamps.append((time.perf_counter(), time.process_time())),
         loss_weighting=weighting,
         loss_weighting_every=every,
     )
-    return time.perf_counter() - start, time.process_time() - cpu
+    steps = (len(stamps) - 1) * args.every
+    return tuple((stamps[-1][i] - stamps[0][i]) / steps for i in range(2))
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -64,15 +70,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
         ("--depth", 8),
         ("--seeds", 3),
         ("--every", 100),
-        ("--short", 200),
-        ("--long", 1200),
+        ("--steps", 1200),
         ("--rounds", 5),
     ):
         parser.add_argument(flag, type=positive(int), default=default)
     parser.add_argument("--out", type=pathlib.Path, default=RESULTS)
     args = parser.parse_args(argv)
-    if args.long <= args.short:
-        parser.error("--long must be larger than --short")
+    if args.steps < 2 * args.every:
+        parser.error("--steps must be at least 2 x --every (two records)")
 
     problem = pinn.get_problem("poisson", boundary_weight=100.0)
     kernel_init, bias_init = init.get_initializers("critical", ACTIVATIONS["tanh"])
@@ -91,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         params = jax.vmap(model.init, in_axes=(0, None))(init_keys, x)
         keys = jax.random.split(jax.random.key(1), args.seeds)
     # "grad_norm, step 0 only": the weights as state, updated once before the
-    # timed difference, which isolates the cost of the weighted loss itself.
+    # timed steps, which isolates the cost of the weighted loss itself.
     settings = {
         "none": (None, args.every),
         "grad_norm": ("grad_norm", args.every),
@@ -100,12 +105,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     per_step = {clock: {name: [] for name in settings} for clock in CLOCKS}
     for _ in range(args.rounds):
         for name, (weighting, every) in settings.items():
-            short, long = (
-                timed_run(problem, model, params, keys, n, weighting, every)
-                for n in (args.short, args.long)
-            )
-            for i, clock in enumerate(CLOCKS):
-                step = (long[i] - short[i]) / (args.long - args.short)
+            times = timed_run(problem, model, params, keys, args, weighting, every)
+            for clock, step in zip(CLOCKS, times, strict=True):
                 per_step[clock][name].append(step)
     result = {
         **run_metadata(),

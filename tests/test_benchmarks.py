@@ -194,7 +194,7 @@ def test_loss_weighting_cost_tiny_run(tmp_path, seeds):
         bench = load_script(
             BENCHMARKS / "loss_weighting_cost.py", "loss_weighting_cost", patch
         )
-        flags = ["--depth=1", "--every=2", "--short=2", "--long=4", "--rounds=1"]
+        flags = ["--depth=1", "--every=2", "--steps=4", "--rounds=1"]
         bench.main([*flags, f"--seeds={seeds}", f"--out={tmp_path}"])
     saved = json.loads((tmp_path / "loss_weighting_cost.json").read_text())
     entry = saved[f"seeds_{seeds}"]
