@@ -232,9 +232,9 @@ class Problem(abc.ABC):
     def weights(self) -> dict[str, float]:
         return {"residual": self.residual_weight, "boundary": self.boundary_weight}
 
-    def _weighted_sum(self, terms: dict[str, jax.Array]) -> jax.Array:
-        """The terms of `losses` combined with the problem's weights."""
-        weights = self.weights()
+    def _weighted_sum(self, terms: dict[str, jax.Array], weights=None) -> jax.Array:
+        """The terms of `losses` combined with `weights` (the problem's if None)."""
+        weights = self.weights() if weights is None else weights
         return sum(weights[name] * value for name, value in terms.items())
 
     def loss(self, u: ScalarField, batch: dict) -> jax.Array:

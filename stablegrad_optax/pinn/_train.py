@@ -201,7 +201,7 @@ def make_chunk(
 
     def loss_of(outputs, batch, weights):
         terms = problem._losses_of(outputs, batch)
-        return sum(weights[name] * value for name, value in terms.items()), terms
+        return problem._weighted_sum(terms, weights), terms
 
     def loss_fn(params, batch, weights):
         return loss_of(predict(params, batch, weights), batch, weights)
