@@ -6,7 +6,7 @@ what it reads). `leaf_reads` follows each gradient parameter through free
 reshapes (bitcast) and classifies its readers: reductions (a pass that sums
 it), stacking copies (a fusion writing it into a larger array that reductions
 then read), elementwise fusions (the rescale) and the ``lax.cond`` operand
-(read only if that branch runs). Used by ``overhead.py`` and the HLO tests.
+(read only if that branch runs). Used by `overhead_updates` and the HLO tests.
 """
 
 from __future__ import annotations

@@ -55,46 +55,40 @@ def load(results: pathlib.Path) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _ratio(entry: dict[str, Any] | None) -> str:
-    """Median ratio to adam and, in brackets, the range of per-round ratios."""
+def _ratio(entry: dict[str, Any] | None, prefix: str | None = None) -> str:
+    """Median ratio and, in brackets, the range of per-round ratios.
+
+    To adam (2 decimals); with a `prefix` ("" wall clock, "cpu_" CPU time), of
+    one step over another (`prediction_over_output`, 3 decimals).
+    """
     if entry is None:
         return "—"
-    return (
-        f"{entry['ratio_to_adam']:.2f}x "
-        f"({entry['round_ratio_min']:.2f}–{entry['round_ratio_max']:.2f})"
-    )
+    p, digits = ("", 2) if prefix is None else (prefix, 3)
+    median = entry["ratio_to_adam"] if prefix is None else entry[p + "ratio"]
+    low, high = entry[p + "round_ratio_min"], entry[p + "round_ratio_max"]
+    return f"{median:.{digits}f}x ({low:.{digits}f}–{high:.{digits}f})"
 
 
-def _columns(run: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(title, timed section) of the page's ratio table, in order."""
-    columns = []
-    for name, tree in run["trees"].items():
-        title = TREE_TITLES.get(name, name)
-        columns.append((f"{title}: update", tree["update_loop"]))
-        if name == "resnet50":
-            columns.append((f"{title}: update, jit call", tree["update_call"]))
-    for name, section in run["model_steps"].items():
-        columns.append((STEP_TITLES.get(name, name), section))
-    return columns
-
-
-def _provenance(run: dict[str, Any]) -> str:
+def _provenance(run: dict[str, Any], command: str | None = None) -> str:
+    """Command (`command` if given), device, date, commit, rounds, wall time."""
     meta = run["meta"]
     return (
-        f"`{meta['command']}`, {meta['device']}, {meta['date'][:10]}, git "
-        f"{meta['git_commit']}, jax {meta['jax']}; {run['config']['rounds']} "
+        f"`{command or meta['command']}`, {meta['device']}, {meta['date'][:10]}, "
+        f"git {meta['git_commit']}, jax {meta['jax']}; {run['config']['rounds']} "
         f"interleaved rounds, {run['wall_time_s']:.0f} s"
     )
 
 
-def _pinning(meta: dict[str, Any]) -> str:
-    """What a run's CPU affinity means for its numbers ("" if not pinned)."""
+def _remarks(meta: dict[str, Any]) -> list[str]:
+    """What a run's CPU affinity means for its numbers (if it was pinned), and
+    its ``--note`` (if any)."""
     affinity, count = meta.get("cpu_affinity"), meta.get("cpu_count")
+    remarks = [meta["note"]] if meta.get("note") else []
     if not affinity or count is None or len(affinity) >= count:
-        return ""
+        return remarks
     cores = ", ".join(str(c) for c in affinity)
     threads = "one thread" if len(affinity) == 1 else f"{len(affinity)} threads"
-    return (
+    pinning = (
         f"The process was pinned to core {cores} of {count} (`taskset`); XLA:CPU "
         f"sizes its thread pool to the cores a process may use, so every kernel "
         f"ran on {threads}. These are single-threaded ratios: with more threads "
@@ -103,17 +97,7 @@ def _pinning(meta: dict[str, Any]) -> str:
         "hardly do, so the ratios there can differ; the absolute times are one "
         "core's, not the machine's."
     )
-
-
-def _ratio_of(ratio: dict[str, Any], prefix: str = "") -> str:
-    """A `prediction_over_output` entry: median ratio (per-round range).
-
-    `prefix` "cpu_" for the ratio of the process's CPU times.
-    """
-    return (
-        f"{ratio[prefix + 'ratio']:.3f}x ({ratio[prefix + 'round_ratio_min']:.3f}"
-        f"–{ratio[prefix + 'round_ratio_max']:.3f})"
-    )
+    return [pinning, *remarks]
 
 
 def _paper_verdict(ratio: dict[str, Any]) -> str:
@@ -125,29 +109,29 @@ def _paper_verdict(ratio: dict[str, Any]) -> str:
     return "not met"
 
 
-def _cost_model(ratio: dict[str, Any]) -> str:
-    cost = ratio["xla_cost"]
-    return (
-        "XLA's cost model of the compiled step, prediction over output: flops "
-        f"{cost['flops']:.5f}x, bytes accessed {cost['bytes_accessed']:.5f}x."
-    )
-
-
 def train_step_lines(platform: str, section: dict[str, Any]) -> list[str]:
     """The page's table of the paper's variant against the output reference."""
-    meta = section["meta"]
-    body = []
+    body, verdicts = [], []
     for name, model in section["models"].items():
-        entries = model["entries"]
+        entries, ratio = model["entries"], model["prediction_over_output"]
+        title = TRAIN_STEP_TITLES.get(name, name)
         body.append(
             [
-                TRAIN_STEP_TITLES.get(name, name),
-                _ratio_of(model["prediction_over_output"]),
-                _ratio_of(model["prediction_over_output"], "cpu_"),
+                title,
+                _ratio(ratio, ""),
+                _ratio(ratio, "cpu_"),
                 _ratio(entries[PAPER]),
                 _ratio(entries[OUTPUT]),
                 f"{entries['adam']['median_s'] * 1e3:.2f}",
             ]
+        )
+        cost = ratio["xla_cost"]
+        verdicts.append(
+            f"* {title}, {platform}: prediction step / output step "
+            f"{ratio['ratio']:.3f}x wall clock, {ratio['cpu_ratio']:.3f}x CPU time "
+            f"(target <= {PAPER_TARGET:.2f}x): {_paper_verdict(ratio)}. XLA's cost "
+            "model of the compiled step, prediction over output: flops "
+            f"{cost['flops']:.5f}x, bytes accessed {cost['bytes_accessed']:.5f}x."
         )
     header = [
         "model",
@@ -157,28 +141,16 @@ def train_step_lines(platform: str, section: dict[str, Any]) -> list[str]:
         f"`{OUTPUT}` / adam",
         "adam (ms/step)",
     ]
-    verdicts = []
-    for name, model in section["models"].items():
-        ratio = model["prediction_over_output"]
-        verdicts.append(
-            f"* {TRAIN_STEP_TITLES.get(name, name)}, {platform}: prediction step / "
-            f"output step {ratio['ratio']:.3f}x wall clock, "
-            f"{ratio['cpu_ratio']:.3f}x CPU time (target <= {PAPER_TARGET:.2f}x): "
-            f"{_paper_verdict(ratio)}. {_cost_model(ratio)}"
-        )
-    note = meta.get("note")
+    meta = section["meta"]
     command = meta["command"]
-    if note:  # printed below the table; overhead.md has the whole command
-        command = command.replace(shlex.quote(note), "<the note below>")
+    if meta.get("note"):  # printed below the table; overhead.md has the whole command
+        command = command.replace(shlex.quote(meta["note"]), "<the note below>")
     return [
         f"**Train step: the paper's variant against the output reference, "
-        f"{platform.upper()}** (`{command}`, {meta['device']}, "
-        f"{meta['date'][:10]}, git {meta['git_commit']}, jax {meta['jax']}; "
-        f"{section['config']['rounds']} interleaved rounds, "
-        f"{section['wall_time_s']:.0f} s). The prediction step is "
-        '`sgo.prediction_value_and_grad` + `stablegrad("prediction")` + Adam '
-        '(the PINN through `pinn.make_chunk(..., prediction_reference="data")`, '
-        "which also logs three readings of the reference); the output step is "
+        f"{platform.upper()}** ({_provenance(section, command)}). The prediction "
+        'step is `sgo.prediction_value_and_grad` + `stablegrad("prediction")` + '
+        'Adam (the PINN through `pinn.make_chunk(..., prediction_reference="data")`'
+        ", which also logs three readings of the reference); the output step is "
         '`jax.value_and_grad` + `stablegrad("output")` + Adam. Median ratio of '
         "the per-step wall-clock times; in brackets the range of the per-round "
         "ratios. CPU time: the same from the process's CPU time (all its "
@@ -187,20 +159,25 @@ def train_step_lines(platform: str, section: dict[str, Any]) -> list[str]:
         *mdtables.table(header, body),
         "",
         *verdicts,
-        *([""] + [_pinning(meta)] if _pinning(meta) else []),
-        *([""] + [note] if note else []),
+        *(line for remark in _remarks(meta) for line in ("", remark)),
         "",
     ]
 
 
 def ratio_table(run: dict[str, Any]) -> list[str]:
-    columns = _columns(run)
-    labels: list[str] = []
-    for _, section in columns:
-        labels += [k for k in section["entries"] if k not in labels]
+    """Every timed entry's ratio to adam: a column per tree's update (and the
+    ResNet-50 tree's jit call) and per model step."""
+    columns = []
+    for name, tree in run["trees"].items():
+        title = TREE_TITLES.get(name, name)
+        columns.append((f"{title}: update", tree["update_loop"]))
+        if name == "resnet50":
+            columns.append((f"{title}: update, jit call", tree["update_call"]))
+    for name, section in run["model_steps"].items():
+        columns.append((STEP_TITLES.get(name, name), section))
+    labels = list(dict.fromkeys(k for _, s in columns for k in s["entries"]))
     body = [
-        [f"`{label}`"]
-        + [_ratio(section["entries"].get(label)) for _, section in columns]
+        [f"`{label}`"] + [_ratio(s["entries"].get(label)) for _, s in columns]
         for label in labels
     ]
     return mdtables.table(["ratio to adam", *(t for t, _ in columns)], body)
@@ -355,7 +332,9 @@ def _losses(section: dict[str, Any]) -> str:
     return f"Loss after the timed steps: {losses}."
 
 
-def _meta_lines(meta: dict[str, Any], wall_time_s: float, compiles: int) -> list[str]:
+def _meta_lines(run: dict[str, Any]) -> list[str]:
+    """A run's (or a section's) provenance and compilations, one line each."""
+    meta = run["meta"]
     affinity = meta.get("cpu_affinity")
     cores = "" if affinity is None else f"; CPU affinity {affinity}"
     return [
@@ -364,30 +343,26 @@ def _meta_lines(meta: dict[str, Any], wall_time_s: float, compiles: int) -> list
         f"Date: {meta['date']}; git {meta['git_commit']}; jax {meta['jax']}, "
         f"jaxlib {meta['jaxlib']}, optax {meta['optax']}, python "
         f"{meta['python']}  ",
-        f"Wall time: {wall_time_s:.0f} s; XLA compilations during the timed "
-        f"rounds: {compiles}",
+        f"Wall time: {run['wall_time_s']:.0f} s; XLA compilations during the timed "
+        f"rounds: {run['compiles_during_timing']}",
     ]
 
 
 def train_step_report(section: dict[str, Any]) -> list[str]:
     """overhead.md's part on the paper's variant against the output reference."""
-    meta = section["meta"]
     lines = [
         "### Train step: the paper's variant against the output reference",
         "",
-        *_meta_lines(meta, section["wall_time_s"], section["compiles_during_timing"]),
+        *_meta_lines(section),
         "",
+        *(line for remark in _remarks(section["meta"]) for line in (remark, "")),
     ]
-    if _pinning(meta):
-        lines += [_pinning(meta), ""]
-    if meta.get("note"):
-        lines += [meta["note"], ""]
     for name, model in section["models"].items():
+        ratio = model["prediction_over_output"]
         lines += [
             *_timed(f"#### {TRAIN_STEP_TITLES.get(name, name)}", model),
-            f"`{PAPER}` / `{OUTPUT}`: {_ratio_of(model['prediction_over_output'])}; "
-            "by the process's CPU time "
-            f"{_ratio_of(model['prediction_over_output'], 'cpu_')}. " + _losses(model),
+            f"`{PAPER}` / `{OUTPUT}`: {_ratio(ratio, '')}; by the process's CPU "
+            f"time {_ratio(ratio, 'cpu_')}. {_losses(model)}",
             "",
             "XLA's cost model of one compiled call:",
             "",
@@ -413,12 +388,7 @@ def full_report(runs: dict[str, dict[str, Any]]) -> str:
             continue
         if "train_steps" in run:
             lines += ["**Updates and model steps:**", ""]
-        lines += [
-            *_meta_lines(
-                run["meta"], run["wall_time_s"], run["compiles_during_timing"]
-            ),
-            "",
-        ]
+        lines += [*_meta_lines(run), ""]
         for name, tree in run["trees"].items():
             lines += [
                 f"### {TREE_TITLES.get(name, name)}: {tree['description']}",

@@ -1,0 +1,289 @@
+"""The update alone, on parameter trees shaped like real models' (overhead.py).
+
+Trees (gradients and parameters drawn at random, shapes from real models):
+
+* ``resnet50``: a BN-free ResNet-50's parameters (``models.ResNet50(norm="none",
+  num_classes=1000)`` through ``jax.eval_shape``: 108 leaves, 25.5 M
+  parameters), float32;
+* ``mlp64``: a 64-hidden-layer tanh MLP of width 50 (130 leaves), float32;
+* ``transformer_bf16``: a 6-layer transformer (d_model 512, MLP 2048,
+  vocabulary 8192, untied output layer ``head``), bfloat16.
+
+Two timings, each in its own set of rounds (`overhead_timing`):
+
+* ``update, compiled loop``: the update repeated ``n`` times inside one jitted
+  ``lax.fori_loop``: its own compute, no dispatch. Step ``i`` scales the
+  gradients and parameters by ``1 + 1e-7 i`` and writes them out (behind an
+  ``optimization_barrier``, as a backward pass writes its gradients) so that
+  XLA cannot hoist gradient-only work out of the loop; every optimizer pays
+  that same write.
+* ``update, jit call``: ``jax.jit(tx.update)`` (state donated) called from
+  Python on fixed gradients: dispatch and output allocation included.
+
+Rows marked ``[1e-30 grads]`` (mlp64) take gradients scaled by 1e-30, where
+StableGrad's ``lax.cond`` runs its careful path; their ratio is still to adam
+on normal gradients. It also reads the optimized HLO of
+``jax.jit(sgo.stablegrad().update)`` on each tree (`hlo_reads`): per gradient
+leaf, the reductions and other kernels that read it, and float32 arrays
+written from bfloat16 gradients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from overhead_timing import jit, timed_section
+
+import stablegrad_optax as sgo
+from stablegrad_optax import _statistic, models
+
+import hlo_reads
+
+LEARNING_RATE = 1e-3
+TINY_SCALE = 1e-30
+REFERENCES = ("output", "mean", "geometric_mean", "median", "max")
+ALONE = "stablegrad alone"
+
+
+def optimizers() -> dict[str, optax.GradientTransformation]:
+    """The timed optimizers; the first is the baseline."""
+    lr = LEARNING_RATE
+    out = {"adam": optax.adam(lr)}
+    for ref in REFERENCES:
+        label = "stablegrad+adam" if ref == "output" else f"stablegrad({ref})+adam"
+        out[label] = optax.chain(sgo.stablegrad(ref), optax.adam(lr))
+    out["adaptive_grad_clip+adam"] = optax.chain(
+        optax.adaptive_grad_clip(0.01), optax.adam(lr)
+    )
+    out["centralize+adam"] = optax.chain(optax.centralize(), optax.adam(lr))
+    out["lars"] = optax.lars(lr)
+    out["adamp"] = sgo.adamp(lr)
+    return out
+
+
+class Tree(NamedTuple):
+    params: Any
+    grads: Any
+    description: str
+
+
+def _random_tree(shapes: Any, seed: int, dtype, description: str) -> Tree:
+    """Parameters ~ N(0, 0.05^2) and gradients ~ N(1e-4, 1e-3^2) of `shapes`."""
+    leaves, treedef = jax.tree.flatten(shapes)
+    keys = jax.random.split(jax.random.key(seed), 2 * len(leaves))
+
+    def draw(key, leaf, scale, offset):
+        x = jax.random.normal(key, leaf.shape, jnp.float32) * scale + offset
+        return x.astype(dtype)
+
+    params = [draw(k, x, 0.05, 0.0) for k, x in zip(keys[::2], leaves, strict=True)]
+    grads = [draw(k, x, 1e-3, 1e-4) for k, x in zip(keys[1::2], leaves, strict=True)]
+    unflatten = functools.partial(jax.tree.unflatten, treedef)
+    return Tree(unflatten(params), unflatten(grads), description)
+
+
+def resnet50_tree(config: argparse.Namespace) -> Tree:
+    width = 8 if config.quick else 64
+    model = models.ResNet50(norm="none", num_classes=1000, width=width)
+    x = jnp.zeros((1, 224, 224, 3))
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+    description = f"BN-free ResNet-50 (width {width}), float32"
+    return _random_tree(shapes["params"], config.seed, jnp.float32, description)
+
+
+def mlp_tree(config: argparse.Namespace) -> Tree:
+    depth = 4 if config.quick else 64
+    model = models.MLP(depth=depth, width=50)
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 2))))
+    description = f"tanh MLP, {depth} hidden layers of width 50, float32"
+    return _random_tree(shapes["params"], config.seed, jnp.float32, description)
+
+
+def transformer_tree(config: argparse.Namespace) -> Tree:
+    layers, d, vocab = (1, 32, 64) if config.quick else (6, 512, 8192)
+
+    def dense(n_in, n_out):
+        return {"kernel": (n_in, n_out), "bias": (n_out,)}
+
+    norm = {"scale": (d,), "bias": (d,)}
+    shapes: dict[str, Any] = {"embed": {"embedding": (vocab, d)}}
+    for i in range(layers):
+        shapes[f"block_{i}"] = {
+            "ln_attn": norm,
+            **{name: dense(d, d) for name in ("query", "key", "value", "attn_out")},
+            "ln_mlp": norm,
+            "mlp_in": dense(d, 4 * d),
+            "mlp_out": dense(4 * d, d),
+        }
+    shapes["ln_final"] = norm
+    shapes["head"] = dense(d, vocab)
+    shapes = jax.tree.map(
+        lambda s: jax.ShapeDtypeStruct(s, jnp.bfloat16),
+        shapes,
+        is_leaf=lambda x: isinstance(x, tuple),
+    )
+    description = (
+        f"transformer, {layers} layers, d_model {d}, MLP {4 * d}, vocabulary "
+        f"{vocab}, bfloat16"
+    )
+    return _random_tree(shapes, config.seed, jnp.bfloat16, description)
+
+
+TREES: dict[str, Callable[[argparse.Namespace], Tree]] = {
+    "resnet50": resnet50_tree,
+    "mlp64": mlp_tree,
+    "transformer_bf16": transformer_tree,
+}
+
+
+def update_loop(tx) -> Callable[..., Any]:
+    """`n` updates inside one jitted `fori_loop`; returns (state, last updates)."""
+
+    @jit
+    def loop(grads, state, updates, params, n):
+        def body(i, carry):
+            # Gradients and parameters scaled by 1 + 1e-7 i differ at every
+            # step, so XLA cannot hoist work that depends on them alone out of
+            # the loop. The barrier writes them out, as a backward pass does:
+            # otherwise the multiply fuses into the update's elementwise
+            # kernels but not into library reductions (XLA:CPU's YNN), which
+            # would charge StableGrad alone for a copy. The updates are carried
+            # out of the loop so that they stay live.
+            scale = 1.0 + 1e-7 * i.astype(jnp.float32)
+            g, p = jax.lax.optimization_barrier(
+                jax.tree.map(lambda x: x * scale.astype(x.dtype), (grads, params))
+            )
+            updates, state = tx.update(g, carry[0], p)
+            return state, updates
+
+        return jax.lax.fori_loop(0, n, body, (state, updates))
+
+    return loop
+
+
+def update_loop_entry(tx, loop, grads, params) -> Callable[[int], None]:
+    carry = [(tx.init(params), jax.tree.map(jnp.zeros_like, grads))]
+
+    def run(n: int) -> None:
+        carry[0] = jax.block_until_ready(loop(grads, *carry[0], params, n))
+
+    return run
+
+
+def update_call_entry(tx, grads, params) -> Callable[[int], None]:
+    update = jit(tx.update, donate_argnums=1)
+    carry = [tx.init(params)]
+
+    def run(n: int) -> None:
+        state = carry[0]
+        for _ in range(n):
+            updates, state = update(grads, state, params)
+        jax.block_until_ready((updates, state))
+        carry[0] = state
+
+    return run
+
+
+def fallback_check(tree: Tree) -> dict[str, Any]:
+    """1e-30 gradients take StableGrad's careful path and give 1e-30 x the stats."""
+    tiny = jax.tree.map(lambda g: g * TINY_SCALE, tree.grads)
+    tx = sgo.stablegrad()
+    update = jit(tx.update)
+    _, normal = update(tree.grads, tx.init(tree.params))
+    _, small = update(tiny, tx.init(tree.params))
+    ratio = np.asarray(small.stats, np.float64) / np.asarray(normal.stats, np.float64)
+    return {
+        "stats_ratio_over_1e-30_max_rel_err": float(np.max(np.abs(ratio / 1e-30 - 1))),
+    }
+
+
+def inspect_hlo(tree: Tree, txs, loops) -> dict[str, Any]:
+    """What XLA compiles: fusions per update, and what reads each gradient leaf.
+
+    `loops` are the timed `update_loop`s of `txs`, already compiled on these
+    shapes: lowered again, they give the same executables (no new compile).
+    """
+    counts = {}
+    zeros = jax.tree.map(jnp.zeros_like, tree.grads)
+    for name, tx in txs.items():
+        state = tx.init(tree.params)
+        compiled = jit(tx.update).lower(tree.grads, state, tree.params).compile()
+        counts[name] = hlo_reads.entry_counts(compiled.as_text())
+        loop = loops[name].lower(tree.grads, state, zeros, tree.params, 1).compile()
+        counts[name]["loop_body_fusions"] = hlo_reads.while_body_fusions(loop.as_text())
+    tx = sgo.stablegrad()
+    lowered = jit(tx.update, keep_unused=True).lower(
+        tree.grads, tx.init(tree.params), tree.params
+    )
+    text = lowered.compile().as_text()
+    leaves = jax.tree.leaves(tree.grads)
+    reads = hlo_reads.leaf_reads(text, [x.shape for x in leaves])
+    weights = [(r, x) for r, x in zip(reads, leaves, strict=True) if x.ndim >= 2]
+    large = [r for r, x in weights if x.size > _statistic._STACK_MAX_SIZE]
+    small = [r for r, x in weights if x.size <= _statistic._STACK_MAX_SIZE]
+    bf16 = any(x.dtype == jnp.bfloat16 for x in leaves)
+    return {
+        "backend": jax.default_backend(),
+        "entry_counts": counts,
+        "weight_leaves": len(weights),
+        "large_leaves": len(large),
+        "large_max_reductions": max((r["reductions"] for r in large), default=0),
+        "large_max_elementwise": max((r["elementwise"] for r in large), default=0),
+        "large_stacked": sum(r["stacked"] > 0 for r in large),
+        "small_leaves": len(small),
+        "small_stacked": sum(r["stacked"] > 0 for r in small),
+        "small_max_reductions": max(
+            (r["reductions"] + r["stack_reductions"] for r in small), default=0
+        ),
+        "conditionals": counts[ALONE]["conditionals"],
+        # float32 arrays the size of a large bfloat16 leaf or more, written on
+        # the fast path (None: no bfloat16 leaves).
+        "float32_temporaries": hlo_reads.float32_temporaries(
+            text, _statistic._STACK_MAX_SIZE + 1
+        )
+        if bf16
+        else None,
+    }
+
+
+def benchmark_tree(name: str, config: argparse.Namespace) -> dict[str, Any]:
+    """Both timings of the optimizers of --optimizers and `ALONE` on one tree."""
+    tree = TREES[name](config)
+    leaves = jax.tree.leaves(tree.params)
+    num_leaves, num_params = len(leaves), int(sum(x.size for x in leaves))
+    print(f"{name}: {tree.description}; {num_leaves} leaves, {num_params} parameters")
+    txs = {k: tx for k, tx in optimizers().items() if k in config.optimizers}
+    txs[ALONE] = sgo.stablegrad()
+    loops = {label: update_loop(tx) for label, tx in txs.items()}
+    loop_entries = {
+        label: update_loop_entry(tx, loops[label], tree.grads, tree.params)
+        for label, tx in txs.items()
+    }
+    call_entries = {
+        label: update_call_entry(tx, tree.grads, tree.params)
+        for label, tx in txs.items()
+    }
+    result = {
+        "description": tree.description,
+        "num_leaves": num_leaves,
+        "num_params": num_params,
+        "dtype": str(leaves[0].dtype),
+    }
+    if name == "mlp64":
+        tiny = jax.tree.map(lambda g: g * TINY_SCALE, tree.grads)
+        for label in [k for k in ("adam", "stablegrad+adam", ALONE) if k in txs]:
+            loop_entries[label + " [1e-30 grads]"] = update_loop_entry(
+                txs[label], loops[label], tiny, tree.params
+            )
+        result["fallback_check"] = fallback_check(tree)
+    result["update_loop"] = timed_section("update, compiled loop", loop_entries, config)
+    result["update_call"] = timed_section("update, jit call", call_entries, config)
+    result["hlo"] = inspect_hlo(tree, txs, loops)
+    return result
