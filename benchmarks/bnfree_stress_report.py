@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import math
 import pathlib
 import statistics
@@ -30,10 +31,8 @@ SMOOTH = 10  # steps in the running mean of the plotted minibatch losses
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--results", type=pathlib.Path, default=results.RESULTS)
+    parser = mdtables.parser(__doc__, results.RESULTS, "bnfree_stress.md", "the table")
     parser.add_argument("--outdir", type=pathlib.Path, default=None)
-    mdtables.page_arguments(parser, "bnfree_stress.md", "the table")
     return parser.parse_args(argv)
 
 
@@ -96,8 +95,9 @@ HEADER = [
 ]
 
 
-def describe(s: dict[str, Any]) -> str:
-    """A `SETTING` or `FRONTIER` in words (the learning rate where it has one)."""
+def describe(setting: tuple, fields: Sequence[str] = SETTING) -> str:
+    """A `SETTING` (or `FRONTIER`) in words: the learning rate where it has one."""
+    s = dict(zip(fields, setting, strict=True))
     width = f" (width {s['width']})" if s["width"] else ""
     lr = f" lr {_num(s['lr'])}" if "lr" in s else ""
     return (
@@ -106,16 +106,11 @@ def describe(s: dict[str, Any]) -> str:
     )
 
 
-def setting_title(setting: tuple) -> str:
-    return describe(dict(zip(SETTING, setting, strict=True)))
-
-
 def tables(rows: Sequence[dict[str, Any]], history: dict) -> list[str]:
     lines = []
     for setting, variants in groups(rows).items():
         body = [summary_row(v, runs, history) for v, runs in variants.items()]
-        title = f"**{setting_title(setting)}**"
-        lines += [title, "", *mdtables.table(HEADER, body), ""]
+        lines += [f"**{describe(setting)}**", "", *mdtables.table(HEADER, body), ""]
     return lines
 
 
@@ -203,22 +198,18 @@ def frontier_tables(rows: Sequence[dict[str, Any]], logs: dict | None = None):
             body.append([variant, *cells, largest])
         header = ["variant", *(f"lr {_num(lr)}" for lr in lrs), "largest lr"]
         title = (
-            f"{frontier_title(key)}: seeds that train (test accuracy >= {TRAINS}) "
-            "per learning rate, and the largest learning rate at which most seeds "
-            'do (">=": the largest it was run at; "<": it trains at none it was '
-            "run at). In brackets, where logged: how many layers' gradient std was "
-            "below Adam's eps (1e-8), the most at any step after the first → at the "
-            "last (finite) step, medians over the seeds (a dead network ends with "
-            "most of its layers there; a rescue brings them back; the first step is "
-            "left out because SkipInit's zero branch scalars zero those gradients "
-            "there)."
+            f"**Stability frontier: {describe(key, FRONTIER)}**: seeds that train "
+            f"(test accuracy >= {TRAINS}) per learning rate, and the largest learning "
+            'rate at which most seeds do (">=": the largest it was run at; "<": it '
+            "trains at none it was run at). In brackets, where logged: how many "
+            "layers' gradient std was below Adam's eps (1e-8), the most at any step "
+            "after the first → at the last (finite) step, medians over the seeds (a "
+            "dead network ends with most of its layers there; a rescue brings them "
+            "back; the first step is left out because SkipInit's zero branch "
+            "scalars zero those gradients there)."
         )
         lines += [title, "", *mdtables.table(header, body), ""]
     return lines
-
-
-def frontier_title(key: tuple) -> str:
-    return f"**Stability frontier: {describe(dict(zip(FRONTIER, key, strict=True)))}**"
 
 
 # The paper's variant (StableGrad with the prediction reference, no BN) against
@@ -342,10 +333,6 @@ def _running_mean(values: Sequence[float], window: int) -> list[float]:
     return out
 
 
-def _or_inf(value: float) -> float:
-    return value if math.isfinite(value) else math.inf
-
-
 def plot(rows, history, figure: str, path: pathlib.Path) -> None:
     import matplotlib
 
@@ -365,7 +352,8 @@ def plot(rows, history, figure: str, path: pathlib.Path) -> None:
             steps = len(curves[0])
             # a diverged seed counts as an infinite loss from its first NaN on
             median = [
-                statistics.median(_or_inf(c[i]) for c in curves) for i in range(steps)
+                statistics.median(v if math.isfinite(v) else math.inf for v in step)
+                for step in zip(*curves, strict=True)
             ]
             finite = [i for i in range(steps) if math.isfinite(median[i])]
             if not finite:
@@ -377,7 +365,7 @@ def plot(rows, history, figure: str, path: pathlib.Path) -> None:
         ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_ylabel(f"minibatch loss (median over seeds, mean of {SMOOTH} steps)")
-        ax.set_title(setting_title(setting), fontsize=9)
+        ax.set_title(describe(setting), fontsize=9)
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -388,10 +376,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     rows = results.read_rows(args.results)
     outdir = args.outdir or args.results.parent
-    figures = list(dict.fromkeys(figure_name(s) for s in groups(rows)))
     logs = results.read_logs(args.results)
     history = {key: log["loss"] for key, log in logs.items()}
-    table_path = outdir / "bnfree_stress.md"
+    figures = {
+        outdir / name: functools.partial(plot, rows, history, name)
+        for name in dict.fromkeys(figure_name(s) for s in groups(rows))
+    }
     body = [
         *frontier_verdicts(rows),
         *frontier_tables(rows, logs),
@@ -399,18 +389,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     table_text = "\n".join(["# BatchNorm-free stress benchmark", "", *body])
     table_text += "\n" + NOTE + (" " + provenance(rows) if rows else "") + "\n"
-    paths = [outdir / figure for figure in figures]
     outputs = {
-        args.page: page(rows, body, paths, args.results, args.page),
-        table_path: table_text,
+        args.page: page(rows, body, list(figures), args.results, args.page),
+        outdir / "bnfree_stress.md": table_text,
     }
-    if args.check:
-        return mdtables.up_to_date(outputs, SCRIPT, args.results)
-    mdtables.write(outputs)
-    for figure in figures:
-        plot(rows, history, figure, outdir / figure)
-    print(f"wrote {table_path}, {len(figures)} figures, {args.page}")
-    return 0
+    return mdtables.check_or_write(outputs, args.check, SCRIPT, args.results, figures)
 
 
 if __name__ == "__main__":

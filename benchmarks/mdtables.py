@@ -10,7 +10,7 @@ import argparse
 import os
 import pathlib
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PAGES = ROOT / "docs" / "results"
@@ -25,8 +25,11 @@ def table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
     ]
 
 
-def page_arguments(parser: argparse.ArgumentParser, page: str, checked: str) -> None:
-    """``--page`` (the docs page written) and ``--check``, as every report takes."""
+def parser(doc: str, results: pathlib.Path, page: str, checked: str):
+    """A report's command line: ``--results`` (what it reads), ``--page`` (the
+    docs page written) and ``--check``; `doc` is the report's docstring."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--results", type=pathlib.Path, default=results)
     parser.add_argument(
         "--page",
         type=pathlib.Path,
@@ -39,6 +42,7 @@ def page_arguments(parser: argparse.ArgumentParser, page: str, checked: str) -> 
         help=f"only check that the docs page and {checked} match the results "
         "(exit 1 if not)",
     )
+    return parser
 
 
 def generated(script: str, sources: Sequence[str]) -> list[str]:
@@ -67,33 +71,33 @@ def repo_path(path: pathlib.Path) -> str:
         return str(path)
 
 
-def up_to_date(outputs: Mapping[pathlib.Path, str], script: str, source) -> int:
-    """0 if every file already holds its text, else 1 with a message saying so."""
-    stale = [
-        str(path)
-        for path, text in outputs.items()
-        if (path.read_text() if path.exists() else None) != text
-    ]
-    if stale:
-        print(
-            f"{', '.join(stale)} not up to date with {source}: run python {script}",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
-
-
-def write(outputs: Mapping[pathlib.Path, str]) -> None:
-    """Write each file's text, making its folder if needed."""
+def check_or_write(
+    outputs: Mapping[pathlib.Path, str],
+    check: bool,
+    script: str,
+    source,
+    figures: Mapping[pathlib.Path, Callable[[pathlib.Path], None]] | None = None,
+) -> int:
+    """The exit code of a report: with `check`, 0 if every file of `outputs`
+    already holds its text, else 1 with a message saying so (the figures are
+    not compared); without, writes each text and draws each figure (``{path:
+    draw(path)}``), making folders as needed."""
+    if check:
+        stale = [
+            str(path)
+            for path, text in outputs.items()
+            if (path.read_text() if path.exists() else None) != text
+        ]
+        if stale:
+            print(
+                f"{', '.join(stale)} not up to date with {source}: run python {script}",
+                file=sys.stderr,
+            )
+        return int(bool(stale))
     for path, text in outputs.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-
-
-def check_or_write(outputs: Mapping[pathlib.Path, str], check: bool, script, source):
-    """With `check`, `up_to_date`; else `write` the outputs and say so. Exit code."""
-    if check:
-        return up_to_date(outputs, script, source)
-    write(outputs)
-    print("wrote " + ", ".join(str(path) for path in outputs))
+    for path, draw in (figures or {}).items():
+        draw(path)
+    print("wrote " + ", ".join(str(path) for path in [*outputs, *(figures or {})]))
     return 0

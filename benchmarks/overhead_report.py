@@ -11,7 +11,6 @@ platform: ``overhead_cpu.json``, ``overhead_gpu.json``): the full tables go to
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import shlex
@@ -434,15 +433,9 @@ def full_report(runs: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=pathlib.Path, default=RESULTS)
-    mdtables.page_arguments(parser, "performance.md", "overhead.md")
-    return parser.parse_args(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    parser = mdtables.parser(__doc__, RESULTS, "performance.md", "overhead.md")
+    args = parser.parse_args(argv)
     runs = load(args.results)
     if not runs:
         print(f"no overhead_<platform>.json in {args.results}", file=sys.stderr)

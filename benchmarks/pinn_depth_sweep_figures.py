@@ -17,6 +17,8 @@ import pathlib
 import statistics
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 import pinn_depth_sweep_results as results
 from pinn_depth_sweep_cells import Sweep
 
@@ -98,20 +100,15 @@ def plot(sweep: Sweep, problem: str, path: pathlib.Path) -> None:
                 ]
                 if not points:
                     continue
-                depths = [d for d, _ in points]
-                clip = lambda x: min(x, 10.0)
-                median = [clip(s["median"]) for _, s in points]
-                low = [
-                    m - clip(s["min"]) for m, (_, s) in zip(median, points, strict=True)
-                ]
-                high = [
-                    clip(s["max"]) - m for m, (_, s) in zip(median, points, strict=True)
-                ]
+                depths, found = zip(*points, strict=True)
+                low, median, high = (
+                    [min(s[k], 10.0) for s in found] for k in ("min", "median", "max")
+                )
                 color, marker = style[opt]
                 ax.errorbar(
                     depths,
                     median,
-                    yerr=[low, high],
+                    yerr=[np.subtract(median, low), np.subtract(high, median)],
                     marker=marker,
                     capsize=3,
                     label=opt,

@@ -31,12 +31,10 @@ TITLE = pages.TITLE  # the page's first line, as every report script names it
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--results", type=pathlib.Path, default=results.RESULTS)
+    parser = mdtables.parser(__doc__, results.RESULTS, "depth_sweep.md", "the tables")
     parser.add_argument("--outdir", type=pathlib.Path, default=None)
     parser.add_argument("--tune-seed", type=int, default=results.TUNE_SEED)
     parser.add_argument("--tune-depth", type=int, default=results.TUNE_DEPTH)
-    mdtables.page_arguments(parser, "depth_sweep.md", "the tables")
     return parser.parse_args(argv)
 
 
@@ -45,19 +43,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sweep = Sweep(results.read_rows(args.results), args.tune_seed, args.tune_depth)
     outdir = args.outdir or args.results.parent
     drawings, notes = figures.drawings(sweep, results.read_history(args.results))
-    paths = [outdir / name for name in drawings]
-    tables_path = outdir / "pinn_depth_sweep.md"
+    drawn = {outdir / name: draw for name, draw in drawings.items()}
     outputs = {
-        args.page: pages.page(sweep, paths, notes, args.results, args.page),
-        tables_path: pages.full_tables(sweep),
+        args.page: pages.page(sweep, list(drawn), notes, args.results, args.page),
+        outdir / "pinn_depth_sweep.md": pages.full_tables(sweep),
     }
-    if args.check:
-        return mdtables.up_to_date(outputs, pages.SCRIPT, args.results)
-    mdtables.write(outputs)
-    for name, draw in drawings.items():
-        draw(outdir / name)
-    print(f"wrote {tables_path}, {len(paths)} figures, {args.page}")
-    return 0
+    return mdtables.check_or_write(
+        outputs, args.check, pages.SCRIPT, args.results, drawn
+    )
 
 
 if __name__ == "__main__":

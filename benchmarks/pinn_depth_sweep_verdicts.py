@@ -94,26 +94,25 @@ def _verdict(ours: dict, theirs: dict) -> int:
     return results.judge(ours["median"], theirs["median"])
 
 
+def _counts(cells: Sequence[tuple]) -> list[int]:
+    """How many of the (..., ours, theirs) `cells` are better, the same, worse."""
+    verdicts = [_verdict(cell[-2], cell[-1]) for cell in cells]
+    return [verdicts.count(v) for v in range(3)]
+
+
 def _geo_mean_ratio(cells: Sequence[tuple]) -> float:
     return results.geo_mean_ratio([(c[3]["median"], c[4]["median"]) for c in cells])
 
 
 def _tally(sweep: Sweep, cells: Sequence[tuple]) -> dict[int | str, tuple[str, str]]:
     """Per depth and over all ("all"): (better/same/worse, runs that train)."""
-    keys = [*sweep.depths, "all"]
-    verdicts = {key: [0, 0, 0] for key in keys}  # better, same, worse
-    trained = {key: [0, 0, 0] for key in keys}  # ours, base, seeds
-    for _, _, depth, ours, theirs in cells:
-        for key in (depth, "all"):
-            verdicts[key][_verdict(ours, theirs)] += 1
-            trained[key][0] += ours["trained"]
-            trained[key][1] += theirs["trained"]
-            trained[key][2] += ours["n"]
     texts = {}
-    for key in keys:
-        k, m, n = trained[key]
-        runs = f"{k} vs {m} (of {n})" if n else "–"
-        texts[key] = ("/".join(map(str, verdicts[key])), runs)
+    for key in [*sweep.depths, "all"]:
+        at = [cell for cell in cells if key in (cell[2], "all")]
+        ours, base = (sum(cell[i]["trained"] for cell in at) for i in (3, 4))
+        seeds = sum(cell[3]["n"] for cell in at)
+        runs = f"{ours} vs {base} (of {seeds})" if seeds else "–"
+        texts[key] = ("/".join(map(str, _counts(at))), runs)
     return texts
 
 
@@ -129,10 +128,7 @@ def comparisons(sweep: Sweep) -> list[str]:
             cells = paired_cells(sweep, protocol, opt, base)
             if not cells:
                 continue
-            total = [0, 0, 0]
-            for cell in cells:
-                total[_verdict(cell[3], cell[4])] += 1
-            name = PROTOCOL_NAMES[protocol]
+            total, name = _counts(cells), PROTOCOL_NAMES[protocol]
             parts.append(
                 f"{' / '.join(map(str, total))} of {len(cells)} cells with "
                 f"{name} (ratio {_geo_mean_ratio(cells):.2f})"
@@ -222,48 +218,40 @@ def claims(sweep: Sweep, opt: str, base: str) -> list[str]:
     cells = paired_cells(sweep, "tuned", opt, base)
     if not cells:
         return []
-    total = [0, 0, 0]
-    for cell in cells:
-        total[_verdict(cell[3], cell[4])] += 1
-    geo = _geo_mean_ratio(cells)
+    total, geo = _counts(cells), _geo_mean_ratio(cells)
     if total[0] > total[2] and geo < BETTER:
         first = "holds here"
     elif total[2] > total[0] and geo > 1 / BETTER:
         first = "does not hold here: StableGrad is more often worse"
     else:
         first = "does not hold here: neither is consistently better"
-    deep = [c for c in cells if c[2] >= sweep.depths[-1] // 2]
-    ours = sum(c[3]["trained"] for c in deep)
-    theirs = sum(c[4]["trained"] for c in deep)
-    seeds = sum(c[3]["n"] for c in deep)
-    depths = sorted({c[2] for c in deep})
-    if not deep:
-        second = "no complete cell is that deep, so nothing says which trains more"
-    elif ours > theirs:
+    half = sweep.depths[-1] // 2
+    deep = [c for c in cells if c[2] >= half]
+    ours, theirs = (sum(c[i]["trained"] for c in deep) for i in (3, 4))
+    if ours > theirs:
         second = f"StableGrad trains more of them ({ours} against {theirs})"
     elif ours < theirs:
         second = f"StableGrad trains fewer of them ({ours} against {theirs})"
-    elif ours:
-        second = f"both train as many ({ours})"
     else:
-        second = "neither trains any"
+        second = f"both train as many ({ours})" if ours else "neither trains any"
     if deep:
+        depths = " and ".join(map(str, sorted({c[2] for c in deep})))
         second = (
-            f"of {seeds} runs at depths {' and '.join(map(str, depths))}, "
+            f"of {sum(c[3]['n'] for c in deep)} runs at depths {depths}, "
             f"{second} to an error below {results.TRAINED}"
         )
     else:
-        second = f"at depths {sweep.depths[-1] // 2} and above, {second}"
+        second = (
+            f"at depths {half} and above, no complete cell is that deep, so "
+            "nothing says which trains more"
+        )
     table = best_depths(sweep, [base, opt])
-    if table:
-        table = [
-            " The best depth per problem and init (median error there; lr per "
-            "depth; where both have every depth):",
-            "",
-            *table,
-        ]
-    else:
-        table = [" No problem and init has every depth complete for both."]
+    best = (
+        " The best depth per problem and init (median error there; lr per depth; "
+        "where both have every depth):"
+        if table
+        else " No problem and init has every depth complete for both."
+    )
     return [
         f"**The paper's claims, {opt} against {base}** (lr per depth, "
         f"{len(cells)} complete cells):",
@@ -271,8 +259,8 @@ def claims(sweep: Sweep, opt: str, base: str) -> list[str]:
         f"1. *Better accuracy at matched depth* {first} (better in {total[0]} "
         f"cells, worse in {total[2]}, the same in {total[1]}; geometric-mean "
         f"error ratio {geo:.2f}).",
-        f"2. *Deeper PINNs train reliably*: {second}.{table[0]}",
-        *table[1:],
+        f"2. *Deeper PINNs train reliably*: {second}.{best}",
+        *(["", *table] if table else []),
         "",
         *where(sweep, opt, base),
     ]
@@ -302,9 +290,7 @@ def init_comparison(sweep: Sweep, shown: Sequence[str], ours: str, usual: str):
         ]
         if not cells:
             continue
-        total = [0, 0, 0]
-        for cell in cells:
-            total[_verdict(cell[3], cell[4])] += 1
+        total = _counts(cells)
         per_problem = ", ".join(
             f"{problem} {_geo_mean_ratio([c for c in cells if c[0] == problem]):.2f}"
             for problem in dict.fromkeys(c[0] for c in cells)

@@ -16,7 +16,7 @@ a table of published numbers on these problems, as context.
 
 from __future__ import annotations
 
-import argparse
+import collections
 import pathlib
 import statistics
 import sys
@@ -72,21 +72,12 @@ LITERATURE = (
 )
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--results", type=pathlib.Path, default=RESULTS)
-    mdtables.page_arguments(parser, "long_budget.md", "the CSV")
-    return parser.parse_args(argv)
-
-
 def cells(rows: Sequence[dict]) -> dict[tuple, list[dict]]:
     """Rows by (problem, depth, recipe)."""
-    found: dict[tuple, list[dict]] = {}
+    found = collections.defaultdict(list)
     for row in rows:
-        found.setdefault((row["problem"], row["depth"], row["optimizer"]), []).append(
-            row
-        )
-    return found
+        found[row["problem"], row["depth"], row["optimizer"]].append(row)
+    return dict(found)
 
 
 def summary(runs: Sequence[dict], column: str = "final_rel_l2") -> dict:
@@ -294,18 +285,17 @@ def page(rows: Sequence[dict], source: pathlib.Path, page_path: pathlib.Path) ->
         *comparisons(found, seeds),
         "",
     ]
-    if LITERATURE:
-        lines += [
-            "## Context: published numbers on these problems",
-            "",
-            "Not a like-for-like comparison: other networks, optimizers, budgets "
-            "and points (read from the arXiv versions of the papers; Raissi et "
-            "al. say '9 layers', counting the input and output layers; Wang et "
-            "al. write 4 hidden layers, their code and Table 2 have 3).",
-            "",
-            *mdtables.table(LITERATURE_HEADER, LITERATURE),
-            "",
-        ]
+    lines += [
+        "## Context: published numbers on these problems",
+        "",
+        "Not a like-for-like comparison: other networks, optimizers, budgets "
+        "and points (read from the arXiv versions of the papers; Raissi et "
+        "al. say '9 layers', counting the input and output layers; Wang et "
+        "al. write 4 hidden layers, their code and Table 2 have 3).",
+        "",
+        *mdtables.table(LITERATURE_HEADER, LITERATURE),
+        "",
+    ]
     if rows:
         lines += [
             f"Raw rows: [`{mdtables.repo_path(source)}`]"
@@ -318,7 +308,8 @@ def page(rows: Sequence[dict], source: pathlib.Path, page_path: pathlib.Path) ->
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    parser = mdtables.parser(__doc__, RESULTS, "long_budget.md", "the CSV")
+    args = parser.parse_args(argv)
     rows = results.read_rows(args.results)
     outputs = {args.page: page(rows, args.results, args.page)}
     return mdtables.check_or_write(outputs, args.check, SCRIPT, args.results)
