@@ -53,10 +53,11 @@ import stablegrad_optax as sgo
 from stablegrad_optax import datasets, models
 
 import bnfree_stress_results as results
+import csvrows
 import recipes
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
-from common import code_version, device_name  # noqa: E402
+from common import code_version, device_name, name_list, positive  # noqa: E402
 
 MODELS: dict[str, Callable[..., Any]] = {
     "resnet18": models.ResNet18,
@@ -222,7 +223,8 @@ def run_cell(
             for key in keys[begin : begin + args.chunk]:
                 state, log = step(state, key)
                 part.append(log)
-            for name, values in jax.device_get(_stack(part)).items():  # one sync
+            stacked = jax.tree.map(lambda *steps: jnp.stack(steps), *part)
+            for name, values in jax.device_get(stacked).items():  # one sync
                 logs[name].extend(np.asarray(values, float).tolist())
             if not math.isfinite(logs["loss"][-1]):  # diverged: NaN from here on
                 break
@@ -254,10 +256,6 @@ def run_cell(
     return rows, {name: np.stack(values) for name, values in curves.items()}
 
 
-def _stack(logs: Sequence[dict[str, jax.Array]]) -> dict[str, jax.Array]:
-    return {name: jnp.stack([log[name] for log in logs]) for name in logs[0]}
-
-
 def outcome(rows: Sequence[dict[str, Any]]) -> str:
     """One line per cell for the log."""
     return " ".join(
@@ -270,51 +268,28 @@ def outcome(rows: Sequence[dict[str, Any]]) -> str:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add = parser.add_argument
     csv = lambda kind: lambda text: [kind(v) for v in text.split(",") if v]
-    parser.add_argument("--models", type=csv(str), default=["resnet18"])
-    parser.add_argument(
-        "--width", type=int, default=16, help="ResNet first-stage filters (64: full)"
-    )
-    parser.add_argument(
-        "--dataset",
-        default="digits32",
-        choices=("digits32", "synthetic", "cifar10", "cifar100"),
-    )
-    parser.add_argument("--data-dir", default=None, help="folder of the CIFAR archive")
-    parser.add_argument("--optimizers", type=csv(str), default=list(OPTIMIZERS))
-    parser.add_argument(
-        "--lrs",
-        type=csv(float),
-        default=None,
-        help="learning rates to run (default: each optimizer's usual one)",
-    )
-    parser.add_argument("--variants", type=csv(str), default=list(DEFAULT_VARIANTS))
-    parser.add_argument("--seeds", type=csv(int), default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument(
-        "--chunk", type=int, default=25, help="steps between host syncs"
-    )
-    parser.add_argument(
-        "--eval-examples", type=int, default=2048, help="train examples for the loss"
-    )
-    parser.add_argument("--results", type=pathlib.Path, default=results.RESULTS)
-    parser.add_argument("--max-minutes", type=float, default=None)
+    add("--models", type=name_list(tuple(MODELS), "model"), default="resnet18")
+    width_help = "ResNet first-stage filters (64: full)"
+    add("--width", type=positive(int), default=16, help=width_help)
+    datasets_ = ("digits32", "synthetic", "cifar10", "cifar100")
+    add("--dataset", default="digits32", choices=datasets_)
+    add("--data-dir", default=None, help="folder of the CIFAR archive")
+    optimizers = name_list(tuple(OPTIMIZERS), "optimizer")
+    add("--optimizers", type=optimizers, default=",".join(OPTIMIZERS))
+    add("--lrs", type=csv(float), help="default: each optimizer's usual one")
+    variants = name_list(tuple(recipes.VARIANTS), "variant")
+    add("--variants", type=variants, default=",".join(DEFAULT_VARIANTS))
+    add("--seeds", type=csv(int), default=[0, 1, 2])
+    add("--steps", type=positive(int), default=300)
+    add("--batch-size", type=positive(int), default=32)
+    add("--chunk", type=positive(int), default=25, help="steps between host syncs")
+    eval_help = "train examples for the loss"
+    add("--eval-examples", type=positive(int), default=2048, help=eval_help)
+    add("--results", type=pathlib.Path, default=results.RESULTS)
+    add("--max-minutes", type=float, default=None)
     args = parser.parse_args(argv)
-    for name in args.models:
-        if name not in MODELS:
-            parser.error(f"--models: {name!r} is not one of {sorted(MODELS)}")
-    for name in args.optimizers:
-        if name not in OPTIMIZERS:
-            parser.error(f"--optimizers: {name!r} is not one of {sorted(OPTIMIZERS)}")
-    for variant in args.variants:
-        if variant not in recipes.VARIANTS:
-            parser.error(
-                f"--variants: {variant!r} is not one of {sorted(recipes.VARIANTS)}"
-            )
-    for name in ("width", "steps", "batch_size", "chunk", "eval_examples"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if not args.seeds:
         parser.error("--seeds: give at least one seed")
     if args.lrs is not None and not (args.lrs and all(lr > 0 for lr in args.lrs)):
@@ -325,7 +300,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     meta = {"device": device_name(), "git_commit": code_version()}
-    results.drop_partial_line(args.results)
+    csvrows.drop_partial_line(args.results)
     done = {results.run_key(row) for row in results.read_rows(args.results)}
     data = load_data(args.dataset, args.data_dir)
     print(f"{meta}; {args.dataset}: {len(data.train_labels)} train images")
@@ -373,8 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         minutes = (time.perf_counter() - began) / 60
         print(
             f"[{minutes:6.1f} min] {model} {optimizer} {lr:g} {variant}: "
-            f"{outcome(rows)} "
-            "(seed:loss/accuracy)",
+            f"{outcome(rows)} (seed:loss/accuracy)",
             flush=True,
         )
     return 0

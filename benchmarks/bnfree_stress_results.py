@@ -44,11 +44,6 @@ _INTS = ("width", "steps", "batch_size", "seed", "first_nonfinite_step")
 _FLOATS = ("lr", *(m for m in _MEASURED if m not in _INTS))
 
 
-def drop_partial_line(path: str | pathlib.Path) -> bool:
-    """Removes a last line cut short (a run killed while writing); True if one was."""
-    return csvrows.drop_partial_line(path)
-
-
 def read_rows(path: str | pathlib.Path) -> list[dict[str, Any]]:
     """The rows of a results file, typed (none if it does not exist yet)."""
     return csvrows.read_rows(path, COLUMNS, ints=_INTS, floats=_FLOATS)
@@ -70,9 +65,9 @@ def run_key(row: dict[str, Any]) -> tuple[str, ...]:
 
 
 def append_history(path: str | pathlib.Path, records: Iterable[dict]) -> None:
-    """Appends {"key": [...], "loss": [...], ...} records (per-step lists beside
-    the key: the loss, and in newer runs ``min_grad_std`` and ``below_eps``),
-    NaN/inf written as null."""
+    """Appends {"key": [...], "loss": [...], ...} records: per-step lists beside
+    the key (the loss, ``min_grad_std`` and ``below_eps``; the committed file's
+    earliest lines have the loss only), NaN/inf written as null."""
 
     def value(v: float, name: str):
         if not math.isfinite(v):
@@ -80,12 +75,10 @@ def append_history(path: str | pathlib.Path, records: Iterable[dict]) -> None:
         return round(v, 5) if name == "loss" else float(f"{v:.4g}")
 
     def line(record: dict) -> dict:
-        logs = {
-            name: [value(v, name) for v in values]
+        return {
+            name: list(values) if name == "key" else [value(v, name) for v in values]
             for name, values in record.items()
-            if name != "key"
         }
-        return {"key": list(record["key"]), **logs}
 
     csvrows.append_history(path, map(line, records))
 

@@ -29,8 +29,7 @@ Outputs (in ``--outdir``, default ``mlp_regression_out/``): ``results.json``
 (raw numbers: every run of every grid, the curves and the per-layer gradient
 std at init), ``table.md`` and ``val_mse.png`` (validation MSE against step,
 one line per optimizer at its chosen learning rate). The markdown table is
-printed. The committed results in ``benchmarks/results/mlp_regression/`` were
-made when this script was ``examples/quickstart.py``.
+printed.
 
 Usage::
 
@@ -106,11 +105,6 @@ def create_optimizer(
     return recipes.RECIPES[name].make(learning_rate)
 
 
-def takes_reference(name: str) -> bool:
-    """Whether the recipe's StableGrad takes ``reference_scale=`` every step."""
-    return recipes.RECIPES[name].prediction_reference is not None
-
-
 def learning_rates(name: str, config: argparse.Namespace) -> tuple[float, ...]:
     grids = {"adaptive": config.adam_lrs, "sgd": config.sgd_lrs}
     return tuple(grids[recipes.RECIPES[name].grid])
@@ -132,7 +126,8 @@ def train_step(model, tx, params, opt_state, data, name):
     step = sgo.prediction_value_and_grad(predict, loss)
     train_loss, grads, scale = step(params, data["x_train"], data["y_train"])
     val_loss = mse(model, params, data["x_val"], data["y_val"])
-    extra = {"reference_scale": scale} if takes_reference(name) else {}
+    takes_reference = recipes.RECIPES[name].prediction_reference is not None
+    extra = {"reference_scale": scale} if takes_reference else {}
     updates, opt_state = tx.update(grads, opt_state, params, **extra)
     params = optax.apply_updates(params, updates)
     return params, opt_state, train_loss, val_loss

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import pathlib
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -40,11 +41,12 @@ import optax
 from stablegrad_optax import init, pinn
 from stablegrad_optax.models import ACTIVATIONS, MLP
 
+import csvrows
 import pinn_depth_sweep_results as results
 import recipes
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
-from common import code_version, device_name, name_list  # noqa: E402
+from common import code_version, device_name, name_list, positive  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -75,29 +77,26 @@ def grid_of(optimizer: str, problem: str) -> tuple[float, ...]:
     return LR_GRIDS.get((family, problem), LR_GRIDS[family, None])
 
 
-def _ints(minimum: int) -> Callable[[str], list[int]]:
-    def parse(text: str) -> list[int]:
+def _positive(value: float) -> bool:
+    return value > 0 and bool(np.isfinite(value))
+
+
+def _numbers(kind: type, minimum: int | None = None):
+    """An argparse type: a non-empty comma-separated list of integers >=
+    `minimum`, or of finite floats > 0."""
+    what = f"integers >= {minimum}" if kind is int else "numbers > 0"
+
+    def parse(text: str) -> list:
         try:
-            values = [int(v) for v in text.split(",") if v]
+            values = [kind(v) for v in text.split(",") if v]
         except ValueError:
             values = []
-        if not values or min(values) < minimum:
-            raise argparse.ArgumentTypeError(
-                f"expected integers >= {minimum}, got {text!r}"
-            )
+        valid = (lambda v: v >= minimum) if kind is int else _positive
+        if not values or not all(map(valid, values)):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return values
 
     return parse
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v]
-    except ValueError:
-        values = []
-    if not values or not all(v > 0 and np.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(f"expected numbers > 0, got {text!r}")
-    return values
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -105,48 +104,41 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description=__doc__.split("\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument(
-        "--problems",
-        type=name_list(tuple(pinn.PROBLEMS), "problem"),
-        default="burgers,poisson,helmholtz",
-    )
-    parser.add_argument("--depths", type=_ints(1), default="4,8,16,32,64")
-    parser.add_argument("--width", type=int, default=50)
-    parser.add_argument("--activation", choices=sorted(ACTIVATIONS), default="tanh")
-    parser.add_argument(
-        "--inits",
-        type=name_list(tuple(init.INITIALIZERS), "initialiser"),
-        default=f"{USUAL_INIT},critical",
-    )
-    parser.add_argument(
-        "--optimizers",
-        type=name_list(tuple(OPTIMIZERS), "optimizer"),
-        default=",".join(OPTIMIZERS),
-    )
-    parser.add_argument("--seeds", type=_ints(0), default="0,1,2,3")
-    parser.add_argument("--tune-seed", type=int, default=results.TUNE_SEED)
-    parser.add_argument("--tune-depth", type=int, default=results.TUNE_DEPTH)
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--eval-every", type=int, default=100)
-    parser.add_argument("--num-interior", type=int, default=256)
-    parser.add_argument("--num-boundary", type=int, default=256)
-    parser.add_argument("--eval-resolution", type=int, default=101)
-    parser.add_argument("--num-validation", type=int, default=1024)
-    parser.add_argument(
+    add = parser.add_argument
+    problems = name_list(tuple(pinn.PROBLEMS), "problem")
+    add("--problems", type=problems, default="burgers,poisson,helmholtz")
+    add("--depths", type=_numbers(int, 1), default="4,8,16,32,64")
+    add("--width", type=positive(int), default=50)
+    add("--activation", choices=sorted(ACTIVATIONS), default="tanh")
+    inits = name_list(tuple(init.INITIALIZERS), "initialiser")
+    add("--inits", type=inits, default=f"{USUAL_INIT},critical")
+    optimizers = name_list(tuple(OPTIMIZERS), "optimizer")
+    add("--optimizers", type=optimizers, default=",".join(OPTIMIZERS))
+    add("--seeds", type=_numbers(int, 0), default="0,1,2,3")
+    add("--tune-seed", type=int, default=results.TUNE_SEED)
+    add("--tune-depth", type=positive(int), default=results.TUNE_DEPTH)
+    for flag, default in (
+        ("--steps", 1500),
+        ("--eval-every", 100),
+        ("--num-interior", 256),
+        ("--num-boundary", 256),
+        ("--eval-resolution", 101),
+        ("--num-validation", 1024),
+    ):
+        add(flag, type=positive(int), default=default)
+    add(
         "--lr",
         type=float,
-        default=None,
         help="one learning rate for every optimizer and no tuning stage: every "
         "seed of --seeds is a reported run at it (a campaign at a fixed recipe)",
     )
-    parser.add_argument(
+    add(
         "--lrs",
-        type=_floats,
-        default=None,
+        type=_numbers(float),
         help="learning rates instead of each optimizer's grid (e.g. one lr for a "
         "side comparison; keep such runs in their own --results file)",
     )
-    parser.add_argument(
+    add(
         "--no-extend-grids",
         dest="extend_grids",
         action="store_false",
@@ -154,23 +146,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "its edge (by default the next half-decade point is added, at most "
         f"{EXTRA_POINTS} per group)",
     )
-    parser.add_argument("--results", type=pathlib.Path, default=results.RESULTS)
-    parser.add_argument("--max-minutes", type=float, default=None)
+    add("--results", type=pathlib.Path, default=results.RESULTS)
+    add("--max-minutes", type=float)
     args = parser.parse_args(argv)
-    positive = (
-        "width",
-        "steps",
-        "eval_every",
-        "num_interior",
-        "num_boundary",
-        "eval_resolution",
-        "num_validation",
-        "tune_depth",
-    )
-    for name in positive:
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    if args.lr is not None and not (args.lr > 0 and np.isfinite(args.lr)):
+    if args.lr is not None and not _positive(args.lr):
         parser.error(f"--lr must be a number > 0, got {args.lr}")
     if args.lr is not None and args.lrs:
         parser.error("--lr and --lrs exclude each other")
@@ -189,6 +168,18 @@ def _lowest(values: Sequence[float]) -> float:
     """The smallest finite value (NaN if none): a diverged run's best error."""
     finite = [v for v in values if np.isfinite(v)]
     return min(finite) if finite else float("nan")
+
+
+def group(problem: str, init_name: str, optimizer: str, args) -> dict[str, Any]:
+    """The columns every run of one (problem, init, optimizer) group shares."""
+    setting = ("width", "activation", "steps", "num_interior", "num_boundary")
+    return {
+        "problem": problem,
+        "init": init_name,
+        "optimizer": optimizer,
+        "boundary_weight": BOUNDARY_WEIGHTS[problem],
+        **{name: getattr(args, name) for name in setting},
+    }
 
 
 def run_batch(
@@ -252,6 +243,7 @@ def run_batch(
     wall = time.perf_counter() - start
 
     last = records[-1]
+    cell = group(problem_name, init_name, optimizer, args)
     rows = []
     for i, (lr, seed) in enumerate(runs):
         stds = [v[i] for v in last["grad_std"].values()]
@@ -264,32 +256,19 @@ def run_batch(
                 min(v[i] for v in r["grad_std"].values()) for r in records
             ],
         }
-        if "loss_weights" in last:
-            history["loss_weights"] = {
-                term: [r["loss_weights"][term][i] for r in records]
-                for term in last["loss_weights"]
-            }
-        if "reference_scale" in last:
-            history["reference_scale"] = {
-                reading: [r["reference_scale"][reading][i] for r in records]
-                for reading in last["reference_scale"]
-            }
+        for name in ("loss_weights", "reference_scale"):  # per term, per reading
+            if name in last:
+                history[name] = {
+                    k: [r[name][k][i] for r in records] for k in last[name]
+                }
         rows.append(
             {
-                "problem": problem_name,
+                **cell,
                 "depth": depth,
-                "width": args.width,
-                "activation": args.activation,
-                "init": init_name,
-                "optimizer": optimizer,
                 "lr": lr,
                 "seed": seed,
-                "steps": args.steps,
-                "num_interior": args.num_interior,
-                "num_boundary": args.num_boundary,
-                "boundary_weight": problem.boundary_weight,
                 "final_rel_l2": last["rel_l2"][i],
-                "best_rel_l2": _lowest([r["rel_l2"][i] for r in records]),
+                "best_rel_l2": _lowest(history["rel_l2"]),
                 "val_rel_l2": float(val[i]),
                 "final_loss": last["loss"][i],
                 "loss_residual": last["residual"][i],
@@ -307,20 +286,14 @@ def run_batch(
 
 
 def cell_plan(args: argparse.Namespace):
-    """(problem, init, optimizer, depth, stage) in the order they run."""
+    """(problem, init, optimizer, depth, stage) in the order they run: the tuning
+    stage at the tuning depth first, then at the others; then the seeds. With
+    ``--lr`` (one rate) there is no tuning stage."""
     depths = [args.tune_depth] + [d for d in args.depths if d != args.tune_depth]
-    for problem in args.problems:
-        for init_name in args.inits:
-            for optimizer in args.optimizers:
-                if args.lr is not None:  # one rate, no tuning stage
-                    for depth in args.depths:
-                        yield problem, init_name, optimizer, depth, "seeds"
-                    continue
-                yield problem, init_name, optimizer, args.tune_depth, "tune"
-                for depth in depths[1:]:
-                    yield problem, init_name, optimizer, depth, "tune"
-                for depth in args.depths:
-                    yield problem, init_name, optimizer, depth, "seeds"
+    for group in itertools.product(args.problems, args.inits, args.optimizers):
+        if args.lr is None:
+            yield from ((*group, depth, "tune") for depth in depths)
+        yield from ((*group, depth, "seeds") for depth in args.depths)
 
 
 def _neighbour(lr: float, up: bool) -> float:
@@ -360,17 +333,7 @@ def group_grid(rows, cell: dict, args) -> list[float]:
 
 def pending_runs(rows, problem, init_name, optimizer, depth, stage, args):
     """The (lr, seed) runs of one stage of a cell that the file does not hold."""
-    cell = {
-        "problem": problem,
-        "width": args.width,
-        "activation": args.activation,
-        "init": init_name,
-        "optimizer": optimizer,
-        "steps": args.steps,
-        "num_interior": args.num_interior,
-        "num_boundary": args.num_boundary,
-        "boundary_weight": BOUNDARY_WEIGHTS[problem],
-    }
+    cell = group(problem, init_name, optimizer, args)
     grid = group_grid(rows, cell, args)
     if args.lr is not None:
         wanted = [(args.lr, seed) for seed in args.seeds]
@@ -406,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     meta = {"device": device_name(), "git_commit": code_version()}
     print(f"{meta}; results: {args.results}", flush=True)
-    if results.drop_partial_line(args.results):
+    if csvrows.drop_partial_line(args.results):
         print("dropped a partly written last line of the results file", flush=True)
     start = time.perf_counter()
     rows = results.read_rows(args.results)

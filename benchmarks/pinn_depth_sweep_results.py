@@ -95,11 +95,6 @@ def lr_text(lr: float | str) -> str:
     return f"{lr:.0e}" if lr == float(f"{lr:.0e}") else f"{lr:.3g}"
 
 
-def drop_partial_line(path: str | pathlib.Path) -> bool:
-    """Removes a last line cut short (a run killed while writing); True if one was."""
-    return csvrows.drop_partial_line(path)
-
-
 def read_rows(path: str | pathlib.Path) -> list[dict[str, Any]]:
     """The rows of a results file (none if it does not exist yet)."""
     rows = csvrows.read_rows(path, COLUMNS, ints=_INTS, floats=_FLOATS)
