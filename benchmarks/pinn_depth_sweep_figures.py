@@ -186,16 +186,9 @@ def history_at_depth(
 
 def curves(sweep: Sweep, history: dict, depth: int, names=HISTORY) -> dict[tuple, dict]:
     """(problem, init, optimizer) -> `history_at_depth`, where there is one."""
-    out = {}
-    for problem in sweep.problems:
-        for init in sweep.inits:
-            for opt in sweep.optimizers:
-                curve = history_at_depth(
-                    sweep, history, problem, init, opt, depth, names
-                )
-                if curve is not None:
-                    out[problem, init, opt] = curve
-    return out
+    groups = itertools.product(sweep.problems, sweep.inits, sweep.optimizers)
+    found = {g: history_at_depth(sweep, history, *g, depth, names) for g in groups}
+    return {group: curve for group, curve in found.items() if curve is not None}
 
 
 def history_note(sweep: Sweep, history: dict, depth: int) -> str:

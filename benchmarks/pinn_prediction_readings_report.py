@@ -56,12 +56,6 @@ def groups(rows: Sequence[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
     return dict(sorted(found.items()))
 
 
-def scale_summary(history: dict[str, list], reading: str) -> tuple[float, float]:
-    """(first logged, last logged) chunk-mean scale of one reading in one run."""
-    values = history["reference_scale"][reading]
-    return values[0], values[-1]
-
-
 def error_table(found: dict[tuple, list[dict[str, Any]]]) -> list[str]:
     body = []
     for (problem, depth, reading, lr), runs in found.items():
@@ -98,10 +92,9 @@ def scale_table(found: dict[tuple, list[dict[str, Any]]], history: dict) -> list
         if not logged:
             continue
         cells = []
-        for other in READINGS:
-            pairs = [scale_summary(h, other) for h in logged]
-            first = statistics.median(p[0] for p in pairs)
-            last = statistics.median(p[1] for p in pairs)
+        for other in READINGS:  # its first and last logged chunk-mean scale
+            scales = [h["reference_scale"][other] for h in logged]
+            first, last = (statistics.median(v[i] for v in scales) for i in (0, -1))
             cells.append(f"{_num(first)} -> {_num(last)} ({_num(first / last)}x)")
         body.append([problem, str(depth), reading, lr, *cells])
     header = [

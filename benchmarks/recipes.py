@@ -14,6 +14,7 @@ entry, and adding a baseline is adding an entry.
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import sys
 from collections.abc import Callable
@@ -33,13 +34,9 @@ DECAY_TO = 0.1  # the exponential decays end at this fraction of the peak
 Schedule = Callable[[int], optax.Schedule]  # steps of the run -> factor(count)
 
 
-def _decay(steps: int) -> optax.Schedule:
-    """Exponential decay from 1 to `DECAY_TO` over the run."""
-    return optax.exponential_decay(1.0, transition_steps=steps, decay_rate=DECAY_TO)
-
-
-def _decay_to_1_percent(steps: int) -> optax.Schedule:
-    return optax.exponential_decay(1.0, transition_steps=steps, decay_rate=0.01)
+def _decay(steps: int, to: float = DECAY_TO) -> optax.Schedule:
+    """Exponential decay from 1 to `to` over the run."""
+    return optax.exponential_decay(1.0, transition_steps=steps, decay_rate=to)
 
 
 def _warmup_decay(steps: int) -> optax.Schedule:
@@ -135,7 +132,9 @@ RECIPES: dict[str, Recipe] = {
     # Adam with the schedules PINN codes use: exponential decay to 10% (or 1%)
     # of the peak over the run, and a 10% linear warmup before it.
     "adam+decay": Recipe(optax.adam, "adaptive", schedule=_decay),
-    "adam+decay(1%)": Recipe(optax.adam, "adaptive", schedule=_decay_to_1_percent),
+    "adam+decay(1%)": Recipe(
+        optax.adam, "adaptive", schedule=functools.partial(_decay, to=0.01)
+    ),
     "adam+warmup+decay": Recipe(optax.adam, "adaptive", schedule=_warmup_decay),
     # The core of the field's recipe (jaxpi): the warmup schedule with
     # gradient-norm loss weighting, alone and with the paper's StableGrad.
