@@ -42,6 +42,7 @@ from typing import Any
 
 import jax
 import jaxlib
+
 import overhead_timing as timing
 from overhead_steps import (
     MODEL_STEPS,

@@ -37,11 +37,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
-from overhead_timing import jit, ratio_between, timed_section, xla_cost
-from overhead_updates import LEARNING_RATE, optimizers
 
 import stablegrad_optax as sgo
 from stablegrad_optax import models, pinn
+
+from overhead_timing import jit, ratio_between, timed_section, xla_cost
+from overhead_updates import LEARNING_RATE, optimizers
 
 STEP_OPTIMIZERS = (
     "adam",

@@ -39,12 +39,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from overhead_timing import jit, timed_section
 
 import stablegrad_optax as sgo
 from stablegrad_optax import _statistic, models
 
 import hlo_reads
+from overhead_timing import jit, timed_section
 
 LEARNING_RATE = 1e-3
 TINY_SCALE = 1e-30

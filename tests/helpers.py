@@ -208,3 +208,14 @@ def regenerated_page(report, args, page) -> str:
     assert text.startswith(report.TITLE + "\n")
     assert f"`python benchmarks/{pathlib.Path(report.__file__).name}`" in text
     return text
+
+
+def markdown_section(text: str, *headings: str) -> str:
+    """What a markdown page holds under each heading in turn, up to the next
+    heading of the same level or above."""
+    for heading in headings:
+        level = len(heading.split(" ")[0])
+        body = text.split(f"\n{heading}\n", 1)[1]
+        ends = [body.find(f"\n{'#' * n} ") for n in range(1, level + 1)]
+        text = body[: min((e for e in ends if e >= 0), default=len(body))]
+    return text

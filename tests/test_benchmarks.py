@@ -21,6 +21,7 @@ def scripts():
         yield overhead, report
 
 
+@pytest.mark.slow
 def test_overhead_quick_run_and_its_report(scripts, tmp_path):
     overhead, report = scripts
     optimizers = "stablegrad+adam"
@@ -136,6 +137,7 @@ def test_bad_flags_exit_with_a_message(scripts, capsys):
     assert "choose from" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_mlp_regression_runs_and_writes_results(tmp_path, monkeypatch, capsys):
     bench = load_script(BENCHMARKS / "mlp_regression.py", "mlp_regression", monkeypatch)
     # 7 steps in chunks of 4 (a full and a partial scan); an SGD grid with a
@@ -186,6 +188,7 @@ def test_mlp_regression_runs_and_writes_results(tmp_path, monkeypatch, capsys):
         assert f"| {name} |" in printed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seeds", [1, 2])
 def test_loss_weighting_cost_tiny_run(tmp_path, seeds):
     """The weighting's cost benchmark runs and writes one entry per --seeds."""

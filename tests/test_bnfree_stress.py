@@ -32,6 +32,7 @@ tiny_csv = tiny_results(
 )
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_one_row_per_run_and_resumes(modules, tiny_csv):
     _, _, results = modules
     with tiny_csv.open(newline="") as f:
@@ -57,6 +58,7 @@ def test_tiny_run_writes_one_row_per_run_and_resumes(modules, tiny_csv):
     assert all(len(h) == 4 for h in history.values())
 
 
+@pytest.mark.slow
 def test_learning_rates_and_the_paper_reference_with_eps_logs(modules, tmp_path):
     bench, _, results = modules
     path = tmp_path / "frontier.csv"
@@ -83,6 +85,7 @@ def test_learning_rates_and_the_paper_reference_with_eps_logs(modules, tmp_path)
         bench.parse_args(["--lrs=0"])
 
 
+@pytest.mark.slow
 def test_report_writes_table_figure_and_docs_page(modules, tiny_csv, tmp_path):
     _, report, _ = modules
     page = tmp_path / "docs" / "bnfree_stress.md"

@@ -50,6 +50,7 @@ def _tiny_campaign(tmp_path, results) -> pathlib.Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_campaign_runs_its_stages_at_one_rate_and_resumes(modules, tmp_path):
     campaign, _, results = modules
     csv_path = tmp_path / "tiny.csv"

@@ -81,15 +81,28 @@ def test_efficientnet_v2_s_is_within_one_percent_of_21_5_million():
     assert abs(n - 21.5e6) / 21.5e6 < 0.01
 
 
-@pytest.mark.parametrize("norm", models.NORMS)
+SHAPE_MODELS = {
+    "basic-cifar": SMALL_BASIC.clone(stem="cifar"),
+    "bottleneck-imagenet": SMALL_BOTTLENECK.clone(stem="imagenet"),
+    "effnet-tiny": models.EfficientNetV2Tiny(num_classes=10),
+}
+
+
 @pytest.mark.parametrize(
-    "model",
+    ("model", "norm"),
     [
-        SMALL_BASIC.clone(stem="cifar"),
-        SMALL_BOTTLENECK.clone(stem="imagenet"),
-        models.EfficientNetV2Tiny(num_classes=10),
+        # EfficientNet compiles slowly: one norm in the quick tier.
+        pytest.param(
+            model,
+            norm,
+            id=f"{name}-{norm}",
+            marks=[pytest.mark.slow]
+            if name == "effnet-tiny" and norm != "skipinit"
+            else [],
+        )
+        for name, model in SHAPE_MODELS.items()
+        for norm in models.NORMS
     ],
-    ids=["basic-cifar", "bottleneck-imagenet", "effnet-tiny"],
 )
 def test_shapes_collections_and_the_output_layer(model, norm):
     model = model.clone(norm=norm)
@@ -149,7 +162,10 @@ def perturb_branches(params, seed=1):
     [
         SMALL_BASIC.clone(stem="cifar", norm="skipinit"),
         SMALL_BOTTLENECK.clone(norm="skipinit"),
-        models.EfficientNetV2Tiny(num_classes=10, norm="skipinit"),
+        pytest.param(
+            models.EfficientNetV2Tiny(num_classes=10, norm="skipinit"),
+            marks=pytest.mark.slow,
+        ),
     ],
     ids=["basic", "bottleneck", "effnet-tiny"],
 )

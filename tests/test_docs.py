@@ -86,6 +86,7 @@ def site(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_the_docs_build_without_warnings(site):
     api = (site / "api.html").read_text()
     assert 'id="stablegrad_optax.stablegrad"' in api
@@ -99,6 +100,7 @@ def test_the_build_checks_every_cross_reference():
 
 
 @pytest.mark.parametrize("page", PAGES)
+@pytest.mark.slow
 def test_every_page_is_built_under_its_title_and_linked_from_the_index(site, page):
     built = (site / f"{page}.html").read_text()
     title = re.search(r"<title>(.*?)</title>", built).group(1)
@@ -108,6 +110,7 @@ def test_every_page_is_built_under_its_title_and_linked_from_the_index(site, pag
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.slow
 def test_every_notebook_is_rendered_with_its_outputs(site, notebook):
     cells = json.loads(notebook.read_text())["cells"]
     heading = "".join(cells[0]["source"]).splitlines()[0].removeprefix("# ")

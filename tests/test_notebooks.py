@@ -45,6 +45,7 @@ def test_committed_outputs_are_from_a_full_run_without_errors(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.slow
 def test_runs_top_to_bottom_in_the_small_setting(path, monkeypatch, tmp_path):
     monkeypatch.setenv("SGO_NOTEBOOK_SMALL", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")

@@ -108,7 +108,11 @@ def _seed_batch(model, seeds, x):
     return init_keys, params, jax.random.split(jax.random.key(1), seeds)
 
 
-@pytest.mark.parametrize("raw", [False, True], ids=["typed_keys", "raw_keys"])
+@pytest.mark.parametrize(
+    "raw",
+    [False, pytest.param(True, marks=pytest.mark.slow)],
+    ids=["typed_keys", "raw_keys"],
+)
 def test_seeds_by_vmap_match_single_runs(raw):
     """A batch of keys trains one run per key: typed (n,) or raw uint32 (n, 2)."""
     problem, model, _ = _setup("poisson")
@@ -129,6 +133,7 @@ def test_seeds_by_vmap_match_single_runs(raw):
     assert records[-1]["diverged"] == [False, False, False]
 
 
+@pytest.mark.slow
 def test_seeds_stop_when_every_seed_has_diverged():
     problem, model, _ = _setup("poisson")
     _, batched, data_keys = _seed_batch(model, 2, jnp.ones((1, 2)))
@@ -144,6 +149,7 @@ def test_seeds_stop_when_every_seed_has_diverged():
     assert records[-1]["diverged"] == [True, True] and len(records) < 25
 
 
+@pytest.mark.slow
 def test_runs_with_their_own_learning_rates_match_single_runs():
     """A stacked `opt_state` gives each vmapped run its own hyperparameters."""
     problem, model, params = _setup("poisson")
@@ -207,8 +213,15 @@ def _second_pass_reference(problem, apply_fn, params, batch, weights=None):
     return np.std(np.asarray(jax.grad(data_loss)(u), np.float64))
 
 
-@pytest.mark.parametrize("weighting", [None, "grad_norm"])
-@pytest.mark.parametrize("name", ["poisson", "burgers"])
+@pytest.mark.parametrize(
+    ("name", "weighting"),
+    [
+        pytest.param("poisson", None, marks=pytest.mark.slow),
+        ("poisson", "grad_norm"),
+        ("burgers", None),
+        ("burgers", "grad_norm"),
+    ],
+)
 def test_prediction_reference_equals_a_second_forward_pass(name, weighting):
     """`prediction_reference="data"` gives the std of dL/du at the data points,
     from the step's own backward pass; under a loss weighting, of the weighted
@@ -291,6 +304,7 @@ def test_the_three_readings_of_the_prediction_gradient():
     assert float(jnp.std(cotangent["values"]["interior"])) > 0
 
 
+@pytest.mark.slow
 def test_train_logs_the_reading_in_use_or_every_reading_when_asked():
     problem, model, params = _setup("poisson")
     tx = sgo.stablegrad_adam(1e-3, reference="prediction")
@@ -331,7 +345,14 @@ def _term_norms(problem, apply_fn, params, batch):
     return {name: float(optax.tree.norm(g)) for name, g in grads.items()}
 
 
-@pytest.mark.parametrize("every, momentum", [(100, 0.9), (40, 0.9), (40, 0.5)])
+@pytest.mark.parametrize(
+    "every, momentum",
+    [
+        pytest.param(100, 0.9, marks=pytest.mark.slow),
+        pytest.param(40, 0.9, marks=pytest.mark.slow),
+        (40, 0.5),
+    ],
+)
 def test_grad_norm_weights_follow_the_rule_every_k_steps(every, momentum):
     """Frozen params, fixed points: constant targets r, so after n updates a
     weight sits at r + (1 - r) m^n (updates at step 0, K, 2K, ...)."""
@@ -389,8 +410,8 @@ def test_grad_norm_weights_per_seed_in_a_batch():
     init_keys, batched, data_keys = _seed_batch(model, 2, x)
     settings = dict(
         key=data_keys,
-        steps=6,
-        log_every=3,
+        steps=4,
+        log_every=2,
         loss_weighting="grad_norm",
         loss_weighting_every=2,
         loss_weighting_momentum=0.5,

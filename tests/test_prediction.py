@@ -369,6 +369,7 @@ def test_multi_steps_uses_the_reference_of_the_last_micro_batch():
     )
 
 
+@pytest.mark.slow
 def test_lbfgs_after_stablegrad_cannot_take_the_reference():
     params, predict = _linen_mlp()
     value, grads, scale = sgo.prediction_value_and_grad(predict, squared)(params, X, Y)

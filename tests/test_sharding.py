@@ -9,9 +9,12 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 HERE = pathlib.Path(__file__).parent
 
 
+@pytest.mark.slow
 def test_sharded_suite_passes_on_8_devices():
     env = {
         **os.environ,
