@@ -1,16 +1,17 @@
-"""Deep PINN: the paper's StableGrad beside Adam and its honest peers.
+"""Deep PINN: the field's standard recipe, with and without the paper's StableGrad.
 
-Trains one deep tanh PINN (default: 2-D Poisson, 24 hidden layers of 50,
-activation-aware init) with five optimizers (Adam, the paper's StableGrad +
-Adam, AGC + Adam, Adam with a decaying learning rate, StableGrad with the
-output reference + Adam) from the same initial parameters and the same
-collocation points, then writes a results table and figures.
+Trains a deep tanh PINN (default: viscous Burgers, 8 hidden layers of 50,
+activation-aware init) with jaxpi's core recipe (Adam with warmup and
+exponential decay, resampled points, gradient-norm loss weighting), alone and
+with the paper's StableGrad before Adam, three seeds per recipe trained
+together, then writes a results table (beside the long-budget campaign's
+20,000-step results for the same cell) and figures.
 
 Usage::
 
   python examples/pinn/main.py                          # configs/default.py
   python examples/pinn/main.py --config examples/pinn/configs/test.py
-  python examples/pinn/main.py --problem helmholtz --depth 32 --lr adam=1e-4
+  python examples/pinn/main.py --problem helmholtz --steps 10000 --seeds 1,2,3,4
 
 Flags override fields of the config; see `configs/default.py` for all fields.
 """
@@ -32,38 +33,18 @@ HERE = pathlib.Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))  # examples/common.py
 
 import train  # noqa: E402
-from common import config_and_overrides, positive  # noqa: E402
-from configs.default import OPTIMIZERS  # noqa: E402
+from common import config_and_overrides, name_list, positive  # noqa: E402
 
 
-def learning_rates(text: str) -> tuple[str, tuple[float, ...]]:
-    """`NAME=LR[,LR...]`, e.g. `adam=1e-3` or `sgd-momentum=1e-6,1e-5`."""
-    name, sep, values = text.partition("=")
-    if not sep or name not in OPTIMIZERS:
-        raise argparse.ArgumentTypeError(
-            f"expected NAME=LR[,LR...] with NAME one of {', '.join(OPTIMIZERS)}; "
-            f"got {text!r}"
-        )
+def seed_list(text: str) -> tuple[int, ...]:
+    """Distinct integers separated by commas, e.g. ``1,2,3``."""
     try:
-        grid = tuple(float(v) for v in values.split(","))
+        seeds = tuple(int(s) for s in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"bad learning rate in {text!r}") from None
-    if not all(lr > 0 for lr in grid):
-        raise argparse.ArgumentTypeError(f"learning rates must be > 0, got {text!r}")
-    return name, grid
-
-
-def reference(text: str) -> str | float:
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    if text in ("prediction", "given"):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} needs a reference_scale at every step: choose the "
-            "stablegrad(prediction)+adam optimizer for the paper's reference"
-        )
-    return text
+        raise argparse.ArgumentTypeError(f"not integers: {text!r}") from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"seeds repeat: {text!r}")
+    return seeds
 
 
 def parse_args(argv: Sequence[str] | None = None):
@@ -77,41 +58,34 @@ def parse_args(argv: Sequence[str] | None = None):
     parser.add_argument("--activation", choices=sorted(ACTIVATIONS))
     parser.add_argument("--init", choices=init.INITIALIZERS)
     parser.add_argument("--steps", type=positive(int))
-    parser.add_argument("--optimizers", nargs="+", choices=OPTIMIZERS)
-    parser.add_argument("--seed", type=int)
     parser.add_argument(
-        "--lr",
-        type=learning_rates,
-        action="append",
-        metavar="NAME=LR[,LR...]",
-        help="an optimizer's learning rate, or a grid it picks from (repeatable)",
+        "--recipes",
+        type=name_list(tuple(train.RECIPES), "recipe"),
+        help="comma-separated, from: " + ", ".join(train.RECIPES),
     )
+    parser.add_argument("--seeds", type=seed_list, help="e.g. 1,2,3")
+    parser.add_argument("--lr", type=positive(float), help="the schedule's peak")
     parser.add_argument(
-        "--reference",
-        type=reference,
-        help='StableGrad reference: "output", "geometric_mean", a number, ...',
+        "--threshold", type=positive(float), help="the rel-L2 the table counts below"
     )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    fields = ("problem", "depth", "width", "activation", "init", "steps", "seed")
+    fields = (
+        "problem",
+        "depth",
+        "width",
+        "activation",
+        "init",
+        "steps",
+        "seeds",
+        "threshold",
+    )
     config, overrides = config_and_overrides(parser, args, fields)
-    if args.optimizers:
-        overrides["optimizers"] = tuple(args.optimizers)
-    if args.lr:
-        overrides["learning_rates"] = {**config.learning_rates, **dict(args.lr)}
-    if args.reference is not None:
-        overrides["reference"] = args.reference
-    if "problem" in overrides and overrides["problem"] != config.problem:
-        # Keep the options the new problem has (e.g. boundary_weight).
-        fields = pinn.PROBLEMS[overrides["problem"]].__dataclass_fields__
-        overrides["problem_options"] = {
-            k: v for k, v in config.problem_options.items() if k in fields
-        }
-    config = dataclasses.replace(config, **overrides)
-    missing = [n for n in config.optimizers if not config.learning_rates.get(n)]
-    if missing:
-        parser.error(f"no learning rate for {missing}: give --lr NAME=LR")
-    return config, args.outdir
+    if args.recipes:
+        overrides["recipes"] = tuple(args.recipes)
+    if args.lr is not None:
+        overrides["learning_rate"] = args.lr
+    return dataclasses.replace(config, **overrides), args.outdir
 
 
 def main(argv: Sequence[str] | None = None):

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import pathlib
+import statistics
 from typing import Any
 
 import jax
@@ -13,7 +14,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-FIGURES = ("curves.png", "fields.png", "gradient_std.png")
+FIGURES = ("curves.png", "fields.png")
 
 
 def config_dict(config) -> dict[str, Any]:
@@ -32,42 +33,47 @@ def _json_safe(value):
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.3g}" if math.isfinite(value) else "nan"
+    return f"{value:.2g}" if math.isfinite(value) else "nan"
 
 
-def chosen_runs(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each optimizer's run at its chosen learning rate."""
-    return {
-        name: next(
-            r
-            for r in runs
-            if r["learning_rate"] == results["chosen_learning_rate"][name]
-        )
-        for name, runs in results["runs"].items()
-    }
+def _median(values) -> float:
+    """The median, NaN (a diverged seed) counted as the worst value."""
+    return statistics.median(v if math.isfinite(v) else math.inf for v in values)
+
+
+def _below(values, threshold: float) -> str:
+    return f"{sum(v < threshold for v in values)}/{len(values)}"
+
+
+def _summary(values, threshold: float) -> str:
+    """'median (min-max), k/n below' of final errors."""
+    spread = f"{_fmt(min(values))}-{_fmt(max(values))}"
+    return f"{_fmt(_median(values))} ({spread}), {_below(values, threshold)}"
 
 
 def results_table(results: dict[str, Any]) -> str:
-    """Markdown: one row per optimizer at its chosen learning rate."""
-    chosen = chosen_runs(results)
-    terms = list(next(iter(chosen.values()))["final_terms"])
+    """Markdown: one row per recipe, its seeds' errors beside the campaign's."""
+    config = results["config"]
+    threshold, seeds = config["threshold"], config["seeds"]
+    campaign = results["campaign"]
     lines = [
-        "| optimizer | lr (grid) | "
-        + " | ".join(f"final {t}" for t in terms)
-        + " | final rel-L2 | best rel-L2 | ms/step |",
-        "|---|---|" + "---|" * len(terms) + "---|---|---|",
+        f"| recipe | final rel-L2, seeds {', '.join(map(str, seeds))} | median "
+        f"| below {threshold:g} | best rel-L2 (median) | ms/step "
+        f"| campaign, 20,000 steps: median (range), below {threshold:g} |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for name, run in chosen.items():
-        grid = [r["learning_rate"] for r in results["runs"][name]]
-        lr = f"{run['learning_rate']:g}"
-        if len(grid) > 1:
-            lr += " (" + ", ".join(f"{g:g}" for g in grid) + ")"
-        if run["diverged"]:
-            lr += ", diverged"
-        cells = [_fmt(run["final_terms"][t]) for t in terms]
-        cells += [_fmt(run["final_rel_l2"]), _fmt(run["best_rel_l2"])]
-        cells.append(f"{1e3 * run['time_per_step_s']:.0f}")
-        lines.append(f"| {name} | {lr} | " + " | ".join(cells) + " |")
+    for name, run in results["runs"].items():
+        final = run["final_rel_l2"]
+        reference = campaign.get(name)
+        cells = [
+            " / ".join(_fmt(v) for v in final),
+            _fmt(_median(final)),
+            _below(final, threshold),
+            _fmt(_median(run["best_rel_l2"])),
+            f"{1e3 * run['time_per_step_s']:.0f}",
+            _summary(reference, threshold) if reference else "not run",
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -78,30 +84,42 @@ def _figure(ncols: int, nrows: int = 1, width: float = 4.2, height: float = 3.6)
 
 
 def plot_curves(results: dict[str, Any], path: pathlib.Path) -> None:
-    """Loss, relative L2 error and gradient-std imbalance against step."""
+    """Per seed against step: relative L2 error, loss and the loss weights."""
     fig, axes = _figure(3)
-    ylabels = ("loss (chunk mean)", "relative L2 error", "gradient-std imbalance")
-    for name, run in chosen_runs(results).items():
-        steps = [r["step"] for r in run["records"]]
-        label = f"{name} (lr {run['learning_rate']:g})"
-        for ax, key in zip(axes[0], ("loss", "rel_l2", "imbalance"), strict=True):
-            values = [r[key] for r in run["records"]]
-            ax.plot(steps, np.asarray(values, np.float64), label=label)
-    for ax, ylabel in zip(axes[0], ylabels, strict=True):
+    colours = {name: f"C{i}" for i, name in enumerate(results["runs"])}
+    for name, run in results["runs"].items():
+        records = run["records"]
+        steps = [r["step"] for r in records]
+        for seed in range(len(records[-1]["rel_l2"])):
+            style = {"color": colours[name], "alpha": 0.8, "lw": 1.2}
+            label = name if seed == 0 else None
+            for ax, key in zip(axes[0, :2], ("rel_l2", "loss"), strict=True):
+                values = [r[key][seed] for r in records]
+                ax.plot(steps, np.asarray(values, np.float64), label=label, **style)
+            for term, dash in zip(
+                records[-1].get("loss_weights", {}), ("-", "--", ":"), strict=False
+            ):
+                weights = [r["loss_weights"][term][seed] for r in records]
+                axes[0, 2].plot(steps, weights, dash, **style)
+    last = next(iter(results["runs"].values()))["records"][-1]
+    terms = ", ".join(last.get("loss_weights", {})) or "fixed"
+    titles = ("relative L2 error", "loss (chunk mean)", f"loss weights: {terms}")
+    for ax, title in zip(axes[0], titles, strict=True):
         ax.set_yscale("log")
         ax.set_xlabel("step")
-        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize="small")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0, 2].set_title("max / min per-layer grad std", fontsize="small")
-    axes[0, 0].legend(fontsize="small")
+    axes[0, 0].legend(fontsize="x-small")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
 
 def plot_fields(
-    problem, predictions: dict[str, jax.Array], resolution: int, path: pathlib.Path
+    problem, predictions: dict[str, jax.Array], results, path: pathlib.Path
 ) -> None:
-    """The reference solution, each optimizer's prediction and its error."""
+    """The reference solution, and per recipe its median seed's prediction and
+    error."""
+    resolution = results["config"]["eval_resolution"]
     shape = (resolution, resolution)
     reference = np.asarray(problem.reference_on_grid(resolution)).reshape(shape)
     extent = (problem.lower[0], problem.upper[0], problem.lower[1], problem.upper[1])
@@ -116,48 +134,15 @@ def plot_fields(
     show(axes[0, 0], reference, "reference", **limits)
     axes[1, 0].axis("off")
     for i, (name, prediction) in enumerate(predictions.items(), start=1):
-        prediction = np.asarray(prediction).reshape(shape)
-        show(axes[0, i], prediction, f"{name}: prediction", **limits)
-        error = np.abs(prediction - reference)
-        show(axes[1, i], error, f"{name}: |error|", cmap="magma")
+        final = results["runs"][name]["final_rel_l2"]
+        order = np.argsort([v if math.isfinite(v) else math.inf for v in final])
+        median = int(order[len(order) // 2])
+        field = np.asarray(prediction[median]).reshape(shape)
+        seed = results["config"]["seeds"][median]
+        show(axes[0, i], field, f"{name}\nseed {seed}: prediction", **limits)
+        show(axes[1, i], np.abs(field - reference), "|error|", cmap="magma")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-
-
-def plot_gradient_std(results: dict[str, Any], path: pathlib.Path) -> None:
-    """Per-layer gradient std before and after StableGrad, at init and at the end."""
-    profiles = results["gradient_std"]
-    fig, axes = _figure(2, width=5.2)
-    init = profiles["init"]
-    depth = results["config"]["depth"]
-    layers = [f"hidden_{i}" for i in range(depth)] + ["head"]  # network order
-    index = np.arange(len(layers))
-    axes[0, 0].plot(index, [init["raw"][k] for k in layers], "o-", label="gradient")
-    axes[0, 0].plot(
-        index, [init["stablegrad"][k] for k in layers], "s--", label="after StableGrad"
-    )
-    axes[0, 0].set_title("at initialisation", fontsize="small")
-    for name in results["runs"]:
-        line = axes[0, 1].plot(
-            index, [profiles[name]["raw"][k] for k in layers], "o-", ms=3, label=name
-        )
-        axes[0, 1].plot(
-            index,
-            [profiles[name]["stablegrad"][k] for k in layers],
-            "--",
-            color=line[0].get_color(),
-        )
-    axes[0, 1].set_title(
-        "after training (solid: gradient, dashed: after StableGrad)", fontsize="small"
-    )
-    for ax in axes[0]:
-        ax.set_yscale("log")
-        ax.set_xlabel(f"layer (0 = {layers[0]}, {len(layers) - 1} = {layers[-1]})")
-        ax.set_ylabel("per-layer weight-gradient std")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
 
 
 def write(results, problem, predictions, outdir) -> None:
@@ -170,11 +155,12 @@ def write(results, problem, predictions, outdir) -> None:
     config, meta = results["config"], results["meta"]
     summary = (
         f"{config['problem']}, depth {config['depth']}, width {config['width']}, "
-        f"{config['activation']}, {config['init']} init, {config['steps']} steps of "
-        f"{config['num_interior']} + {config['num_boundary']} points, seed "
-        f"{config['seed']}. Final loss terms: mean over the last "
-        f"{config['log_every']} steps; ms/step: compilation excluded. Training "
-        f"and evaluation took {meta['total_time_s']:.0f} s in all."
+        f"{config['activation']}, {config['init']} init; {config['steps']} steps of "
+        f"{config['num_interior']} + {config['num_boundary']} points resampled "
+        f"every step, peak lr {config['learning_rate']:g}; seeds "
+        f"{', '.join(map(str, config['seeds']))} trained together (ms/step: the "
+        f"seeds together, compilation excluded). Training and evaluation took "
+        f"{meta['total_time_s']:.0f} s in all."
     )
     table = results_table(results)
     (outdir / "table.md").write_text(
@@ -183,7 +169,6 @@ def write(results, problem, predictions, outdir) -> None:
         f"optax {meta['optax']}\n\n{summary}\n\n{table}\n"
     )
     plot_curves(results, outdir / "curves.png")
-    plot_fields(problem, predictions, config["eval_resolution"], outdir / "fields.png")
-    plot_gradient_std(results, outdir / "gradient_std.png")
+    plot_fields(problem, predictions, results, outdir / "fields.png")
     print(f"\n{summary}\n{table}\n\nWrote results.json, table.md, ", end="")
     print(f"{', '.join(FIGURES)} to {outdir}")

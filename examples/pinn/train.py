@@ -1,17 +1,20 @@
 """Training for the PINN example: small pure functions, in reading order.
 
-`train_and_evaluate` builds the problem, the model and one set of initial
-parameters, trains every optimizer of the config from them (over its own
-learning-rate grid, on the same sequence of collocation points), and hands the
-results to `report` for the JSON, the table and the figures.
+`train_and_evaluate` builds the problem and the model, trains every recipe of
+the config from the same initial parameters and collocation points (one set
+per seed, the seeds trained together under `jax.vmap`), and hands the results
+to `report` for the JSON, the table and the figures.
 """
 
 from __future__ import annotations
 
+import csv
 import math
 import pathlib
+import statistics
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,12 +26,44 @@ from stablegrad_optax import init, pinn
 from stablegrad_optax.models import ACTIVATIONS, MLP
 
 import report
-from common import agc_adam, run_metadata
-from configs.default import DECAY_TO, OPTIMIZERS, Config
+from common import ROOT, run_metadata
+from configs.default import Config
+
+# The long-budget campaign's results: the same cells at 20,000 steps.
+CAMPAIGN = ROOT / "benchmarks" / "results" / "pinn_long_budget.csv"
+CAMPAIGN_STEPS = 20000
+
+
+class Recipe(NamedTuple):
+    """An optimizer built from a learning-rate schedule, and what `pinn.train`
+    passes with it."""
+
+    make: Callable[[optax.Schedule], optax.GradientTransformation]
+    # Whether `pinn.train` passes the paper's reference, the std of dL/du
+    # (read as `Config.prediction_reading` says), at every step.
+    prediction_reference: bool = False
+    loss_weighting: str | None = None  # `pinn.train`'s loss_weighting
+
+
+def _paper_stablegrad(schedule: optax.Schedule) -> optax.GradientTransformation:
+    """The paper's StableGrad (every layer to the std of dL/du), then Adam."""
+    return optax.chain(sgo.stablegrad("prediction"), optax.adam(schedule))
+
+
+RECIPES: dict[str, Recipe] = {
+    "adam+warmup+decay+gradnorm": Recipe(optax.adam, loss_weighting="grad_norm"),
+    "stablegrad(prediction)+adam+warmup+decay+gradnorm": Recipe(
+        _paper_stablegrad, prediction_reference=True, loss_weighting="grad_norm"
+    ),
+    "adam+warmup+decay": Recipe(optax.adam),
+    "stablegrad(prediction)+adam+warmup+decay": Recipe(
+        _paper_stablegrad, prediction_reference=True
+    ),
+}
 
 
 def create_problem(config: Config) -> pinn.Problem:
-    return pinn.get_problem(config.problem, **config.problem_options)
+    return pinn.get_problem(config.problem)
 
 
 def create_model(config: Config, problem: pinn.Problem) -> MLP:
@@ -46,129 +81,83 @@ def create_model(config: Config, problem: pinn.Problem) -> MLP:
     )
 
 
-PAPER = "stablegrad(prediction)+"  # the paper's StableGrad, before the base
+def create_schedule(config: Config) -> optax.Schedule:
+    """jaxpi's schedule: linear warmup to the peak, then exponential decay."""
+    warmup = max(1, round(config.warmup_fraction * config.steps))
+    return optax.warmup_exponential_decay_schedule(
+        init_value=0.0,
+        peak_value=config.learning_rate,
+        warmup_steps=warmup,
+        transition_steps=max(1, config.steps - warmup),
+        decay_rate=config.decay_to,
+    )
 
 
-def stablegrad_reference(name: str, config: Config) -> str | float | None:
-    """The `stablegrad` reference an optimizer's name asks for (None: none)."""
-    if name.startswith(PAPER):
-        return "prediction"
-    if name.startswith("stablegrad+"):
-        return config.reference
-    return None
+def create_optimizer(name: str, config: Config) -> optax.GradientTransformation:
+    if name not in RECIPES:
+        raise ValueError(f"recipe must be one of {list(RECIPES)}, got {name!r}.")
+    return RECIPES[name].make(create_schedule(config))
 
 
-def prediction_reading(name: str, config: Config) -> str | None:
-    """`pinn.train`'s ``prediction_reference`` for an optimizer (None: none)."""
-    return config.prediction_reading if name.startswith(PAPER) else None
+def seed_keys(seeds) -> tuple[jax.Array, jax.Array]:
+    """Per seed, the key of the initial parameters and of the points (the
+    campaign's split)."""
+    keys = jax.vmap(lambda s: jax.random.split(jax.random.key(s)))(jnp.asarray(seeds))
+    return keys[:, 0], keys[:, 1]
 
 
-def create_optimizer(
-    name: str, learning_rate: float, config: Config
-) -> optax.GradientTransformation:
-    """Adam or SGD with momentum, after `stablegrad` if the name says so.
-
-    ``agc+adam`` is `common.agc_adam` (AGC, then Adam); ``adam+decay`` decays
-    the learning rate exponentially to `DECAY_TO` of its start over
-    ``config.steps``.
-    """
-    if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}.")
-    if name == "agc+adam":
-        return agc_adam(learning_rate)
-    if name == "adam+decay":
-        return optax.adam(
-            optax.exponential_decay(learning_rate, config.steps, decay_rate=DECAY_TO)
-        )
-    if name.endswith("adam"):
-        tx = optax.adam(learning_rate)
-    else:
-        tx = optax.sgd(learning_rate, momentum=config.momentum)
-    reference = stablegrad_reference(name, config)
-    if reference is not None:
-        return optax.chain(sgo.stablegrad(reference), tx)
-    return tx
-
-
-def gradient_profile(problem: pinn.Problem, apply_fn, config: Config, key: jax.Array):
-    """A function: params -> per-layer gradient std, as is and after `stablegrad`.
-
-    The gradient is taken on one fixed batch; the function is jitted once.
-    """
-    batch = problem.sample(key, config.num_interior, config.num_boundary)
-    tx = sgo.stablegrad(config.reference)
-
-    @jax.jit
-    def stats(params):
-        loss = lambda p: problem.loss(pinn.scalar_field(apply_fn, p), batch)
-        grads = jax.grad(loss)(params)
-        rescaled, _ = tx.update(grads, tx.init(params), params)
-        return sgo.layer_statistics(grads), sgo.layer_statistics(rescaled)
-
-    def profile(params) -> dict[str, dict[str, float]]:
-        raw, rescaled = stats(params)
-        as_floats = lambda d: {k: float(v) for k, v in d.items()}
-        return {"raw": as_floats(raw), "stablegrad": as_floats(rescaled)}
-
-    return profile
-
-
-def train_one(
-    problem: pinn.Problem,
-    apply_fn,
-    params,
-    tx: optax.GradientTransformation,
-    config: Config,
-    key: jax.Array,
-    desc: str,
-    prediction_reference: str | None = None,
+def train_recipe(
+    name: str, problem, model, params, data_keys, config: Config
 ) -> tuple[dict[str, Any], Any]:
-    """One run; returns its log and summary, and the final parameters.
+    """Trains one recipe on every seed at once; its log and summary, and the
+    final parameters (stacked over seeds).
 
-    The time per step is measured over the full-length chunks after the first
-    (which compiles), evaluation of the relative L2 error included; with fewer
-    than two full chunks it is the whole run's, compilation included.
+    The time per step (of the seeds together) is measured from the end of the
+    first chunk, which compiles, to the end of the run; with a single chunk it
+    is the whole run's, compilation included.
     """
-    bar = tqdm(total=config.steps, desc=desc, disable=not config.progress)
+    recipe = RECIPES[name]
+    bar = tqdm(total=config.steps, desc=name, disable=not config.progress)
     stamps = []
 
     def callback(record):
         stamps.append((record["step"], time.perf_counter()))
         bar.update(record["step"] - bar.n)
-        bar.set_postfix(loss=f"{record['loss']:.3g}", rel_l2=f"{record['rel_l2']:.3g}")
+        bar.set_postfix(rel_l2=f"{statistics.median(record['rel_l2']):.3g}")
 
     start = time.perf_counter()
     final_params, records = pinn.train(
         problem,
-        apply_fn,
+        model.apply,
         params,
-        tx,
-        key=key,
+        create_optimizer(name, config),
+        key=data_keys,
         steps=config.steps,
         log_every=config.log_every,
         num_interior=config.num_interior,
         num_boundary=config.num_boundary,
         eval_resolution=config.eval_resolution,
         callback=callback,
-        prediction_reference=prediction_reference,
+        prediction_reference=(
+            config.prediction_reading if recipe.prediction_reference else None
+        ),
+        loss_weighting=recipe.loss_weighting,
+        loss_weighting_every=config.loss_weighting_every,
     )
     bar.close()
-    # Chunks of the full length after the first run compiled code; a shorter
-    # last chunk compiles again.
-    full = [(s, t) for s, t in stamps if s % config.log_every == 0]
-    timed = len(full) > 1
+    timed = len(stamps) > 1
     if timed:
-        (first_step, first_time), (last_step, last_time) = full[0], full[-1]
+        (first_step, first_time), (last_step, last_time) = stamps[0], stamps[-1]
         time_per_step = (last_time - first_time) / (last_step - first_step)
     else:
         time_per_step = (stamps[-1][1] - start) / stamps[-1][0]
-    rel_l2 = [r["rel_l2"] for r in records]
-    finite = [v for v in rel_l2 if math.isfinite(v)]
     run = {
+        "final_rel_l2": records[-1]["rel_l2"],
+        "best_rel_l2": [
+            min((v for v in seed if math.isfinite(v)), default=math.nan)
+            for seed in zip(*(r["rel_l2"] for r in records), strict=True)
+        ],
         "diverged": records[-1]["diverged"],
-        "final_rel_l2": rel_l2[-1],
-        "best_rel_l2": min(finite) if finite else math.nan,
-        "final_terms": {k: records[-1][k] for k in ("loss", *problem.weights())},
         "time_per_step_s": time_per_step,
         "time_per_step_includes_compilation": not timed,
         "wall_time_s": time.perf_counter() - start,
@@ -177,58 +166,55 @@ def train_one(
     return run, final_params
 
 
-def choose(runs: dict[float, dict[str, Any]]) -> float:
-    """The learning rate with the lowest final rel-L2; the first if none is finite."""
-    usable = {
-        lr: run["final_rel_l2"]
-        for lr, run in runs.items()
-        if not run["diverged"] and math.isfinite(run["final_rel_l2"])
+def campaign_results(config: Config, path: pathlib.Path = CAMPAIGN) -> dict:
+    """The campaign's final rel-L2 per seed for this cell at 20,000 steps, by
+    recipe (empty where the campaign has no such rows)."""
+    if not path.is_file():
+        return {}
+    cell = {
+        "problem": config.problem,
+        "depth": str(config.depth),
+        "width": str(config.width),
+        "activation": config.activation,
+        "init": config.init,
+        "steps": str(CAMPAIGN_STEPS),
     }
-    return min(usable, key=usable.get) if usable else next(iter(runs))
+    found: dict[str, list[float]] = {}
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            if row["optimizer"] in config.recipes and all(
+                row[k] == v for k, v in cell.items()
+            ):
+                found.setdefault(row["optimizer"], []).append(
+                    float(row["final_rel_l2"])
+                )
+    return found
 
 
 def train_and_evaluate(config: Config, outdir: str | pathlib.Path) -> dict[str, Any]:
-    """Trains every optimizer from the same start; writes and returns results."""
+    """Trains every recipe from the same start; writes and returns results."""
     start = time.perf_counter()
     meta = run_metadata()  # when the run starts: the code it runs
     problem = create_problem(config)
     model = create_model(config, problem)
-    init_key, points_key, profile_key = jax.random.split(jax.random.key(config.seed), 3)
-    params = model.init(init_key, jnp.zeros((1, problem.dim)))["params"]
-    apply_fn = lambda p, x: model.apply({"params": p}, x)
-    predict = jax.jit(lambda p, x: apply_fn(p, x)[:, 0])
+    init_keys, data_keys = seed_keys(config.seeds)
+    x = jnp.zeros((1, problem.dim))
+    params = jax.vmap(model.init, in_axes=(0, None))(init_keys, x)
+    predict = jax.jit(jax.vmap(model.apply, in_axes=(0, None)))
     grid = problem.grid(config.eval_resolution)
 
-    profile = gradient_profile(problem, apply_fn, config, profile_key)
-    profiles = {"init": profile(params)}
-    runs, chosen, predictions = {}, {}, {}
-    for name in config.optimizers:
-        runs[name], finals = {}, {}
-        for lr in config.learning_rates[name]:
-            tx = create_optimizer(name, lr, config)
-            desc = f"{name} lr={lr:g}"
-            run, finals[lr] = train_one(
-                problem,
-                apply_fn,
-                params,
-                tx,
-                config,
-                points_key,
-                desc,
-                prediction_reference=prediction_reading(name, config),
-            )
-            runs[name][lr] = {"learning_rate": lr, **run}
-        chosen[name] = choose(runs[name])
-        best = finals[chosen[name]]
-        predictions[name] = predict(best, grid)
-        profiles[name] = profile(best)
+    runs, predictions = {}, {}
+    for name in config.recipes:
+        runs[name], final_params = train_recipe(
+            name, problem, model, params, data_keys, config
+        )
+        predictions[name] = predict(final_params, grid)[..., 0]
 
     results = {
         "meta": meta,
         "config": report.config_dict(config),
-        "chosen_learning_rate": chosen,
-        "gradient_std": profiles,
-        "runs": {name: list(by_lr.values()) for name, by_lr in runs.items()},
+        "runs": runs,
+        "campaign": campaign_results(config),
     }
     results["meta"]["total_time_s"] = time.perf_counter() - start
     report.write(results, problem, predictions, outdir)
