@@ -43,6 +43,7 @@ def test_short_run_writes_results_table_and_plot(example, tmp_path):
     assert (tmp_path / "loss.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_a_diverging_variant_is_reported_not_averaged(example, tmp_path):
     # lr 1e6: the loss overflows within the 4 steps; the run stops at the chunk
     # where it does and reports the step, with no final metrics.

@@ -17,7 +17,18 @@ SNIPPETS = sorted((DOCS / "snippets").glob("*.py"))
 PAGES = sorted(p for p in DOCS.rglob("*.md") if "_build" not in p.parts)
 
 
-@pytest.mark.parametrize("path", SNIPPETS, ids=lambda p: p.stem)
+# Snippets whose code paths quick tests also take run in the second tier.
+SLOW_SNIPPETS = {"deep_pinn", "logging_metrics", "first_loop_equinox"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(p, marks=[pytest.mark.slow] if p.stem in SLOW_SNIPPETS else [])
+        for p in SNIPPETS
+    ],
+    ids=lambda p: p.stem,
+)
 def test_snippet_runs(path, capsys):
     runpy.run_path(str(path), run_name="__main__")
 

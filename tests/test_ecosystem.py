@@ -5,11 +5,13 @@ import jax
 import jax.numpy as jnp
 import optax
 import orbax.checkpoint as ocp
+import pytest
 from helpers import mlp_params_and_grads
 
 import stablegrad_optax as sgo
 
 
+@pytest.mark.slow
 def test_equinox_mlp():
     model = eqx.nn.MLP(2, 1, width_size=4, depth=11, key=jax.random.key(0))
     params, static = eqx.partition(model, eqx.is_array)

@@ -47,7 +47,9 @@ def _forward_stds(params, activation, x, depth):
     return stds
 
 
-@pytest.mark.parametrize("name", ["critical", "critical_orthogonal"])
+@pytest.mark.parametrize(
+    "name", ["critical", pytest.param("critical_orthogonal", marks=pytest.mark.slow)]
+)
 @pytest.mark.parametrize("activation", ["tanh", "sin"])
 def test_depth_64_signal_and_gradients_stay_balanced(name, activation):
     act = {"tanh": jnp.tanh, "sin": jnp.sin}[activation]

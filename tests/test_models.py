@@ -51,8 +51,8 @@ def test_a_pinn_residual_through_the_model():
     batch = problem.sample(jax.random.key(1), 32, 16)
     terms = jax.jit(lambda b: problem.losses(u, b))(batch)
     assert all(bool(jnp.isfinite(v)) for v in terms.values())
-    grads = jax.grad(
-        lambda p: problem.loss(lambda q: model.apply(p, q[None])[0, 0], batch)
+    grads = jax.jit(
+        jax.grad(lambda p: problem.loss(lambda q: model.apply(p, q[None])[0, 0], batch))
     )(params)
     assert set(sgo.layer_statistics(grads)) == {
         "params/head",
