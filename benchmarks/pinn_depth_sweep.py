@@ -64,8 +64,7 @@ LR_GRIDS = {
 OPTIMIZERS = recipes.RECIPES
 # The boundary term's weight: 100 for the elliptic problems, whose residual is
 # ~1e3-1e4 at init and drowns an unweighted boundary term (measured so on
-# Poisson, and so weighted in the flagship example); 1 for Burgers, as in Raissi
-# et al. (2019).
+# Poisson); 1 for Burgers, as in Raissi et al. (2019).
 BOUNDARY_WEIGHTS = {"burgers": 1.0, "poisson": 100.0, "helmholtz": 100.0}
 EXTRA_POINTS = 2  # at most this many rates beyond a family's grid, added by the runner
 USUAL_INIT = "glorot"  # Raissi et al.'s PINNs (Xavier); Flax's default is LeCun.

@@ -39,6 +39,7 @@ PAGES = {
     "results/depth_sweep": "Results: the depth sweep",
     "results/bnfree_stress": "Results: the BatchNorm-free stress test",
     "results/performance": "Results: performance",
+    "results/long_budget": "Results: 20,000 steps with the field’s recipe",
     "api": "API reference",
 }
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -15,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 FIGURES = ("curves.png", "fields.png")
+DASHES = ("-", "--", ":")  # the loss weights' line styles, by term
 
 
 def config_dict(config) -> dict[str, Any]:
@@ -97,13 +98,14 @@ def plot_curves(results: dict[str, Any], path: pathlib.Path) -> None:
                 values = [r[key][seed] for r in records]
                 ax.plot(steps, np.asarray(values, np.float64), label=label, **style)
             for term, dash in zip(
-                records[-1].get("loss_weights", {}), ("-", "--", ":"), strict=False
+                records[-1].get("loss_weights", {}), DASHES, strict=False
             ):
                 weights = [r["loss_weights"][term][seed] for r in records]
                 axes[0, 2].plot(steps, weights, dash, **style)
     last = next(iter(results["runs"].values()))["records"][-1]
-    terms = ", ".join(last.get("loss_weights", {})) or "fixed"
-    titles = ("relative L2 error", "loss (chunk mean)", f"loss weights: {terms}")
+    terms = zip(last.get("loss_weights", {}), DASHES, strict=False)
+    terms = ", ".join(f"{term} {dash}" for term, dash in terms) or "fixed"
+    titles = ("relative L2 error", "loss (chunk mean)", f"loss weights ({terms})")
     for ax, title in zip(axes[0], titles, strict=True):
         ax.set_yscale("log")
         ax.set_xlabel("step")
