@@ -2,11 +2,14 @@
 
 Two tiers: the README's bare ``pytest`` runs every test not marked ``slow``,
 compiled at LLVM's -O0 (compilation is most of its time on CPU; the numbers are
-the same computation's); ``pytest -m slow``, which `.ci/run` runs after it,
-keeps XLA's default optimisation, under which its timings are taken.
+the same computation's), its property tests on 10 examples each; ``pytest -m
+"slow or hypothesis"``, which `.ci/run` runs after it, keeps XLA's default
+optimisation, under which its timings are taken, and gives every property test
+40 examples.
 
-Profiles: "default" (40 examples), "ci" (the same, derandomised; chosen when
-CI is set) and "thorough" (1000 examples): HYPOTHESIS_PROFILE=thorough pytest.
+Profiles: "quick" (10 examples: the quick tier's), "default" (40), "ci" (the
+chosen profile, derandomised, when CI is set) and "thorough" (1000 examples):
+HYPOTHESIS_PROFILE=thorough pytest.
 """
 
 import atexit
@@ -32,14 +35,19 @@ FAST_COMPILE = "--xla_backend_optimization_level=0"
 
 
 def pytest_configure(config):
-    """The quick tier compiles at -O0 unless XLA_FLAGS already sets a level.
+    """The quick tier compiles at -O0 unless XLA_FLAGS already sets a level,
+    and takes the "quick" hypothesis profile unless HYPOTHESIS_PROFILE names one.
 
     Runs before any test module is imported, so before JAX starts its CPU
     backend; subprocesses the tests start inherit the setting.
     """
+    if config.getoption("markexpr") != "not slow":
+        return
     flags = os.environ.get("XLA_FLAGS", "")
-    if config.getoption("markexpr") == "not slow" and "optimization_level" not in flags:
+    if "optimization_level" not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} {FAST_COMPILE}".strip()
+    if "HYPOTHESIS_PROFILE" not in os.environ:
+        settings.load_profile("quick-ci" if os.environ.get("CI") else "quick")
 
 
 # tests/sharded/ needs 8 devices: test_sharding.py runs it in a subprocess that
@@ -57,6 +65,12 @@ settings.register_profile(
 )
 settings.register_profile(
     "thorough", parent=settings.get_profile("default"), max_examples=1000
+)
+settings.register_profile(
+    "quick", parent=settings.get_profile("default"), max_examples=10
+)
+settings.register_profile(
+    "quick-ci", parent=settings.get_profile("quick"), derandomize=True
 )
 settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default")
