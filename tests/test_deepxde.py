@@ -131,21 +131,24 @@ def test_another_backend_is_one_clear_line(example, monkeypatch, tmp_path):
         example["callbacks"].LayerStatistics()
 
 
-def test_the_example_writes_its_table_and_figures(example, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "problems", ["burgers", pytest.param("burgers,poisson", marks=pytest.mark.slow)]
+)
+def test_the_example_writes_its_table_and_figures(
+    example, tmp_path, monkeypatch, problems
+):
     # Two learning rates per grid (every run compiles): the pick still chooses.
     grids = example["main"].GRIDS
-    for name in ("adam", "stablegrad+sgd-momentum"):
+    optimizers = ("adam", "stablegrad+sgd-momentum")
+    for name in optimizers:
         monkeypatch.setitem(grids, name, grids[name][:2])
     flags = ["--depths=2", "--iterations=4", "--pick-iterations=2", "--log-every=2"]
-    flags += ["--optimizers=adam,stablegrad+sgd-momentum", f"--outdir={tmp_path}"]
-    results = example["main"].main([*TINY, *flags])
+    flags += [f"--problems={problems}", f"--optimizers={','.join(optimizers)}"]
+    results = example["main"].main([*TINY, *flags, f"--outdir={tmp_path}"])
     written = json.loads((tmp_path / "results.json").read_text())
     assert written == json.loads(json.dumps(results))
     assert [(r["problem"], r["optimizer"]) for r in written["runs"]] == [
-        ("burgers", "adam"),
-        ("burgers", "stablegrad+sgd-momentum"),
-        ("poisson", "adam"),
-        ("poisson", "stablegrad+sgd-momentum"),
+        (problem, name) for problem in problems.split(",") for name in optimizers
     ]
     for run in written["runs"]:
         assert run["lr"] in [float(k) for k in run["grid_losses"]]

@@ -48,10 +48,15 @@ def _forward_stds(params, activation, x, depth):
 
 
 @pytest.mark.parametrize(
-    "name", ["critical", pytest.param("critical_orthogonal", marks=pytest.mark.slow)]
+    ("activation", "name"),
+    [
+        ("tanh", "critical"),
+        pytest.param("sin", "critical", marks=pytest.mark.slow),
+        pytest.param("tanh", "critical_orthogonal", marks=pytest.mark.slow),
+        pytest.param("sin", "critical_orthogonal", marks=pytest.mark.slow),
+    ],
 )
-@pytest.mark.parametrize("activation", ["tanh", "sin"])
-def test_depth_64_signal_and_gradients_stay_balanced(name, activation):
+def test_depth_64_signal_and_gradients_stay_balanced(activation, name):
     act = {"tanh": jnp.tanh, "sin": jnp.sin}[activation]
     kernel_init, bias_init = init.get_initializers(name, act)
     model = MLP(

@@ -218,7 +218,7 @@ def _second_pass_reference(problem, apply_fn, params, batch, weights=None):
     ("name", "weighting"),
     [
         pytest.param("poisson", None, marks=pytest.mark.slow),
-        ("poisson", "grad_norm"),
+        pytest.param("poisson", "grad_norm", marks=pytest.mark.slow),
         pytest.param("burgers", None, marks=pytest.mark.slow),
         ("burgers", "grad_norm"),
     ],
