@@ -11,8 +11,16 @@ alternate, ``--rounds`` times, and the medians of the ratios to none are
 reported, by wall-clock time and by the process's CPU time. Raw results:
 ``results/loss_weighting_cost.json``, one entry per ``--seeds``.
 
+With ``--recipes``, the settings are those recipes of the registry instead,
+each as the long-budget campaign trains it (its schedule, prediction reference
+and loss weighting, peak lr 1e-3) on ``--problem``, the ratios to the first;
+the entry is ``recipes_<problem>_<depth>``, which the campaign's page reads for
+its time column.
+
   python benchmarks/loss_weighting_cost.py --seeds 3
   python benchmarks/loss_weighting_cost.py --seeds 1
+  python benchmarks/loss_weighting_cost.py --problem burgers --recipes \
+      adam+warmup+decay,adam+warmup+decay+gradnorm,...
 """
 
 from __future__ import annotations
@@ -32,7 +40,9 @@ from stablegrad_optax import init, pinn
 from stablegrad_optax.models import ACTIVATIONS, MLP
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
-from common import positive, run_metadata  # noqa: E402
+from common import name_list, positive, run_metadata  # noqa: E402
+from pinn_depth_sweep import BOUNDARY_WEIGHTS  # noqa: E402
+from recipes import RECIPES  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 # Wall-clock time, and the CPU time of the process's threads (which leaves out
@@ -40,28 +50,58 @@ RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 CLOCKS = ("wall", "cpu")
 
 
-def timed_run(problem, model, params, keys, args, weighting, every):
+def timed_run(problem, model, params, keys, args, setting):
     """(wall-clock s, CPU s) per step of one run, after its first record.
 
-    The first record pays for the compilation; the time from it to the last
-    record is steady state (each segment of the weighted runs includes its
-    update of the weights).
+    `setting` is (transformation, pinn.train's options). The first record
+    pays for the compilation; the time from it to the last record is steady
+    state (each segment of the weighted runs includes its update of the
+    weights).
     """
+    tx, options = setting
     stamps = []
     pinn.train(
         problem,
         model.apply,
         params,
-        optax.adam(1e-3),
+        tx,
         key=keys,
         steps=args.steps,
         log_every=args.every,
         callback=lambda _: stamps.append((time.perf_counter(), time.process_time())),
-        loss_weighting=weighting,
-        loss_weighting_every=every,
+        **options,
     )
     steps = (len(stamps) - 1) * args.every
     return tuple((stamps[-1][i] - stamps[0][i]) / steps for i in range(2))
+
+
+def weighting_settings(args) -> dict:
+    """None, grad_norm every K, and grad_norm updated at step 0 only (the
+    weights as state, which isolates the cost of the weighted loss itself)."""
+    options = lambda weighting, every: {
+        "loss_weighting": weighting,
+        "loss_weighting_every": every,
+    }
+    return {
+        "none": (optax.adam(1e-3), options(None, args.every)),
+        "grad_norm": (optax.adam(1e-3), options("grad_norm", args.every)),
+        "grad_norm, step 0 only": (optax.adam(1e-3), options("grad_norm", 10**9)),
+    }
+
+
+def recipe_settings(args) -> dict:
+    """Each recipe as the campaign trains it: its schedule over --steps, its
+    prediction reference and loss weighting (K = --every), peak lr 1e-3."""
+    settings = {}
+    for name in args.recipes:
+        recipe = RECIPES[name]
+        options = {
+            "prediction_reference": recipe.prediction_reference,
+            "loss_weighting": recipe.loss_weighting,
+            "loss_weighting_every": args.every,
+        }
+        settings[name] = (recipe.build(args.steps)(1e-3), options)
+    return settings
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -74,12 +114,16 @@ def main(argv: Sequence[str] | None = None) -> dict:
         ("--rounds", 5),
     ):
         parser.add_argument(flag, type=positive(int), default=default)
+    parser.add_argument("--problem", choices=sorted(pinn.PROBLEMS), default="poisson")
+    parser.add_argument("--recipes", type=name_list(tuple(RECIPES), "recipe"))
     parser.add_argument("--out", type=pathlib.Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.steps < 2 * args.every:
         parser.error("--steps must be at least 2 x --every (two records)")
 
-    problem = pinn.get_problem("poisson", boundary_weight=100.0)
+    problem = pinn.get_problem(
+        args.problem, boundary_weight=BOUNDARY_WEIGHTS[args.problem]
+    )
     kernel_init, bias_init = init.get_initializers("critical", ACTIVATIONS["tanh"])
     model = MLP(
         depth=args.depth,
@@ -95,19 +139,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
         init_keys = jax.random.split(jax.random.key(0), args.seeds)
         params = jax.vmap(model.init, in_axes=(0, None))(init_keys, x)
         keys = jax.random.split(jax.random.key(1), args.seeds)
-    # "grad_norm, step 0 only": the weights as state, updated once before the
-    # timed steps, which isolates the cost of the weighted loss itself.
-    settings = {
-        "none": (None, args.every),
-        "grad_norm": ("grad_norm", args.every),
-        "grad_norm, step 0 only": ("grad_norm", 10**9),
-    }
+    settings = recipe_settings(args) if args.recipes else weighting_settings(args)
     per_step = {clock: {name: [] for name in settings} for clock in CLOCKS}
     for _ in range(args.rounds):
-        for name, (weighting, every) in settings.items():
-            times = timed_run(problem, model, params, keys, args, weighting, every)
+        for name, setting in settings.items():
+            times = timed_run(problem, model, params, keys, args, setting)
             for clock, step in zip(CLOCKS, times, strict=True):
                 per_step[clock][name].append(step)
+    first = next(iter(settings))
     result = {
         **run_metadata(),
         "settings": vars(args) | {"out": str(args.out)},
@@ -115,17 +154,18 @@ def main(argv: Sequence[str] | None = None) -> dict:
     }
     for clock, times in per_step.items():
         ratios = {
-            name: [t / n for t, n in zip(steps, times["none"], strict=True)]
+            name: [t / n for t, n in zip(steps, times[first], strict=True)]
             for name, steps in times.items()
-            if name != "none"
+            if name != first
         }
-        result[f"{clock}_median_ratio_to_none"] = {
+        result[f"{clock}_median_ratio_to_{first}"] = {
             k: statistics.median(v) for k, v in ratios.items()
         }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "loss_weighting_cost.json"
     saved = json.loads(path.read_text()) if path.exists() else {}
-    saved[f"seeds_{args.seeds}"] = result
+    key = f"recipes_{args.problem}_{args.depth}" if args.recipes else None
+    saved[key or f"seeds_{args.seeds}"] = result
     path.write_text(json.dumps(saved, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if "ratio" in k}))
     return result

@@ -187,9 +187,10 @@ def tiny_results(name: str, *sittings):
 
 
 def example_main(name: str):
-    """A fixture: examples/`name`/main.py, imported as the script sees its modules."""
+    """A module-scoped fixture: examples/`name`/main.py, imported as the script
+    sees its modules (once per test file)."""
 
-    @pytest.fixture
+    @pytest.fixture(scope="module")
     def main():
         with scripts_imported(ROOT / "examples" / name, ["main"]) as (module,):
             yield module

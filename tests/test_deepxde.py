@@ -74,6 +74,7 @@ def test_the_prediction_reference_fails_clearly_inside_deepxde(
         model.train(iterations=2, display_every=2, verbose=0)
 
 
+@pytest.mark.slow
 def test_the_output_layer_is_the_last_dense_layer(example, burgers):
     # 12 Dense layers: sorted key order puts denses_11 before denses_2, so only
     # natural order finds the output layer.

@@ -35,6 +35,7 @@ def test_equinox_mlp():
     assert all(bool(jnp.isfinite(v)) for v in stats.values())
 
 
+@pytest.mark.slow
 def test_state_round_trips_through_an_orbax_checkpoint(tmp_path):
     params, grads, _ = mlp_params_and_grads(depth=3)
     tx = optax.chain(sgo.stablegrad(ema_decay=0.9), optax.adam(1e-3))

@@ -50,7 +50,7 @@ def _forward_stds(params, activation, x, depth):
 @pytest.mark.parametrize(
     ("activation", "name"),
     [
-        ("tanh", "critical"),
+        pytest.param("tanh", "critical", marks=pytest.mark.slow),
         pytest.param("sin", "critical", marks=pytest.mark.slow),
         pytest.param("tanh", "critical_orthogonal", marks=pytest.mark.slow),
         pytest.param("sin", "critical_orthogonal", marks=pytest.mark.slow),

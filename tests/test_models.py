@@ -40,6 +40,7 @@ def test_bad_activation_and_sizes_raise():
         MLP(width=0).init(jax.random.key(0), jnp.ones((1, 2)))
 
 
+@pytest.mark.slow
 def test_a_pinn_residual_through_the_model():
     problem = pinn.get_problem("poisson")
     model = MLP(depth=2, width=8, input_bounds=(problem.lower, problem.upper))

@@ -16,7 +16,7 @@ def report():
         yield mod
 
 
-def _rows(report, errors, *, wall=None, dates=None):
+def _rows(report, errors):
     """Rows of ``errors[(problem, depth, recipe)]`` = three seeds' final errors."""
     rows = []
     for (problem, depth, recipe), seeds in errors.items():
@@ -35,9 +35,9 @@ def _rows(report, errors, *, wall=None, dates=None):
                     "num_boundary": 256,
                     "final_rel_l2": error,
                     "best_rel_l2": error / 2,
-                    "wall_s": (wall or {}).get(recipe, 100.0),
+                    "wall_s": 100.0,
                     "device": "cpu: test",
-                    "date": (dates or {}).get(recipe, "2026-12-06"),
+                    "date": "2026-12-06",
                     "git_commit": "0000000",
                 }
             )
@@ -81,11 +81,19 @@ def test_depth_lines_and_table_cells(report):
         ("poisson", 32, report.SCHEDULE): (0.5, 0.6, 0.7),
         ("poisson", 8, report.STANDARD): (0.04, 0.05, 0.06),
     }
-    rows = _rows(report, errors, wall={report.STANDARD: 110.0})
+    rows = _rows(report, errors)
     found = report.cells(rows)
     depth = [line for line in report.comparisons(found, 3) if "Depth 32" in line]
     assert len(depth) == 1 and report.SCHEDULE in depth[0] and "0 / 0 / 1" in depth[0]
-    text = "\n".join(report.tables(found))
+    # Time per step from the interleaved timing of the cell, when there is one.
+    timed = {
+        "settings": {"problem": "poisson", "depth": 8, "rounds": 3, "steps": 600},
+        "device": "cpu: test",
+        "date": "2026-12-06",
+        "step_s": {"wall": {report.SCHEDULE: [1.0], report.STANDARD: [1.1]}},
+        f"wall_median_ratio_to_{report.SCHEDULE}": {report.STANDARD: 1.1},
+    }
+    text = "\n".join(report.tables(found, {("poisson", 8): timed}))
     # Median [range], seeds under 1e-1 and 1e-2, time per step against the schedule.
     assert (
         "| `adam+warmup+decay` | 8 | 0.050 [0.005, 0.200] | 0.025 | 2/3 | 1/3 | 1.00 |"
@@ -95,9 +103,13 @@ def test_depth_lines_and_table_cells(report):
         "| `adam+warmup+decay+gradnorm` | 8 | 0.050 [0.040, 0.060] | 0.025 | 3/3 "
         "| 0/3 | 1.10 |" in text
     )
-    # Other days: no time ratio.
-    rows = _rows(report, errors, dates={report.STANDARD: "2026-12-07"})
-    text = "\n".join(report.tables(report.cells(rows)))
+    assert (
+        "| `adam+warmup+decay` | 32 | 0.600 [0.500, 0.700] | 0.300 | 0/3 | 0/3 | – |"
+        in text
+    )
+    assert "loss_weighting_cost.py" in report.timing_note({("poisson", 8): timed})
+    # No timing: no time ratio.
+    text = "\n".join(report.tables(found, {}))
     assert "| 3/3 | 0/3 | – |" in text
 
 
