@@ -22,12 +22,31 @@ from typing import Any
 
 import bnfree_stress_results as results
 import mdtables
+import recipes
 
 SCRIPT = "benchmarks/bnfree_stress_report.py"
 TITLE = "# Results: the BatchNorm-free stress test"
 # A setting: the runs compared in one table and one figure panel.
 SETTING = ("model", "width", "dataset", "optimizer", "lr", "steps", "batch_size")
 SMOOTH = 10  # steps in the running mean of the plotted minibatch losses
+# Each variant's line: a colour of its own (tab20, in `recipes.VARIANTS`'s
+# order) and a marker per family (what replaces BatchNorm).
+MARKERS = {"bn": "s", "none": "o", "skipinit": "^"}
+
+
+def style(variant: str) -> dict[str, Any]:
+    """The colour and marker `variant` is drawn with in every figure."""
+    import matplotlib
+
+    names = list(recipes.VARIANTS)
+    index = names.index(variant) if variant in names else len(names)
+    family = variant.split("+")[0]
+    return {
+        "color": matplotlib.colormaps["tab20"](index % 20),
+        "marker": MARKERS.get(family, "x"),
+        "markevery": 0.2,
+        "markersize": 4,
+    }
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -359,9 +378,10 @@ def plot(rows, history, figure: str, path: pathlib.Path) -> None:
             if not finite:
                 continue
             smooth = _running_mean([median[i] for i in finite], SMOOTH)
-            (line,) = ax.plot([i + 1 for i in finite], smooth, label=variant)
+            look = style(variant)
+            ax.plot([i + 1 for i in finite], smooth, label=variant, **look)
             if finite[-1] < steps - 1:  # the median run diverged here
-                ax.plot(finite[-1] + 1, smooth[-1], "x", color=line.get_color())
+                ax.plot(finite[-1] + 1, smooth[-1], "x", color=look["color"])
         ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_ylabel(f"minibatch loss (median over seeds, mean of {SMOOTH} steps)")

@@ -24,11 +24,15 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 # Tests that compile the same computation again (a resumed benchmark re-running
 # its last batch, raw and typed keys of one training run) share the executable
-# through a compilation cache private to this run: compile time is most of the
-# suite's time on CPU. It starts empty, so timings stay cold-start.
-_COMPILE_CACHE = tempfile.mkdtemp(prefix="sgo-jax-cache-")
-atexit.register(shutil.rmtree, _COMPILE_CACHE, ignore_errors=True)
-jax.config.update("jax_compilation_cache_dir", _COMPILE_CACHE)
+# through a compilation cache private to this run, and to its xdist workers,
+# which inherit the variable: compile time is most of the suite's time on CPU.
+# It starts empty, so timings stay cold-start.
+if "SGO_TEST_COMPILE_CACHE" not in os.environ:
+    os.environ["SGO_TEST_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="sgo-jax-cache-")
+    atexit.register(
+        shutil.rmtree, os.environ["SGO_TEST_COMPILE_CACHE"], ignore_errors=True
+    )
+jax.config.update("jax_compilation_cache_dir", os.environ["SGO_TEST_COMPILE_CACHE"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 FAST_COMPILE = "--xla_backend_optimization_level=0"

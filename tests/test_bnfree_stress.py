@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import sys
 
 import jax.numpy as jnp
 import optax
@@ -233,3 +234,12 @@ def test_docs_page_is_generated_from_the_committed_csv(modules):
         "docs/results/bnfree_stress.md or bnfree_stress.md differ from what "
         "benchmarks/bnfree_stress_report.py makes of the committed CSV"
     )
+
+
+def test_every_variant_has_a_colour_and_marker_of_its_own(modules):
+    _, report, _ = modules
+    recipes = sys.modules["recipes"]
+    looks = {name: report.style(name) for name in recipes.VARIANTS}
+    pairs = {(tuple(look["color"]), look["marker"]) for look in looks.values()}
+    assert len(pairs) == len(looks)
+    assert looks["bn"]["marker"] != looks["none"]["marker"]

@@ -280,6 +280,7 @@ def test_the_trainers_outputs_give_the_public_losses(name):
     )
 
 
+@pytest.mark.slow
 def test_the_three_readings_of_the_prediction_gradient():
     problem, model, params = _setup("helmholtz")
     batch = problem.sample(jax.random.key(0), 32, 16)
