@@ -45,7 +45,9 @@ def pytest_configure(config):
     Runs before any test module is imported, so before JAX starts its CPU
     backend; subprocesses the tests start inherit the setting.
     """
-    if config.getoption("markexpr") != "not slow":
+    if config.getoption("markexpr") != "not slow" or os.environ.get(
+        "SGO_SHARDED_SUITE"
+    ):  # the second tier, or the 8-device suite it starts: XLA's defaults
         return
     flags = os.environ.get("XLA_FLAGS", "")
     if "optimization_level" not in flags:
