@@ -118,21 +118,18 @@ def timing_note(costs: dict) -> str:
     if not costs:
         return "No interleaved timing yet: the time column is empty."
     entries = list(costs.values())
-    one = lambda k: ", ".join(sorted({str(e[k]) for e in entries}))
+    values = lambda get: ", ".join(sorted({str(get(e)) for e in entries}))
     cells = ", ".join(f"{p} {d}" for p, d in sorted(costs))
     return (
         f"Time per step: the median ratio of wall-clock time per step over "
-        f"{one_value(entries, 'rounds')} interleaved rounds of "
-        f"{one_value(entries, 'steps')} steps per recipe, the seeds trained "
-        f"together, measured by `python benchmarks/loss_weighting_cost.py "
-        f"--problem P --depth D --recipes ...` ({cells}; {one('device')}; "
-        f"{one('date')}; `benchmarks/results/loss_weighting_cost.json`), not "
-        "from the campaign's batches, which shared the CPU with other work."
+        f"{values(lambda e: e['settings']['rounds'])} interleaved rounds of "
+        f"{values(lambda e: e['settings']['steps'])} steps per recipe, the seeds "
+        f"trained together, measured by `python benchmarks/loss_weighting_cost.py "
+        f"--problem P --depth D --recipes ...` ({cells}; "
+        f"{values(lambda e: e['device'])}; {values(lambda e: e['date'])}; "
+        "`benchmarks/results/loss_weighting_cost.json`), not from the campaign's "
+        "batches, which shared the CPU with other work."
     )
-
-
-def one_value(entries: Sequence[dict], setting: str) -> str:
-    return ", ".join(sorted({str(e["settings"][setting]) for e in entries}))
 
 
 def _num(value: float) -> str:
