@@ -91,6 +91,10 @@ def test_results_table_counts_seeds_below_the_threshold(example):
     assert row == (
         "| a | 0.04 / 0.2 / nan | 0.2 | 1/3 | 0.1 | 12 | 0.01 (0.002-0.06), 2/3 |"
     )
+    # A diverged campaign seed ends the range, whatever its place in the rows.
+    results["campaign"] = {"a": [float("nan"), 0.01, 0.002]}
+    row = report.results_table(results).splitlines()[-1]
+    assert row.endswith("| 0.01 (0.002-nan), 2/3 |")
 
 
 @pytest.mark.parametrize(

@@ -37,9 +37,14 @@ def _fmt(value: float) -> str:
     return f"{value:.2g}" if math.isfinite(value) else "nan"
 
 
+def _rank(value: float) -> float:
+    """A final error to sort by: NaN (a diverged seed) counts as the worst."""
+    return value if math.isfinite(value) else math.inf
+
+
 def _median(values) -> float:
-    """The median, NaN (a diverged seed) counted as the worst value."""
-    return statistics.median(v if math.isfinite(v) else math.inf for v in values)
+    """The median, NaN counted as the worst value."""
+    return statistics.median(map(_rank, values))
 
 
 def _below(values, threshold: float) -> str:
@@ -48,7 +53,7 @@ def _below(values, threshold: float) -> str:
 
 def _summary(values, threshold: float) -> str:
     """'median (min-max), k/n below' of final errors."""
-    spread = f"{_fmt(min(values))}-{_fmt(max(values))}"
+    spread = f"{_fmt(min(values, key=_rank))}-{_fmt(max(values, key=_rank))}"
     return f"{_fmt(_median(values))} ({spread}), {_below(values, threshold)}"
 
 
@@ -137,7 +142,7 @@ def plot_fields(
     axes[1, 0].axis("off")
     for i, (name, prediction) in enumerate(predictions.items(), start=1):
         final = results["runs"][name]["final_rel_l2"]
-        order = np.argsort([v if math.isfinite(v) else math.inf for v in final])
+        order = np.argsort([_rank(v) for v in final])
         median = int(order[len(order) // 2])
         field = np.asarray(prediction[median]).reshape(shape)
         seed = results["config"]["seeds"][median]
