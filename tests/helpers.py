@@ -16,29 +16,22 @@ import pytest
 
 
 class MLP(nn.Module):
-    """A linen MLP whose Dense layers are named `Dense_0`..`Dense_{depth}`."""
+    """A linen tanh MLP with `depth` hidden layers and one output.
+
+    Its Dense layers are named `Dense_0`..`Dense_{depth}`, or with ``named``
+    `hidden_0`..`hidden_{depth-1}` and an output layer `head`.
+    """
 
     depth: int = 3
     width: int = 8
+    named: bool = False
 
     @nn.compact
     def __call__(self, x):
-        for _ in range(self.depth):
-            x = jnp.tanh(nn.Dense(self.width)(x))
-        return nn.Dense(1)(x)
-
-
-class HiddenHeadMLP(nn.Module):
-    """Hidden layers `hidden_0`..`hidden_{n-1}` and an output layer `head`."""
-
-    num_hidden: int = 11
-    width: int = 6
-
-    @nn.compact
-    def __call__(self, x):
-        for i in range(self.num_hidden):
-            x = jnp.tanh(nn.Dense(self.width, name=f"hidden_{i}")(x))
-        return nn.Dense(1, name="head")(x)
+        for i in range(self.depth):
+            name = f"hidden_{i}" if self.named else None
+            x = jnp.tanh(nn.Dense(self.width, name=name)(x))
+        return nn.Dense(1, name="head" if self.named else None)(x)
 
 
 def mlp_params_and_grads(depth=3, width=8, seed=0, batch=16):

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import optax
 import pytest
 from flax import nnx
-from helpers import MLP, HiddenHeadMLP
+from helpers import MLP
 
 import stablegrad_optax as sgo
 
@@ -29,7 +29,7 @@ def test_natural_order_on_a_twelve_plus_layer_linen_mlp(jit):
 
 
 def test_head_found_in_eager_and_jitted_linen_init():
-    model, x = HiddenHeadMLP(num_hidden=11), jnp.ones((2, 2))
+    model, x = MLP(depth=11, width=6, named=True), jnp.ones((2, 2))
     eager = model.init(jax.random.key(0), x)["params"]
     jitted = jax.jit(model.init)(jax.random.key(0), x)["params"]
     assert list(jitted)[-1] == "hidden_9"
@@ -111,7 +111,7 @@ def test_several_head_names_are_ambiguous():
 
 
 def test_find_output_layer_from_the_forward_pass():
-    model, x = HiddenHeadMLP(num_hidden=4), jnp.ones((3, 2))
+    model, x = MLP(depth=4, width=6, named=True), jnp.ones((3, 2))
     params = jax.jit(model.init)(jax.random.key(0), x)["params"]
 
     def apply(p, x):

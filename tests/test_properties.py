@@ -39,6 +39,13 @@ OPTIMIZERS = {
 }
 
 
+def _matrix_problem(name):
+    """Optimizer `name` at its learning rate, and the matrix problem."""
+    make, lr = OPTIMIZERS[name]
+    params, loss, _ = PROBLEMS["matrix"]()
+    return make(lr), params, loss
+
+
 def _run(tx, params, loss, steps):
     state = tx.init(params)
 
@@ -66,9 +73,7 @@ def test_converges(name, problem):
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_no_recompilation_on_second_update(name):
-    make, lr = OPTIMIZERS[name]
-    params, loss, _ = PROBLEMS["matrix"]()
-    tx = make(lr)
+    tx, params, loss = _matrix_problem(name)
     state = tx.init(params)
 
     traces = []
@@ -132,10 +137,8 @@ def test_inject_hyperparams_gives_equal_updates_and_state(plain, injected):
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float32])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_dtypes_preserved(name, dtype):
-    make, lr = OPTIMIZERS[name]
-    params, loss, _ = PROBLEMS["matrix"]()
+    tx, params, loss = _matrix_problem(name)
     params = jax.tree.map(lambda p: p.astype(dtype), params)
-    tx = make(lr)
     state = tx.init(params)
     grads = jax.grad(lambda p: loss(jax.tree.map(lambda x: x.astype(jnp.float32), p)))(
         params
@@ -233,9 +236,7 @@ def test_none_leaves_pass_through():
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_state_stable_under_lax_cond(name):
-    make, lr = OPTIMIZERS[name]
-    params, loss, _ = PROBLEMS["matrix"]()
-    tx = make(lr)
+    tx, params, loss = _matrix_problem(name)
     state = tx.init(params)
     grads = jax.grad(loss)(params)
 
