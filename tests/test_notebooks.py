@@ -20,8 +20,6 @@ SMALLER = {
     "deep_pinn": [("(4, 20) if SMALL", "(2, 4) if SMALL")],
     "quickstart": [("STEPS = 20 if SMALL", "STEPS = 4 if SMALL")],
 }
-# Compile time dominates the small setting; LLVM's -O0 halves it on CPU.
-FAST_COMPILE = "--xla_backend_optimization_level=0"
 
 
 def test_there_are_four_notebooks():
@@ -49,8 +47,6 @@ def test_committed_outputs_are_from_a_full_run_without_errors(path):
 def test_runs_top_to_bottom_in_the_small_setting(path, monkeypatch, tmp_path):
     monkeypatch.setenv("SGO_NOTEBOOK_SMALL", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    flags = os.environ.get("XLA_FLAGS", "")
-    monkeypatch.setenv("XLA_FLAGS", f"{flags} {FAST_COMPILE}".strip())
     notebook = nbformat.read(path, as_version=4)
     for old, new in SMALLER.get(path.stem, []):
         (cell,) = [c for c in notebook.cells if old in c.source]

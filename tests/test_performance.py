@@ -103,7 +103,8 @@ def test_the_jitted_update_compiles_once(make, given):
 def _compiled_text(tree):
     tx = sgo.stablegrad()
     lowered = jax.jit(tx.update, keep_unused=True).lower(tree, tx.init(tree), tree)
-    return lowered.compile().as_text()
+    # The fusions XLA:CPU makes by default (the suite's flags turn them off).
+    return lowered.compile({"xla_cpu_use_fusion_emitters": True}).as_text()
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])

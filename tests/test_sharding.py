@@ -27,7 +27,7 @@ def test_sharded_suite_passes_on_8_devices():
                 *(
                     f
                     for f in os.environ.get("XLA_FLAGS", "").split()
-                    if f != FAST_COMPILE
+                    if f not in FAST_COMPILE
                 ),
                 "--xla_force_host_platform_device_count=8",
             ]
