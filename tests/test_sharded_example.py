@@ -28,12 +28,15 @@ def test_a_short_run_writes_its_results(main, tmp_path):
 
 
 def test_flags_override_the_config(main, tmp_path):
-    config, workdir, multihost = main.parse_args(
+    config, workdir, multihost_timeout = main.parse_args(
         [f"--config={TEST_CONFIG}", "--layout=2d", "--model-axis=4", "--width=32"]
         + [f"--workdir={tmp_path}", "--no-checkpoint", "--multihost"]
+        + ["--multihost-timeout=30"]
     )
     assert (config.layout, config.model_axis, config.width) == ("2d", 4, 32)
-    assert not config.checkpoint and multihost and workdir == str(tmp_path)
+    assert not config.checkpoint and workdir == str(tmp_path)
+    assert multihost_timeout == 30
+    assert main.parse_args([f"--config={TEST_CONFIG}"])[2] is None  # one process
 
 
 @pytest.mark.parametrize(

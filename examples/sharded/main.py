@@ -11,11 +11,18 @@ Usage::
     python examples/sharded/main.py --config examples/sharded/configs/test.py
   python examples/sharded/main.py --layout 2d --model-axis 2 --steps 2000
 
-Several hosts: run the same command on every host with ``--multihost``;
-`jax.distributed.initialize()` then finds the cluster (SLURM, Open MPI, TPU
-pods and GKE set it up; elsewhere set JAX_COORDINATOR_ADDRESS,
-JAX_NUM_PROCESSES and JAX_PROCESS_ID), the mesh spans every host's devices, and
-the work directory must be on a file system all hosts share.
+Several hosts: run the same command on every host with ``--multihost``. On a
+cluster JAX detects (SLURM, Open MPI, TPU pods, GKE) nothing else is needed;
+elsewhere set JAX_COORDINATOR_ADDRESS (host:port of process 0),
+JAX_NUM_PROCESSES and JAX_PROCESS_ID in every process. The mesh spans every
+process's devices, and the work directory must be on a file system all
+processes share. Two processes on one machine::
+
+  for i in 0 1; do
+    JAX_COORDINATOR_ADDRESS=127.0.0.1:12345 JAX_NUM_PROCESSES=2 JAX_PROCESS_ID=$i \
+    XLA_FLAGS=--xla_force_host_platform_device_count=2 JAX_PLATFORMS=cpu \
+      python examples/sharded/main.py --multihost --workdir sharded_out &
+  done; wait
 """
 
 from __future__ import annotations
@@ -23,8 +30,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import pathlib
 import sys
+import threading
 from collections.abc import Sequence
 
 import jax
@@ -36,9 +45,78 @@ import train  # noqa: E402
 from common import config_and_overrides, positive  # noqa: E402
 from configs.default import LAYOUTS  # noqa: E402
 
+# What --multihost reads when they are set: all three, or none.
+DISTRIBUTED_VARIABLES = (
+    "JAX_COORDINATOR_ADDRESS",
+    "JAX_NUM_PROCESSES",
+    "JAX_PROCESS_ID",
+)
+
+
+def initialize_distributed(timeout_s: int) -> None:
+    """`jax.distributed.initialize`, from the three variables if they are set.
+
+    Outside a cluster it detects, JAX reads only the coordinator's address from
+    the environment; this passes all three. With none set, JAX's cluster
+    detection decides. Any failure (a variable missing or malformed, no
+    cluster, a coordinator or a process not connected within `timeout_s`
+    seconds) exits with one line naming it.
+    """
+    values = {name: os.environ.get(name) for name in DISTRIBUTED_VARIABLES}
+    missing = [name for name, value in values.items() if not value]
+    kwargs = {}
+    if len(missing) == len(values):
+        pass  # JAX's cluster detection
+    elif missing:
+        raise SystemExit(
+            f"error: --multihost needs all of {', '.join(DISTRIBUTED_VARIABLES)} "
+            f"or none of them (on a cluster JAX detects); missing: {', '.join(missing)}"
+        )
+    else:
+        try:
+            num_processes = int(values["JAX_NUM_PROCESSES"])
+            process_id = int(values["JAX_PROCESS_ID"])
+        except ValueError:
+            raise SystemExit(
+                "error: JAX_NUM_PROCESSES and JAX_PROCESS_ID must be integers, got "
+                f"{values['JAX_NUM_PROCESSES']!r} and {values['JAX_PROCESS_ID']!r}"
+            ) from None
+        kwargs = {
+            "coordinator_address": values["JAX_COORDINATOR_ADDRESS"],
+            "num_processes": num_processes,
+            "process_id": process_id,
+        }
+    # JAX aborts the process when its own timeout passes; a watchdog exits
+    # first, with a line that says what was waited for.
+    where = kwargs.get("coordinator_address", "the cluster's coordinator")
+    watchdog = threading.Timer(
+        timeout_s,
+        _exit,
+        [
+            f"error: --multihost: not every process reached the coordinator at "
+            f"{where} within {timeout_s} s (--multihost-timeout)"
+        ],
+    )
+    watchdog.start()
+    try:
+        jax.distributed.initialize(**kwargs, initialization_timeout=timeout_s + 30)
+    except Exception as error:  # ValueError, RuntimeError or JaxRuntimeError
+        raise SystemExit(
+            f"error: jax.distributed.initialize failed: {error} (set "
+            f"{', '.join(DISTRIBUTED_VARIABLES)}, or run on a cluster JAX detects)"
+        ) from None
+    finally:
+        watchdog.cancel()
+
+
+def _exit(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+    os._exit(1)
+
 
 def parse_args(argv: Sequence[str] | None = None):
-    """(config with the flags applied, work directory, multihost flag)."""
+    """(config with the flags applied, work directory, multihost timeout in
+    seconds or None without --multihost)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(HERE / "configs" / "default.py"))
     parser.add_argument("--workdir", default="sharded_out")
@@ -53,18 +131,25 @@ def parse_args(argv: Sequence[str] | None = None):
         action="store_true",
         help="call jax.distributed.initialize() first (one process per host)",
     )
+    parser.add_argument(
+        "--multihost-timeout",
+        type=positive(int),
+        default=300,
+        help="seconds to wait for the coordinator and every process (default 300)",
+    )
     args = parser.parse_args(argv)
     fields = ("layout", "model_axis", "depth", "width", "steps")
     config, overrides = config_and_overrides(parser, args, fields)
     if args.no_checkpoint:
         overrides["checkpoint"] = False
-    return dataclasses.replace(config, **overrides), args.workdir, args.multihost
+    timeout = args.multihost_timeout if args.multihost else None
+    return dataclasses.replace(config, **overrides), args.workdir, timeout
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    config, workdir, multihost = parse_args(argv)
-    if multihost:
-        jax.distributed.initialize()
+    config, workdir, multihost_timeout = parse_args(argv)
+    if multihost_timeout is not None:
+        initialize_distributed(multihost_timeout)
     print(
         f"process {jax.process_index()} of {jax.process_count()}; "
         f"{jax.device_count()} devices: {jax.devices()[0].device_kind}",

@@ -13,6 +13,7 @@ sums, so the factors are global and the result matches one device.
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import time
 from typing import Any
@@ -22,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -221,7 +223,10 @@ def train_and_evaluate(config, workdir: str | pathlib.Path, log=print) -> dict:
     if compiled_at is not None and records[-1]["step"] > compiled_at[1]:
         elapsed = time.perf_counter() - compiled_at[0]
         seconds_per_step = elapsed / (records[-1]["step"] - compiled_at[1])
-    predict = jax.jit(lambda x: model.apply({"params": params}, x)[:, 0])
+    # Every process evaluates on its own whole copy of the parameters.
+    whole = multihost_utils.process_allgather(params, tiled=True)
+    apply = jax.jit(lambda p, x: model.apply({"params": p}, x)[:, 0])
+    predict = functools.partial(apply, whole)
     return {
         "layout": config.layout,
         "mesh": dict(mesh.shape),
