@@ -1,22 +1,19 @@
 """What reads each gradient leaf in a compiled update: a small optimized-HLO reader.
 
-XLA's optimized HLO text (``jax.jit(f).lower(...).compile().as_text()``) lists
-the ENTRY computation's instructions; a fusion is one kernel (one pass over
-what it reads). `leaf_reads` follows each gradient parameter through free
-reshapes (bitcast) and classifies its readers: reductions (a pass that sums
-it), stacking copies (a fusion writing it into a larger array that reductions
-then read), elementwise fusions (the rescale) and the ``lax.cond`` operand
-(read only if that branch runs). Used by `overhead_updates` and the HLO tests.
+It reads ``jax.jit(f).lower(...).compile().as_text()``, where each fusion of the
+ENTRY computation is one kernel (one pass over what it reads). `leaf_reads`
+follows each gradient parameter through free reshapes and sorts its readers into
+reductions, stacking copies, elementwise fusions (the rescale) and the
+``lax.cond`` operand. Used by `overhead_updates` and tests/test_performance.py.
 """
 
 from __future__ import annotations
 
 import collections
+import math
 import re
 from collections.abc import Sequence
 from typing import NamedTuple
-
-import numpy as np
 
 
 class Instr(NamedTuple):
@@ -26,7 +23,6 @@ class Instr(NamedTuple):
     calls: tuple[str, ...]
     dtype: str | None  # None for a tuple shape
     elements: int | None  # None for a tuple shape
-    root: bool
     index: int  # N of parameter(N); -1 for other instructions
 
 
@@ -50,34 +46,23 @@ def _matching_paren(text: str, start: int) -> int:
 
 def _instruction(line: str) -> Instr | None:
     match = _INSTR.match(line)
-    if not match:
-        return None
-    rest = match.group(3)
-    op = _OPCODE.search(rest)
+    op = _OPCODE.search(match.group(3)) if match else None
     if not op:
         return None
+    rest = match.group(3)
     close = _matching_paren(rest, op.end() - 1)
     operands = tuple(re.findall(r"%([\w.\-]+)", rest[op.end() : close]))
-    attributes = rest[close:]
-    calls = _CALLS.findall(attributes)
-    for group in _BRANCHES.findall(attributes):
+    calls = _CALLS.findall(rest[close:])
+    for group in _BRANCHES.findall(rest[close:]):
         calls += [c.strip().lstrip("%") for c in group.split(",") if c.strip()]
     shape = _SHAPE.match(rest)
     dtype = elements = None
     if shape:
         dims = [int(d) for d in shape.group(2).split(",") if d]
-        dtype, elements = shape.group(1), int(np.prod(dims)) if dims else 1
+        dtype, elements = shape.group(1), math.prod(dims)
     index = int(rest[op.end() : close]) if op.group(1) == "parameter" else -1
-    return Instr(
-        match.group(2),
-        op.group(1),
-        operands,
-        tuple(calls),
-        dtype,
-        elements,
-        bool(match.group(1)),
-        index,
-    )
+    name, opcode = match.group(2), op.group(1)
+    return Instr(name, opcode, operands, tuple(calls), dtype, elements, index)
 
 
 def parse_hlo(text: str) -> tuple[dict[str, list[Instr]], str]:
@@ -100,15 +85,13 @@ def parse_hlo(text: str) -> tuple[dict[str, list[Instr]], str]:
     return comps, entry
 
 
-def _opcodes(comps, name: str, seen=None) -> set[str]:
+def _opcodes(comps, name: str, seen: set[str]) -> set[str]:
     """Opcodes of a computation and of everything it calls."""
-    seen = set() if seen is None else seen
     if name in seen or name not in comps:
         return set()
     seen.add(name)
-    ops = set()
+    ops = {ins.opcode for ins in comps[name]}
     for ins in comps[name]:
-        ops.add(ins.opcode)
         for callee in ins.calls:
             ops |= _opcodes(comps, callee, seen)
     return ops
@@ -116,7 +99,7 @@ def _opcodes(comps, name: str, seen=None) -> set[str]:
 
 def _reduces(comps, ins: Instr) -> bool:
     return ins.opcode == "fusion" and bool(
-        {"reduce", "reduce-window"} & _opcodes(comps, ins.calls[0])
+        {"reduce", "reduce-window"} & _opcodes(comps, ins.calls[0], set())
     )
 
 
@@ -135,16 +118,11 @@ def entry_counts(text: str) -> dict[str, int]:
 def leaf_reads(text: str, shapes: Sequence[tuple[int, ...]]) -> list[dict[str, int]]:
     """For each gradient leaf, what in the ENTRY computation reads it, and how.
 
-    `shapes` are the shapes of the gradient leaves, which must be the first
-    parameters of the computation, in order (the gradients are the first
-    argument of ``jax.jit(update, keep_unused=True)``). Per leaf, counts of:
-
-    * ``reductions``: fusions that reduce it (each one pass over it);
-    * ``stacked``: fusions that copy it into a larger array (a stack of
-      same-shaped leaves), and ``stack_reductions``: reductions of that stack;
-    * ``elementwise``: other fusions reading all of it (the rescale);
-    * ``cond``: the ``lax.cond`` that takes it (read only if its branch runs);
-    * ``other``: anything else.
+    The gradient leaves of `shapes` must be the first parameters, in order (the
+    first argument of ``jax.jit(update, keep_unused=True)``). Per leaf, counts of
+    ``reductions`` (one pass each), ``stacked`` (copies into a larger array) and
+    ``stack_reductions`` (reductions of those), ``elementwise`` (other fusions:
+    the rescale), ``cond`` (read only if the ``lax.cond`` branch runs), ``other``.
     """
     comps, entry = parse_hlo(text)
     instrs = comps[entry]
@@ -175,22 +153,19 @@ def leaf_reads(text: str, shapes: Sequence[tuple[int, ...]]) -> list[dict[str, i
         else:
             counts["other"] += 1
 
+    keys = ("reductions", "stacked", "stack_reductions", "elementwise", "cond", "other")
     out = []
     for i, shape in enumerate(shapes):
         counts: collections.Counter = collections.Counter()
         for user in users[params[i].name]:
-            classify(user, int(np.prod(shape)), counts)
-        keys = ("reductions", "stacked", "stack_reductions", "elementwise", "cond")
-        out.append({k: counts[k] for k in (*keys, "other")})
+            classify(user, math.prod(shape), counts)
+        out.append({k: counts[k] for k in keys})
     return out
 
 
 def float32_temporaries(text: str, min_elements: int) -> int:
-    """ENTRY instructions that write a float32 array of at least `min_elements`.
-
-    Zero for an update of bfloat16 gradients means no float32 copy of them
-    was materialised (conversions stayed inside the fusions).
-    """
+    """ENTRY instructions writing a float32 array of at least `min_elements`: zero
+    for bfloat16 gradients means no float32 copy of them was materialised."""
     comps, entry = parse_hlo(text)
     return sum(
         ins.dtype == "f32"

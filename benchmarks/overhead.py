@@ -1,26 +1,16 @@
 """Cost of StableGrad, as a ratio to optax.adam timed in the same process.
 
-Three sections, each timed in interleaved rounds (`overhead_timing`):
+Sections, each timed in interleaved rounds (`overhead_timing`): ``trees``, the
+update alone on trees shaped like real models', and what XLA compiles for it
+(`overhead_updates`); ``model_steps``, whole jitted training steps (`MODEL_STEPS`)
+under `STEP_OPTIMIZERS`; ``train_steps``, the paper's variant
+(``sgo.prediction_value_and_grad`` + ``stablegrad("prediction")`` + Adam) against
+the output reference and adam (`TRAIN_STEPS`), with the ratio of the first two
+(``prediction_over_output``) and XLA's cost model of each (``xla_cost_per_call``).
 
-* ``trees``: the update alone on parameter trees shaped like a ResNet-50, a
-  64-layer MLP and a bfloat16 transformer, with adam (the baseline every ratio
-  divides by), ``stablegrad+adam`` for each reference mode, ``stablegrad``
-  alone and the nearest peers ``adaptive_grad_clip(0.01)+adam``,
-  ``centralize+adam``, ``lars`` and ``sgo.adamp``, every learning rate 1e-3
-  (timing only); and what XLA compiles for the update (`overhead_updates`);
-* ``model_steps``: full jitted training steps (`overhead_steps`);
-* ``train_steps``: the paper's variant against the output reference, whole
-  training steps of a PINN and a BN-free ResNet-18 (`overhead_steps`).
-
-Outputs: ``overhead_<platform>.json`` (raw) in ``--outdir`` (default
-``benchmarks/results``); ``overhead_report.py`` makes the tables and the
-README section from it. ``--only train-steps`` times that section alone and
-writes it into the JSON already there, keeping the other sections; each
-section says which command, date, device and CPU affinity made it (the
-top-level ``meta`` for ``trees`` and ``model_steps``, ``train_steps.meta`` for
-the train steps).
-
-Usage::
+Writes ``overhead_<platform>.json`` in ``--outdir`` for ``overhead_report.py``;
+``--only train-steps`` replaces that section of the JSON already there. Each
+section records the command, date, device and CPU affinity that made it.
 
   python benchmarks/overhead.py                           # ~20 min on 2 cores
   python benchmarks/overhead.py --only train-steps        # ~3 min on 1 core
@@ -31,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import pathlib
@@ -41,26 +32,179 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import jaxlib
+import optax
+
+import stablegrad_optax as sgo
+from stablegrad_optax import models, pinn
 
 import overhead_timing as timing
-from overhead_steps import (
-    MODEL_STEPS,
-    TRAIN_STEPS,
-    benchmark_model_step,
-    benchmark_train_step,
-)
-
-# Re-exported: the tests read the train steps' labels and optimizers here.
-from overhead_steps import OUTPUT as OUTPUT
-from overhead_steps import PAPER as PAPER
-from overhead_steps import train_step_optimizers as train_step_optimizers
-from overhead_updates import TREES, benchmark_tree, optimizers
+from overhead_timing import jit, ratio_between, timed_section, xla_cost
+from overhead_updates import LEARNING_RATE, TREES, benchmark_tree, optimizers
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
 from common import name_list, positive, run_metadata  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+STEP_OPTIMIZERS = (
+    "adam",
+    "stablegrad+adam",
+    "stablegrad(geometric_mean)+adam",
+    "adaptive_grad_clip+adam",
+    "lars",
+)
+PAPER, OUTPUT = "stablegrad(prediction)+adam", "stablegrad(output)+adam"
+
+
+def pinn_step(tx, prediction: bool, config: argparse.Namespace):
+    """Chunks of ``--chunk`` training steps of a PINN (Poisson, depth-32 width-50
+    tanh MLP, 256 + 256 points); with `prediction`, through the ``"data"``
+    prediction reference, logging its three readings (as the paper measured).
+
+    Each step builder takes ``(tx, prediction, config)`` and returns ``run(n)``,
+    which makes ``n`` calls and blocks; ``run.final_loss`` and ``run.xla_cost()``
+    describe it.
+    """
+    problem = pinn.get_problem("poisson")
+    depth, points = (2, 16) if config.quick else (32, 256)
+    bounds = (problem.lower, problem.upper)
+    model = models.MLP(depth=depth, width=50, input_bounds=bounds)
+    params = model.init(jax.random.key(config.seed), jnp.zeros((1, problem.dim)))
+    chunk = jit(
+        pinn.make_chunk(
+            problem,
+            model.apply,
+            tx,
+            num_interior=points,
+            num_boundary=points,
+            length=config.chunk,
+            prediction_reference="data" if prediction else None,
+            log_readings=prediction,
+        ),
+        donate_argnums=0,
+    )
+    key = jax.random.key(config.seed + 1)
+    carry = [pinn.TrainState(params, tx.init(params), key, jnp.zeros([], jnp.int32))]
+
+    def run(n: int) -> None:
+        state = carry[0]
+        for _ in range(n):
+            state, logs, *_ = chunk(state)
+        carry[0] = jax.block_until_ready(state)
+        run.final_loss = float(logs["loss"][-1])
+
+    run.xla_cost = lambda: xla_cost(chunk.lower(carry[0]))
+    return run
+
+
+def resnet_step(resnet, width: int, batch: int, tx, prediction: bool, seed: int):
+    """Training steps of a BN-free `resnet` (CIFAR stem) on one random batch of
+    32x32x3 images, cross-entropy on the logits (the prediction); with
+    `prediction`, through `sgo.prediction_value_and_grad`."""
+    model = resnet(norm="none", num_classes=10, width=width, stem="cifar")
+    kx, ky, kp = jax.random.split(jax.random.key(seed), 3)
+    images = jax.random.normal(kx, (batch, 32, 32, 3))
+    labels = jax.random.randint(ky, (batch,), 0, 10)
+    params = model.init(kp, images[:1])["params"]
+
+    def predict(p, x, y):
+        del y
+        return model.apply({"params": p}, x)
+
+    def loss(logits, x, y):
+        del x
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    if prediction:
+        grad_fn = sgo.prediction_value_and_grad(predict, loss)
+    else:
+        composed = jax.value_and_grad(lambda p, x, y: loss(predict(p, x, y), x, y))
+        grad_fn = lambda p, x, y: (*composed(p, x, y), None)
+
+    @functools.partial(jit, donate_argnums=(0, 1))
+    def step(params, opt_state):
+        value, grads, scale = grad_fn(params, images, labels)
+        extra = {} if scale is None else {"reference_scale": scale}
+        updates, opt_state = tx.update(grads, opt_state, params, **extra)
+        return optax.apply_updates(params, updates), opt_state, value
+
+    carry = [params, tx.init(params)]
+
+    def run(n: int) -> None:
+        params, opt_state = carry
+        for _ in range(n):
+            params, opt_state, loss_value = step(params, opt_state)
+        carry[:] = jax.block_until_ready([params, opt_state])
+        run.final_loss = float(loss_value)
+
+    run.xla_cost = lambda: xla_cost(step.lower(*carry))
+    return run
+
+
+def resnet50_step(tx, prediction: bool, config: argparse.Namespace):
+    width, batch = (8, 4) if config.quick else (64, config.resnet_batch)
+    return resnet_step(models.ResNet50, width, batch, tx, prediction, config.seed)
+
+
+def resnet18_step(tx, prediction: bool, config: argparse.Namespace):
+    width, batch = (2, 2) if config.quick else (16, 32)
+    return resnet_step(models.ResNet18, width, batch, tx, prediction, config.seed)
+
+
+MODEL_STEPS = {"pinn32": pinn_step, "resnet50_bs256": resnet50_step}
+TRAIN_STEPS = {"pinn32": pinn_step, "resnet18_w16": resnet18_step}
+
+
+def train_step_optimizers() -> dict[str, tuple[optax.GradientTransformation, bool]]:
+    """{label: (tx, whether the step passes the prediction reference)}."""
+    adam = optax.adam(LEARNING_RATE)
+    return {
+        "adam": (adam, False),
+        OUTPUT: (optax.chain(sgo.stablegrad("output"), adam), False),
+        PAPER: (optax.chain(sgo.stablegrad("prediction"), adam), True),
+    }
+
+
+def _timed_steps(name: str, entries, config: argparse.Namespace) -> dict[str, Any]:
+    steps_per_call = config.chunk if name == "pinn32" else 1
+    return timed_section("train step", entries, config, steps_per_call)
+
+
+def benchmark_model_step(name: str, config: argparse.Namespace) -> dict[str, Any]:
+    txs = optimizers()
+    labels = [k for k in STEP_OPTIMIZERS if k in config.optimizers]
+    entries = {label: MODEL_STEPS[name](txs[label], False, config) for label in labels}
+    print(f"{name}: full training step", flush=True)
+    result = _timed_steps(name, entries, config)
+    result["final_loss"] = {label: run.final_loss for label, run in entries.items()}
+    return result
+
+
+def benchmark_train_step(name: str, config: argparse.Namespace) -> dict[str, Any]:
+    """The paper's variant, the output reference and adam, in one set of rounds."""
+    entries = {
+        label: TRAIN_STEPS[name](tx, prediction, config)
+        for label, (tx, prediction) in train_step_optimizers().items()
+    }
+    print(f"{name}: train step, the paper's variant against the output reference")
+    result = _timed_steps(name, entries, config)
+    ratio = ratio_between(result, PAPER, OUTPUT)
+    # What XLA's cost model says each compiled call does (whatever else runs).
+    cost = {label: run.xla_cost() for label, run in entries.items()}
+    ratio["xla_cost"] = {k: cost[PAPER][k] / cost[OUTPUT][k] for k in cost[PAPER]}
+    result["prediction_over_output"] = ratio
+    result["final_loss"] = {label: run.final_loss for label, run in entries.items()}
+    result["xla_cost_per_call"] = cost
+    print(
+        f"    {PAPER} / {OUTPUT}: {ratio['ratio']:.3f}x "
+        f"({ratio['round_ratio_min']:.3f}-{ratio['round_ratio_max']:.3f}); CPU "
+        f"time {ratio['cpu_ratio']:.3f}x ({ratio['cpu_round_ratio_min']:.3f}-"
+        f"{ratio['cpu_round_ratio_max']:.3f}); XLA cost model "
+        + ", ".join(f"{k} {v:.5f}x" for k, v in ratio["xla_cost"].items()),
+        flush=True,
+    )
+    return result
 
 
 def overhead_metadata(config: argparse.Namespace) -> dict[str, Any]:
@@ -71,8 +215,7 @@ def overhead_metadata(config: argparse.Namespace) -> dict[str, Any]:
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         python=platform.python_version(),
         jaxlib=jaxlib.__version__,
-        # The cores this process may run on (taskset); XLA:CPU sizes its
-        # thread pool to them.
+        # The cores this process may run on (taskset): XLA:CPU's thread pool.
         cpu_affinity=sorted(os.sched_getaffinity(0)),
         cpu_count=os.cpu_count(),
     )
@@ -83,12 +226,10 @@ def train_steps_section(config: argparse.Namespace) -> dict[str, Any]:
     start, compiles = time.perf_counter(), timing.TIMED_COMPILES[0]
     meta = overhead_metadata(config)
     models_ = {name: benchmark_train_step(name, config) for name in config.train_steps}
+    keys = ("rounds", "block_seconds", "min_iters", "iters", "chunk", "seed")
     return {
         "meta": meta,
-        "config": {
-            k: getattr(config, k)
-            for k in ("rounds", "block_seconds", "min_iters", "iters", "chunk", "seed")
-        },
+        "config": {k: getattr(config, k) for k in keys},
         "models": models_,
         "compiles_during_timing": timing.TIMED_COMPILES[0] - compiles,
         "wall_time_s": time.perf_counter() - start,
@@ -147,7 +288,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         if config.outdir is None:
             parser.error("--quick needs --outdir (to keep the real results)")
         config.rounds, config.iters, config.chunk = 2, 2, 2
-    if timing.BASELINE not in config.optimizers:
+    if timing.BASELINE not in config.optimizers:  # adam, the baseline: always timed
         config.optimizers.insert(0, timing.BASELINE)
     if config.model_steps is None:
         config.model_steps = ["pinn32"]

@@ -3,10 +3,9 @@
   python benchmarks/overhead_report.py            # write overhead.md and the page
   python benchmarks/overhead_report.py --check    # both up to date?
 
-Every number comes from the JSON files that ``overhead.py`` writes (one per
-platform: ``overhead_cpu.json``, ``overhead_gpu.json``): the full tables go to
-``overhead.md`` beside them, the summary to the docs page
-``docs/results/performance.md`` ("Results: performance").
+Every number comes from the JSON that ``overhead.py`` writes per platform
+(``overhead_cpu.json``, ...): the full tables go to ``overhead.md`` beside it,
+the summary to ``docs/results/performance.md`` ("Results: performance").
 """
 
 from __future__ import annotations
@@ -46,20 +45,14 @@ PAPER_TARGET = 1.02
 
 def load(results: pathlib.Path) -> dict[str, dict[str, Any]]:
     """{platform: results} for each overhead_<platform>.json present."""
-    found = {}
-    for name in PLATFORMS:
-        path = results / f"overhead_{name}.json"
-        if path.exists():
-            found[name] = json.loads(path.read_text())
-    return found
+    paths = {name: results / f"overhead_{name}.json" for name in PLATFORMS}
+    return {name: json.loads(p.read_text()) for name, p in paths.items() if p.exists()}
 
 
 def _ratio(entry: dict[str, Any] | None, prefix: str | None = None) -> str:
-    """Median ratio and, in brackets, the range of per-round ratios.
-
-    To adam (2 decimals); with a `prefix` ("" wall clock, "cpu_" CPU time), of
-    one step over another (`prediction_over_output`, 3 decimals).
-    """
+    """Median ratio to adam (2 decimals) or, with a `prefix` ("" wall clock,
+    "cpu_" CPU time), of one step over another (3 decimals); in brackets the
+    range of the per-round ratios."""
     if entry is None:
         return "—"
     p, digits = ("", 2) if prefix is None else (prefix, 3)
@@ -101,11 +94,9 @@ def _remarks(meta: dict[str, Any]) -> list[str]:
 
 def _paper_verdict(ratio: dict[str, Any]) -> str:
     wall, cpu = ratio["ratio"] <= PAPER_TARGET, ratio["cpu_ratio"] <= PAPER_TARGET
-    if wall and cpu:
-        return "met"
-    if wall or cpu:
+    if wall != cpu:
         return f"met by {'wall clock' if wall else 'CPU time'} only"
-    return "not met"
+    return "met" if wall else "not met"
 
 
 def train_step_lines(platform: str, section: dict[str, Any]) -> list[str]:
@@ -113,18 +104,10 @@ def train_step_lines(platform: str, section: dict[str, Any]) -> list[str]:
     body, verdicts = [], []
     for name, model in section["models"].items():
         entries, ratio = model["entries"], model["prediction_over_output"]
-        title = TRAIN_STEP_TITLES.get(name, name)
-        body.append(
-            [
-                title,
-                _ratio(ratio, ""),
-                _ratio(ratio, "cpu_"),
-                _ratio(entries[PAPER]),
-                _ratio(entries[OUTPUT]),
-                f"{entries['adam']['median_s'] * 1e3:.2f}",
-            ]
-        )
-        cost = ratio["xla_cost"]
+        title, cost = TRAIN_STEP_TITLES.get(name, name), ratio["xla_cost"]
+        ratios = [_ratio(ratio, ""), _ratio(ratio, "cpu_"), _ratio(entries[PAPER])]
+        adam_ms = f"{entries['adam']['median_s'] * 1e3:.2f}"
+        body.append([title, *ratios, _ratio(entries[OUTPUT]), adam_ms])
         verdicts.append(
             f"* {title}, {platform}: prediction step / output step "
             f"{ratio['ratio']:.3f}x wall clock, {ratio['cpu_ratio']:.3f}x CPU time "
@@ -132,14 +115,8 @@ def train_step_lines(platform: str, section: dict[str, Any]) -> list[str]:
             "model of the compiled step, prediction over output: flops "
             f"{cost['flops']:.5f}x, bytes accessed {cost['bytes_accessed']:.5f}x."
         )
-    header = [
-        "model",
-        "prediction step / output step",
-        "the same, CPU time",
-        f"`{PAPER}` / adam",
-        f"`{OUTPUT}` / adam",
-        "adam (ms/step)",
-    ]
+    header = ["model", "prediction step / output step", "the same, CPU time"]
+    header += [f"`{PAPER}` / adam", f"`{OUTPUT}` / adam", "adam (ms/step)"]
     meta = section["meta"]
     command = meta["command"]
     if meta.get("note"):  # printed below the table; overhead.md has the whole command
@@ -174,7 +151,7 @@ def ratio_table(run: dict[str, Any]) -> list[str]:
             columns.append((f"{title}: update, jit call", tree["update_call"]))
     for name, section in run["model_steps"].items():
         columns.append((STEP_TITLES.get(name, name), section))
-    labels = list(dict.fromkeys(k for _, s in columns for k in s["entries"]))
+    labels = dict.fromkeys(k for _, s in columns for k in s["entries"])
     body = [
         [f"`{label}`"] + [_ratio(s["entries"].get(label)) for _, s in columns]
         for label in labels
@@ -185,10 +162,9 @@ def ratio_table(run: dict[str, Any]) -> list[str]:
 def hlo_lines(run: dict[str, Any]) -> list[str]:
     lines = []
     for name, tree in run["trees"].items():
-        hlo = tree["hlo"]
-        counts = hlo["entry_counts"]
-        added = counts["stablegrad+adam"]["fusions"] - counts["adam"]["fusions"]
-        parts = []
+        hlo, parts = tree["hlo"], []
+        adam = hlo["entry_counts"]["adam"]["fusions"]
+        added = hlo["entry_counts"]["stablegrad+adam"]["fusions"] - adam
         if hlo["large_leaves"]:
             parts.append(
                 f"each of the {hlo['large_leaves']} large weight leaves is read by "
@@ -201,20 +177,17 @@ def hlo_lines(run: dict[str, Any]) -> list[str]:
                 f"{hlo['small_stacked']} of the {hlo['small_leaves']} small weight "
                 "leaves are stacked with their same-shaped peers"
             )
-        text = (
+        lines.append(
             f"* {TREE_TITLES.get(name, name)} ({tree['num_leaves']} leaves, "
             f"{tree['num_params']:,} parameters, {tree['dtype']}): "
-            + "; ".join(parts)
-            + f". `stablegrad` adds {added} kernels to adam's "
-            f"{counts['adam']['fusions']}."
+            f"{'; '.join(parts)}. `stablegrad` adds {added} kernels to adam's {adam}."
         )
         if hlo["float32_temporaries"] is not None:
-            text += (
+            lines[-1] += (
                 f" Float32 arrays written from the bf16 gradients: "
                 f"{hlo['float32_temporaries']} (a conversion kernel per leaf, "
                 "which the reductions then read)."
             )
-        lines.append(text)
     return lines
 
 
@@ -228,31 +201,28 @@ def verdict(platform: str, run: dict[str, Any]) -> list[str]:
         agc = entries.get("adaptive_grad_clip+adam", {}).get("ratio_to_adam")
         met = ours <= UPDATE_TARGET and (agc is None or ours < agc)
         peer = "" if agc is None else f", adaptive_grad_clip+adam {agc:.2f}x"
-        out.append(
+        call = trees["resnet50"]["update_call"]["entries"]
+        out += [
             f"* Update alone, ResNet-50 tree, {platform}: stablegrad+adam "
             f"{ours:.2f}x{peer} (target <= {UPDATE_TARGET:.2f}x and below "
-            f"adaptive_grad_clip): {'met' if met else 'not met'}."
-        )
-        call = trees["resnet50"]["update_call"]["entries"]
-        out.append(
+            f"adaptive_grad_clip): {'met' if met else 'not met'}.",
             f"* The same update as a jit call from Python: stablegrad+adam "
             f"{_ratio(call['stablegrad+adam'])}, adaptive_grad_clip+adam "
-            f"{_ratio(call.get('adaptive_grad_clip+adam'))}."
-        )
+            f"{_ratio(call.get('adaptive_grad_clip+adam'))}.",
+        ]
     if "transformer_bf16" in trees:
-        hlo = trees["transformer_bf16"]["hlo"]
-        met = "met" if hlo["float32_temporaries"] == 0 else "not met"
+        copies = trees["transformer_bf16"]["hlo"]["float32_temporaries"]
         out.append(
-            f"* bf16 statistics without a float32 copy, {platform}: "
-            f"{hlo['float32_temporaries']} float32 copies (target 0): {met}."
+            f"* bf16 statistics without a float32 copy, {platform}: {copies} "
+            f"float32 copies (target 0): {'met' if copies == 0 else 'not met'}."
         )
     for name, target in (("pinn32", PINN_TARGET), ("resnet50_bs256", RESNET_TARGET)):
         if name in steps:
             ours = steps[name]["entries"]["stablegrad+adam"]
-            met = "met" if ours["ratio_to_adam"] <= target else "not met"
             out.append(
-                f"* {STEP_TITLES[name]}, {platform}: stablegrad+adam "
-                f"{_ratio(ours)} (target <= {target:.2f}x): {met}."
+                f"* {STEP_TITLES[name]}, {platform}: stablegrad+adam {_ratio(ours)} "
+                f"(target <= {target:.2f}x): "
+                f"{'met' if ours['ratio_to_adam'] <= target else 'not met'}."
             )
     out.append(
         f"* XLA compilations during the timed rounds: "
@@ -297,33 +267,28 @@ def page(runs: dict[str, dict[str, Any]]) -> str:
             lines += platform_lines(platform, run)
         if "train_steps" in run:
             lines += train_step_lines(platform, run["train_steps"])
-    missing = [p for p in ("cpu", "gpu") if p not in runs]
-    if missing:
+    if missing := [p.upper() for p in ("cpu", "gpu") if p not in runs]:
         lines += [
-            f"Not measured here: {', '.join(p.upper() for p in missing)} (no such "
-            "device was available; run `python benchmarks/overhead.py` on one and "
-            "then this report).",
+            f"Not measured here: {', '.join(missing)} (no such device was "
+            "available; run `python benchmarks/overhead.py` on one and then this "
+            "report).",
             "",
         ]
     return "\n".join(lines)
 
 
-def _section_table(section: dict[str, Any]) -> list[str]:
-    body = [
-        [
-            f"`{label}`",
-            f"{entry['median_s'] * 1e6:.0f}",
-            _ratio(entry),
-            str(entry["iters"]),
-        ]
-        for label, entry in section["entries"].items()
-    ]
-    return mdtables.table(["", "median (us)", "ratio to adam", "steps/round"], body)
+def _table(header: list[str], rows: dict[str, Sequence[str]]) -> list[str]:
+    """A table with a row per label (shown as code), followed by a blank line."""
+    return [*mdtables.table(header, [[f"`{k}`", *v] for k, v in rows.items()]), ""]
 
 
-def _timed(heading: str, section: dict[str, Any]) -> list[str]:
-    """A timed section's heading and table, each followed by a blank line."""
-    return [heading, "", *_section_table(section), ""]
+def _timed(section: dict[str, Any]) -> list[str]:
+    """A timed section's table: per entry, median, ratio to adam, steps/round."""
+    rows = {
+        label: [f"{e['median_s'] * 1e6:.0f}", _ratio(e), str(e["iters"])]
+        for label, e in section["entries"].items()
+    }
+    return _table(["", "median (us)", "ratio to adam", "steps/round"], rows)
 
 
 def _losses(section: dict[str, Any]) -> str:
@@ -332,7 +297,7 @@ def _losses(section: dict[str, Any]) -> str:
 
 
 def _meta_lines(run: dict[str, Any]) -> list[str]:
-    """A run's (or a section's) provenance and compilations, one line each."""
+    """A run's (or a section's) provenance and compilations, then a blank line."""
     meta = run["meta"]
     affinity = meta.get("cpu_affinity")
     cores = "" if affinity is None else f"; CPU affinity {affinity}"
@@ -344,6 +309,7 @@ def _meta_lines(run: dict[str, Any]) -> list[str]:
         f"{meta['python']}  ",
         f"Wall time: {run['wall_time_s']:.0f} s; XLA compilations during the timed "
         f"rounds: {run['compiles_during_timing']}",
+        "",
     ]
 
 
@@ -353,28 +319,60 @@ def train_step_report(section: dict[str, Any]) -> list[str]:
         "### Train step: the paper's variant against the output reference",
         "",
         *_meta_lines(section),
-        "",
         *(line for remark in _remarks(section["meta"]) for line in (remark, "")),
     ]
     for name, model in section["models"].items():
         ratio = model["prediction_over_output"]
+        costs = model["xla_cost_per_call"].items()
         lines += [
-            *_timed(f"#### {TRAIN_STEP_TITLES.get(name, name)}", model),
+            f"#### {TRAIN_STEP_TITLES.get(name, name)}",
+            "",
+            *_timed(model),
             f"`{PAPER}` / `{OUTPUT}`: {_ratio(ratio, '')}; by the process's CPU "
             f"time {_ratio(ratio, 'cpu_')}. {_losses(model)}",
             "",
             "XLA's cost model of one compiled call:",
             "",
-            *mdtables.table(
+            *_table(
                 ["", "flops", "transcendentals", "bytes accessed"],
-                [
-                    [f"`{label}`"] + [f"{v:,.0f}" for v in cost.values()]
-                    for label, cost in model["xla_cost_per_call"].items()
-                ],
+                {k: [f"{v:,.0f}" for v in cost.values()] for k, cost in costs},
             ),
-            "",
         ]
     return lines
+
+
+def tree_report(name: str, tree: dict[str, Any]) -> list[str]:
+    """overhead.md's part on one tree: both timings, the kernels of each update."""
+    lines = [
+        f"### {TREE_TITLES.get(name, name)}: {tree['description']}",
+        "",
+        f"{tree['num_leaves']} leaves, {tree['num_params']:,} parameters.",
+        "",
+        "update, compiled loop:",
+        "",
+        *_timed(tree["update_loop"]),
+        "update, jit call:",
+        "",
+        *_timed(tree["update_call"]),
+    ]
+    if "fallback_check" in tree:
+        error = tree["fallback_check"]["stats_ratio_over_1e-30_max_rel_err"]
+        lines += [
+            "1e-30 gradients (careful path): statistics equal 1e-30 x the "
+            f"normal ones to {error:.1e} relative.",
+            "",
+        ]
+    keys = ("fusions", "reduction_fusions", "loop_body_fusions")
+    counts = tree["hlo"]["entry_counts"].items()
+    return [
+        *lines,
+        "Kernels in each compiled update (ENTRY computation):",
+        "",
+        *_table(
+            ["", "kernels", "with a reduction", "in the loop body"],
+            {label: [str(c[k]) for k in keys] for label, c in counts},
+        ),
+    ]
 
 
 def full_report(runs: dict[str, dict[str, Any]]) -> str:
@@ -387,47 +385,12 @@ def full_report(runs: dict[str, dict[str, Any]]) -> str:
             continue
         if "train_steps" in run:
             lines += ["**Updates and model steps:**", ""]
-        lines += [*_meta_lines(run), ""]
+        lines += _meta_lines(run)
         for name, tree in run["trees"].items():
-            lines += [
-                f"### {TREE_TITLES.get(name, name)}: {tree['description']}",
-                "",
-                f"{tree['num_leaves']} leaves, {tree['num_params']:,} parameters.",
-                "",
-            ]
-            for key, title in (
-                ("update_loop", "update, compiled loop"),
-                ("update_call", "update, jit call"),
-            ):
-                lines += [f"{title}:", "", *_section_table(tree[key]), ""]
-            if "fallback_check" in tree:
-                error = tree["fallback_check"]["stats_ratio_over_1e-30_max_rel_err"]
-                lines += [
-                    "1e-30 gradients (careful path): statistics equal 1e-30 x the "
-                    f"normal ones to {error:.1e} relative.",
-                    "",
-                ]
-            counts = tree["hlo"]["entry_counts"]
-            lines += [
-                "Kernels in each compiled update (ENTRY computation):",
-                "",
-                *mdtables.table(
-                    ["", "kernels", "with a reduction", "in the loop body"],
-                    [
-                        [
-                            f"`{label}`",
-                            str(c["fusions"]),
-                            str(c["reduction_fusions"]),
-                            str(c["loop_body_fusions"]),
-                        ]
-                        for label, c in counts.items()
-                    ],
-                ),
-                "",
-            ]
+            lines += tree_report(name, tree)
         for name, section in run["model_steps"].items():
-            title = f"### {STEP_TITLES.get(name, name)}"
-            lines += [*_timed(title, section), _losses(section), ""]
+            lines += [f"### {STEP_TITLES.get(name, name)}", "", *_timed(section)]
+            lines += [_losses(section), ""]
         lines += ["### What XLA compiles for `stablegrad` alone", ""]
         lines += [*hlo_lines(run), ""]
     return "\n".join(lines)
@@ -440,8 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not runs:
         print(f"no overhead_<platform>.json in {args.results}", file=sys.stderr)
         return 1
-    report_path = args.results / "overhead.md"
-    outputs = {args.page: page(runs), report_path: full_report(runs)}
+    outputs = {args.page: page(runs), args.results / "overhead.md": full_report(runs)}
     return mdtables.check_or_write(outputs, args.check, SCRIPT, args.results)
 
 

@@ -1,15 +1,10 @@
 """How overhead.py times its entries: compiled once, then interleaved rounds.
 
-An *entry* is a closure ``run(n)`` that does ``n`` steps and blocks, carrying
-its own state from call to call. `timed_section` compiles and warms up every
-entry, calibrates each one's steps per round so that a block takes about
-``--block-seconds``, then runs ``--rounds`` rounds of every entry once, in an
-order rotated by one every round. Reported per entry: the per-step times, the
-median, its ratio to adam's median and the range of the per-round ratios, by
-wall-clock time and by the process's CPU time (all its threads, which leaves
-out the time other processes held the cores). A listener counts XLA
-compilations during the timed rounds (there must be none: no retrace between
-steps).
+An *entry* is a closure ``run(n)`` that does ``n`` steps and blocks, carrying its
+own state. Per entry: per-step times by wall clock and by the process's CPU time
+(all its threads, leaving out the time other processes held the cores), their
+median, its ratio to adam's and the range of the per-round ratios. XLA
+compilations during the timed rounds are counted: there must be none.
 """
 
 from __future__ import annotations
@@ -18,22 +13,21 @@ import argparse
 import gc
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
 BASELINE = "adam"
-# Options of every compilation here. A quick run (a smoke test: its times
-# mean nothing) leaves out LLVM's optimizations, which take about a third of
-# XLA:CPU's compile time; the optimized HLO that `hlo_reads` reads comes
-# before them, so its counts are the same.
+# A quick run (a smoke test: its times mean nothing) leaves out LLVM's
+# optimizations, a third of XLA:CPU's compile time; the optimized HLO that
+# `hlo_reads` reads comes before them, so its counts are the same.
 QUICK_COMPILER_OPTIONS = {
     "xla_backend_optimization_level": 0,
     "xla_llvm_disable_expensive_passes": True,
 }
-COMPILER_OPTIONS: dict[str, Any] = {}
+COMPILER_OPTIONS: dict[str, Any] = {}  # of every compilation here
 COMPILES = [0]  # XLA backend compilations so far (a retrace shows up as one)
 TIMED_COMPILES = [0]  # compilations seen inside timed rounds
 
@@ -73,51 +67,14 @@ def calibrate(run: Callable[[int], None], block_seconds: float, min_iters: int):
     return max(min_iters, math.ceil(block_seconds * n / elapsed))
 
 
-def time_rounds(
-    entries: dict[str, Callable[[int], None]],
-    rounds: int,
-    iters: dict[str, int],
-    steps_per_call: int = 1,
-) -> dict[str, Any]:
-    """Runs each entry `iters[label]` steps per round, rotating the order.
-
-    Per-step times divide by `steps_per_call` (steps each call of `run` makes).
-    Counts the XLA compilations during the rounds into `TIMED_COMPILES`.
-    """
-    labels = list(entries)
-    times: dict[str, list[float]] = {label: [] for label in labels}
-    cpu_times: dict[str, list[float]] = {label: [] for label in labels}
-    gc.collect()
-    gc.disable()
-    compiles = COMPILES[0]
-    try:
-        for r in range(rounds):
-            shift = r % len(labels)
-            for label in labels[shift:] + labels[:shift]:
-                start, cpu_start = time.perf_counter(), time.process_time()
-                entries[label](iters[label])
-                wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-                steps = iters[label] * steps_per_call
-                times[label].append(wall / steps)
-                cpu_times[label].append(cpu / steps)
-    finally:
-        gc.enable()
-        TIMED_COMPILES[0] += COMPILES[0] - compiles
-    base_median = float(np.median(times[BASELINE]))
-    out = {}
-    for label in labels:
-        t = np.asarray(times[label])
-        per_round = t / np.asarray(times[BASELINE])
-        out[label] = {
-            "iters": iters[label],
-            "times_s": t.tolist(),
-            "cpu_times_s": cpu_times[label],
-            "median_s": float(np.median(t)),
-            "ratio_to_adam": float(np.median(t)) / base_median,
-            "round_ratio_min": float(per_round.min()),
-            "round_ratio_max": float(per_round.max()),
-        }
-    return {"rounds": rounds, "entries": out}
+def _ratios(top: Sequence[float], bottom: Sequence[float], prefix: str = ""):
+    """Median of the per-step times `top` over `bottom`'s, and the per-round range."""
+    per_round = np.divide(top, bottom)
+    return {
+        prefix + "ratio": float(np.median(top) / np.median(bottom)),
+        prefix + "round_ratio_min": float(per_round.min()),
+        prefix + "round_ratio_max": float(per_round.max()),
+    }
 
 
 def timed_section(
@@ -126,11 +83,10 @@ def timed_section(
     config: argparse.Namespace,
     steps_per_call: int = 1,
 ) -> dict[str, Any]:
-    """Compiles, warms up and calibrates every entry, then times them in rounds.
-
-    Each entry gets its own steps per round (about --block-seconds a block),
-    so a slow entry does not make the rounds long; ratios use per-step times.
-    """
+    """Compiles and warms up every entry, gives each its own steps per round
+    (about --block-seconds a block), then runs --rounds rounds of every entry in
+    an order rotated by one each round. Per-step times divide by
+    `steps_per_call` (the steps one call of `run` makes)."""
     start = time.perf_counter()
     for run in entries.values():
         run(2)
@@ -145,28 +101,47 @@ def timed_section(
         f"{min(iters.values())}-{max(iters.values())} steps",
         flush=True,
     )
-    result = time_rounds(entries, config.rounds, iters, steps_per_call)
-    result["compile_and_warmup_s"] = compile_s
-    for label, entry in result["entries"].items():
+    labels = list(entries)
+    times = {label: ([], []) for label in labels}  # (wall clock, CPU) per step
+    gc.collect()
+    gc.disable()
+    compiles = COMPILES[0]
+    try:
+        for r in range(config.rounds):
+            shift = r % len(labels)
+            for label in labels[shift:] + labels[:shift]:
+                start, cpu_start = time.perf_counter(), time.process_time()
+                entries[label](iters[label])
+                wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+                steps = iters[label] * steps_per_call
+                times[label][0].append(wall / steps)
+                times[label][1].append(cpu / steps)
+    finally:
+        gc.enable()
+        TIMED_COMPILES[0] += COMPILES[0] - compiles
+    out = {}
+    for label, (wall, cpu) in times.items():
+        ratios = _ratios(wall, times[BASELINE][0])
+        out[label] = {
+            "iters": iters[label],
+            "times_s": wall,
+            "cpu_times_s": cpu,
+            "median_s": float(np.median(wall)),
+            "ratio_to_adam": ratios.pop("ratio"),
+            **ratios,
+        }
         print(
-            f"    {label:44s} {entry['median_s'] * 1e6:10.1f} us  "
-            f"{entry['ratio_to_adam']:6.2f}x",
+            f"    {label:44s} {out[label]['median_s'] * 1e6:10.1f} us  "
+            f"{out[label]['ratio_to_adam']:6.2f}x",
             flush=True,
         )
-    return result
+    return {"rounds": config.rounds, "entries": out, "compile_and_warmup_s": compile_s}
 
 
 def ratio_between(section: dict[str, Any], top: str, bottom: str) -> dict[str, Any]:
-    """Entry `top`'s median per-step time over `bottom`'s, and the per-round range.
-
-    The same again (``cpu_``) for the process's CPU time per step.
-    """
-    out: dict[str, Any] = {"of": top, "to": bottom}
+    """Entry `top`'s median per-step time over `bottom`'s, with the per-round
+    range, by wall clock and (``cpu_``) by the process's CPU time."""
+    entries, out = section["entries"], {"of": top, "to": bottom}
     for prefix, key in (("", "times_s"), ("cpu_", "cpu_times_s")):
-        a = np.asarray(section["entries"][top][key])
-        b = np.asarray(section["entries"][bottom][key])
-        per_round = a / b
-        out[prefix + "ratio"] = float(np.median(a) / np.median(b))
-        out[prefix + "round_ratio_min"] = float(per_round.min())
-        out[prefix + "round_ratio_max"] = float(per_round.max())
+        out |= _ratios(entries[top][key], entries[bottom][key], prefix)
     return out

@@ -1,31 +1,15 @@
 """The update alone, on parameter trees shaped like real models' (overhead.py).
 
-Trees (gradients and parameters drawn at random, shapes from real models):
-
-* ``resnet50``: a BN-free ResNet-50's parameters (``models.ResNet50(norm="none",
-  num_classes=1000)`` through ``jax.eval_shape``: 108 leaves, 25.5 M
-  parameters), float32;
-* ``mlp64``: a 64-hidden-layer tanh MLP of width 50 (130 leaves), float32;
-* ``transformer_bf16``: a 6-layer transformer (d_model 512, MLP 2048,
-  vocabulary 8192, untied output layer ``head``), bfloat16.
-
-Two timings, each in its own set of rounds (`overhead_timing`):
-
-* ``update, compiled loop``: the update repeated ``n`` times inside one jitted
-  ``lax.fori_loop``: its own compute, no dispatch. Step ``i`` scales the
-  gradients and parameters by ``1 + 1e-7 i`` and writes them out (behind an
-  ``optimization_barrier``, as a backward pass writes its gradients) so that
-  XLA cannot hoist gradient-only work out of the loop; every optimizer pays
-  that same write.
-* ``update, jit call``: ``jax.jit(tx.update)`` (state donated) called from
-  Python on fixed gradients: dispatch and output allocation included.
-
-Rows marked ``[1e-30 grads]`` (mlp64) take gradients scaled by 1e-30, where
-StableGrad's ``lax.cond`` runs its careful path; their ratio is still to adam
-on normal gradients. It also reads the optimized HLO of
-``jax.jit(sgo.stablegrad().update)`` on each tree (`hlo_reads`): per gradient
-leaf, the reductions and other kernels that read it, and float32 arrays
-written from bfloat16 gradients.
+Trees (random gradients and parameters): ``resnet50``, a BN-free ResNet-50's
+parameters (108 leaves, 25.5 M), float32; ``mlp64``, a 64-hidden-layer tanh MLP
+of width 50 (130 leaves), float32; ``transformer_bf16``, a 6-layer transformer
+(d_model 512, MLP 2048, vocabulary 8192, untied ``head``), bfloat16. Timed, each
+in its own rounds: ``update, compiled loop`` (the update ``n`` times inside one
+jitted ``fori_loop``: its own compute, no dispatch) and ``update, jit call``
+(``jax.jit(tx.update)`` called from Python: dispatch and allocation included).
+Rows marked ``[1e-30 grads]`` (mlp64) run StableGrad's careful path; their ratio
+is still to adam on normal gradients. ``hlo`` reads what XLA compiles for
+``sgo.stablegrad().update`` (`hlo_reads`).
 """
 
 from __future__ import annotations
@@ -54,17 +38,15 @@ ALONE = "stablegrad alone"
 
 def optimizers() -> dict[str, optax.GradientTransformation]:
     """The timed optimizers; the first is the baseline."""
-    lr = LEARNING_RATE
-    out = {"adam": optax.adam(lr)}
+    adam = optax.adam(LEARNING_RATE)
+    out = {"adam": adam}
     for ref in REFERENCES:
         label = "stablegrad+adam" if ref == "output" else f"stablegrad({ref})+adam"
-        out[label] = optax.chain(sgo.stablegrad(ref), optax.adam(lr))
-    out["adaptive_grad_clip+adam"] = optax.chain(
-        optax.adaptive_grad_clip(0.01), optax.adam(lr)
-    )
-    out["centralize+adam"] = optax.chain(optax.centralize(), optax.adam(lr))
-    out["lars"] = optax.lars(lr)
-    out["adamp"] = sgo.adamp(lr)
+        out[label] = optax.chain(sgo.stablegrad(ref), adam)
+    out["adaptive_grad_clip+adam"] = optax.chain(optax.adaptive_grad_clip(0.01), adam)
+    out["centralize+adam"] = optax.chain(optax.centralize(), adam)
+    out["lars"] = optax.lars(LEARNING_RATE)
+    out["adamp"] = sgo.adamp(LEARNING_RATE)
     return out
 
 
@@ -79,41 +61,48 @@ def _random_tree(shapes: Any, seed: int, dtype, description: str) -> Tree:
     leaves, treedef = jax.tree.flatten(shapes)
     keys = jax.random.split(jax.random.key(seed), 2 * len(leaves))
 
-    def draw(key, leaf, scale, offset):
-        x = jax.random.normal(key, leaf.shape, jnp.float32) * scale + offset
-        return x.astype(dtype)
+    def draw(keys, scale, offset):
+        normal = [
+            jax.random.normal(k, x.shape, jnp.float32)
+            for k, x in zip(keys, leaves, strict=True)
+        ]
+        return jax.tree.unflatten(
+            treedef, [(x * scale + offset).astype(dtype) for x in normal]
+        )
 
-    params = [draw(k, x, 0.05, 0.0) for k, x in zip(keys[::2], leaves, strict=True)]
-    grads = [draw(k, x, 1e-3, 1e-4) for k, x in zip(keys[1::2], leaves, strict=True)]
-    unflatten = functools.partial(jax.tree.unflatten, treedef)
-    return Tree(unflatten(params), unflatten(grads), description)
+    return Tree(draw(keys[::2], 0.05, 0.0), draw(keys[1::2], 1e-3, 1e-4), description)
+
+
+def _model_tree(model, x, config, description: str, **kwargs) -> Tree:
+    """A float32 tree shaped like `model`'s parameters."""
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x, **kwargs))
+    return _random_tree(shapes["params"], config.seed, jnp.float32, description)
 
 
 def resnet50_tree(config: argparse.Namespace) -> Tree:
     width = 8 if config.quick else 64
     model = models.ResNet50(norm="none", num_classes=1000, width=width)
-    x = jnp.zeros((1, 224, 224, 3))
-    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
     description = f"BN-free ResNet-50 (width {width}), float32"
-    return _random_tree(shapes["params"], config.seed, jnp.float32, description)
+    x = jnp.zeros((1, 224, 224, 3))
+    return _model_tree(model, x, config, description, train=False)
 
 
 def mlp_tree(config: argparse.Namespace) -> Tree:
     depth = 4 if config.quick else 64
     model = models.MLP(depth=depth, width=50)
-    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 2))))
     description = f"tanh MLP, {depth} hidden layers of width 50, float32"
-    return _random_tree(shapes["params"], config.seed, jnp.float32, description)
+    return _model_tree(model, jnp.zeros((1, 2)), config, description)
 
 
 def transformer_tree(config: argparse.Namespace) -> Tree:
     layers, d, vocab = (1, 32, 64) if config.quick else (6, 512, 8192)
+    bf16 = functools.partial(jax.ShapeDtypeStruct, dtype=jnp.bfloat16)
 
     def dense(n_in, n_out):
-        return {"kernel": (n_in, n_out), "bias": (n_out,)}
+        return {"kernel": bf16((n_in, n_out)), "bias": bf16((n_out,))}
 
-    norm = {"scale": (d,), "bias": (d,)}
-    shapes: dict[str, Any] = {"embed": {"embedding": (vocab, d)}}
+    norm = {"scale": bf16((d,)), "bias": bf16((d,))}
+    shapes: dict[str, Any] = {"embed": {"embedding": bf16((vocab, d))}}
     for i in range(layers):
         shapes[f"block_{i}"] = {
             "ln_attn": norm,
@@ -124,11 +113,6 @@ def transformer_tree(config: argparse.Namespace) -> Tree:
         }
     shapes["ln_final"] = norm
     shapes["head"] = dense(d, vocab)
-    shapes = jax.tree.map(
-        lambda s: jax.ShapeDtypeStruct(s, jnp.bfloat16),
-        shapes,
-        is_leaf=lambda x: isinstance(x, tuple),
-    )
     description = (
         f"transformer, {layers} layers, d_model {d}, MLP {4 * d}, vocabulary "
         f"{vocab}, bfloat16"
@@ -149,13 +133,10 @@ def update_loop(tx) -> Callable[..., Any]:
     @jit
     def loop(grads, state, updates, params, n):
         def body(i, carry):
-            # Gradients and parameters scaled by 1 + 1e-7 i differ at every
-            # step, so XLA cannot hoist work that depends on them alone out of
-            # the loop. The barrier writes them out, as a backward pass does:
-            # otherwise the multiply fuses into the update's elementwise
-            # kernels but not into library reductions (XLA:CPU's YNN), which
-            # would charge StableGrad alone for a copy. The updates are carried
-            # out of the loop so that they stay live.
+            # Step i scales the gradients and parameters by 1 + 1e-7 i, so XLA
+            # cannot hoist work on them out of the loop, and writes them out
+            # (the barrier) as a backward pass does, so that the multiply does
+            # not fuse into some optimizers' kernels and not others'.
             scale = 1.0 + 1e-7 * i.astype(jnp.float32)
             g, p = jax.lax.optimization_barrier(
                 jax.tree.map(lambda x: x * scale.astype(x.dtype), (grads, params))
@@ -185,8 +166,7 @@ def update_call_entry(tx, grads, params) -> Callable[[int], None]:
         state = carry[0]
         for _ in range(n):
             updates, state = update(grads, state, params)
-        jax.block_until_ready((updates, state))
-        carry[0] = state
+        carry[0] = jax.block_until_ready((updates, state))[1]
 
     return run
 
@@ -205,11 +185,9 @@ def fallback_check(tree: Tree) -> dict[str, Any]:
 
 
 def inspect_hlo(tree: Tree, txs, loops) -> dict[str, Any]:
-    """What XLA compiles: fusions per update, and what reads each gradient leaf.
-
-    `loops` are the timed `update_loop`s of `txs`, already compiled on these
-    shapes: lowered again, they give the same executables (no new compile).
-    """
+    """What XLA compiles: kernels per update, and what reads each gradient leaf.
+    `loops` are the timed `update_loop`s of `txs`, already compiled (no new
+    compile)."""
     counts = {}
     zeros = jax.tree.map(jnp.zeros_like, tree.grads)
     for name, tx in txs.items():
@@ -226,9 +204,13 @@ def inspect_hlo(tree: Tree, txs, loops) -> dict[str, Any]:
     leaves = jax.tree.leaves(tree.grads)
     reads = hlo_reads.leaf_reads(text, [x.shape for x in leaves])
     weights = [(r, x) for r, x in zip(reads, leaves, strict=True) if x.ndim >= 2]
-    large = [r for r, x in weights if x.size > _statistic._STACK_MAX_SIZE]
-    small = [r for r, x in weights if x.size <= _statistic._STACK_MAX_SIZE]
+    stack = _statistic._STACK_MAX_SIZE
+    large = [r for r, x in weights if x.size > stack]
+    small = [r for r, x in weights if x.size <= stack]
+    # float32 arrays the size of a large bfloat16 leaf or more, written on the
+    # fast path (None: no bfloat16 leaves).
     bf16 = any(x.dtype == jnp.bfloat16 for x in leaves)
+    f32 = hlo_reads.float32_temporaries(text, stack + 1) if bf16 else None
     return {
         "backend": jax.default_backend(),
         "entry_counts": counts,
@@ -243,13 +225,7 @@ def inspect_hlo(tree: Tree, txs, loops) -> dict[str, Any]:
             (r["reductions"] + r["stack_reductions"] for r in small), default=0
         ),
         "conditionals": counts[ALONE]["conditionals"],
-        # float32 arrays the size of a large bfloat16 leaf or more, written on
-        # the fast path (None: no bfloat16 leaves).
-        "float32_temporaries": hlo_reads.float32_temporaries(
-            text, _statistic._STACK_MAX_SIZE + 1
-        )
-        if bf16
-        else None,
+        "float32_temporaries": f32,
     }
 
 
