@@ -1,34 +1,16 @@
 """BatchNorm-free stress test: does training collapse without BN, and what saves it?
 
-For each model, optimizer and variant (a *cell*), the seeds train one after
-another through the same compiled step. A seed fixes the initial convolution
-kernels (Flax derives them from the seed and the layer names, which the
-variants share) and the minibatches and augmentation, the same for every
-variant. Variants:
-
-* ``bn``: the standard net with BatchNorm;
-* ``none``: every BatchNorm removed, biased convolutions;
-* ``none+stablegrad``, ``none+stablegrad(<reference>)``: StableGrad before the
-  optimizer, with the output layer's gradient std (default) or another
-  reference (``geometric_mean``, ``mean``, ``median``, ``max``, or the paper's
-  ``prediction``: the std of the cross-entropy's gradient with respect to the
-  logits, from the step's own backward pass);
-* ``skipinit``: no BN, a zero-initialised gain on each residual branch;
-* ``none+agc``: adaptive gradient clipping (NFNets, clipping 0.01);
-* ``skipinit+stablegrad``.
-
-Optimizers at their usual CIFAR settings, not tuned per variant (the test is
-whether a variant survives them): ``sgd`` (lr 0.1, momentum 0.9, weight decay
-5e-4) and ``adamw`` (lr 1e-3, weight decay 1e-4); ``--lrs`` runs other
-learning rates (the stability frontier: the largest at which a variant still
-trains). One CSV row per run (first step with a non-finite loss, final train
-loss and test accuracy, ...) goes to ``--results`` and the per-step minibatch
-losses, the smallest per-layer gradient std and the number of layers whose
-gradient std is below Adam's eps (1e-8) to a JSON-lines file beside it; runs
-already there are skipped, so the benchmark resumes where it stopped.
+For each model, optimizer, learning rate and variant (`recipes.VARIANTS`: BN,
+none, SkipInit, AGC, StableGrad with each reference), the seeds train one after
+another through the same compiled step; a seed fixes the initial kernels, the
+minibatches and the augmentation, the same for every variant. Optimizers at
+their usual CIFAR settings, not tuned per variant; ``--lrs`` runs other rates
+(the stability frontier). One CSV row per run goes to ``--results``
+(`bnfree_stress_results`), its per-step logs to a JSON-lines file beside it;
+runs already there are skipped, so the benchmark resumes where it stopped.
 
   python benchmarks/bnfree_stress.py --models resnet18 --width 16
-  python benchmarks/bnfree_stress_report.py   # table, plots, README section
+  python benchmarks/bnfree_stress_report.py   # table, plots, docs page
 """
 
 from __future__ import annotations
@@ -76,76 +58,39 @@ OPTIMIZERS: dict[str, tuple[float, Callable[[float], optax.GradientTransformatio
     "adamw": (1e-3, lambda lr: optax.adamw(lr, weight_decay=1e-4)),
 }
 ADAM_EPS = 1e-8  # optax.adamw's default: a layer below it is one Adam cannot see
-DEFAULT_VARIANTS = (
-    "bn",
-    "none",
-    "none+stablegrad",
-    "skipinit",
-    "none+agc",
-    "skipinit+stablegrad",
-)
+DEFAULT_VARIANTS = "bn,none,none+stablegrad,skipinit,none+agc,skipinit+stablegrad"
+DATASETS = {"digits32": datasets.load_digits32, "synthetic": datasets.synthetic_images}
+LOGS = ("loss", "min_grad_std", "below_eps")  # per step, in the history file
 
 
-def make_optimizer(
-    optimizer: str, variant: str, lr: float | None = None
-) -> optax.GradientTransformation:
+def make_optimizer(optimizer: str, variant: str, lr: float | None = None):
+    """The optimizer at `lr` (default: its usual one), after the variant's
+    transformation if it has one."""
     default_lr, make = OPTIMIZERS[optimizer]
-    lr = default_lr if lr is None else lr
+    tx = make(default_lr if lr is None else lr)
     before = recipes.VARIANTS[variant].before
-    if before is None:
-        return make(lr)
-    return optax.chain(before(), make(lr))
+    return tx if before is None else optax.chain(before(), tx)
 
 
-def load_data(name: str, data_dir: str | None) -> datasets.ImageDataset:
-    if name == "digits32":
-        return datasets.load_digits32()
-    if name == "synthetic":
-        return datasets.synthetic_images()
-    if name in ("cifar10", "cifar100"):
-        if data_dir is None:
-            raise SystemExit(f"--dataset {name} needs --data-dir (nothing is fetched)")
-        return datasets.load_cifar(data_dir, num_classes=int(name[5:]))
-    raise ValueError(f"unknown dataset {name!r}")
-
-
-def make_model(name: str, width: int, norm: str, num_classes: int):
-    kwargs = {"num_classes": num_classes, "norm": norm}
-    if name.startswith("resnet"):
-        kwargs |= {"width": width, "stem": "cifar"}
-    return MODELS[name](**kwargs)
-
-
-def run_cell(
-    args: argparse.Namespace,
-    data: datasets.ImageDataset,
-    model_name: str,
-    optimizer: str,
-    variant: str,
-    seeds: Sequence[int],
-    lr: float | None = None,
-) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
-    """Trains the seeds of one cell; (summary per seed, per-step logs).
-
-    The logs are arrays [seed, step]: ``loss`` (the minibatch loss),
-    ``min_grad_std`` (the smallest per-layer gradient std, before any
-    rescale) and ``below_eps`` (how many layers' gradient std is below
-    `ADAM_EPS`).
-    """
+def run_cell(args, data, model_name, optimizer, variant, seeds, lr=None):
+    """Trains the seeds of one cell; returns (summary per seed, per-step logs):
+    the logs are arrays [seed, step] named by `LOGS`: the minibatch loss, the
+    smallest per-layer gradient std (before any rescale) and how many layers'
+    gradient std is below `ADAM_EPS`; NaN after a divergence."""
     spec = recipes.VARIANTS[variant]
-    model = make_model(model_name, args.width, spec.norm, data.num_classes)
+    kwargs = {"num_classes": data.num_classes, "norm": spec.norm}
+    if model_name.startswith("resnet"):
+        kwargs |= {"width": args.width, "stem": "cifar"}
+    model = MODELS[model_name](**kwargs)
     tx = make_optimizer(optimizer, variant, lr)
-    paper = spec.prediction
-    train_x = jnp.asarray(data.train_images)
-    train_y = jnp.asarray(data.train_labels)
+    train_x, train_y = jnp.asarray(data.train_images), jnp.asarray(data.train_labels)
     augment = functools.partial(datasets.augment, flip=args.dataset != "digits32")
-    sample = train_x[:1]
 
     def init(seed):
         # rbg: the default (threefry) key takes ~4x longer to compile a conv
         # net's init on CPU, for no benefit here.
         key = jax.random.key(seed, impl="rbg")
-        variables = model.init(key, sample, train=False)
+        variables = model.init(key, train_x[:1], train=False)
         params = variables["params"]
         return params, variables.get("batch_stats", {}), tx.init(params)
 
@@ -167,7 +112,11 @@ def run_cell(
         def cross_entropy(logits):
             return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-        if paper:  # the logits' cotangent sets the reference
+        def loss_fn(p):
+            logits, new_stats = forward(p, stats, x, True)
+            return cross_entropy(logits), new_stats
+
+        if spec.prediction:  # the logits' cotangent sets the reference
             (loss, stats), grads, scale = sgo.prediction_value_and_grad(
                 lambda p: forward(p, stats, x, True),
                 cross_entropy,
@@ -175,20 +124,11 @@ def run_cell(
             )(params)
             extra = {"reference_scale": scale}
         else:
-
-            def loss_fn(p):
-                logits, new_stats = forward(p, stats, x, True)
-                return cross_entropy(logits), new_stats
-
             (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
             extra = {}
         updates, opt_state = tx.update(grads, opt_state, params, **extra)
         layer_std = jnp.stack(list(sgo.layer_statistics(grads).values()))
-        logs = {
-            "loss": loss,
-            "min_grad_std": jnp.min(layer_std),
-            "below_eps": jnp.sum(layer_std < ADAM_EPS),
-        }
+        logs = (loss, jnp.min(layer_std), jnp.sum(layer_std < ADAM_EPS))
         return (optax.apply_updates(params, updates), stats, opt_state), logs
 
     def evaluate(state, images, labels):
@@ -211,32 +151,23 @@ def run_cell(
         ]
         return [np.concatenate([np.asarray(o[k]) for o in out]) for k in (0, 1)]
 
-    rows, curves = [], {"loss": [], "min_grad_std": [], "below_eps": []}
+    rows, curves = [], []
     for seed in seeds:
         start = time.perf_counter()
         state = init(seed)
         # The data stream of a seed: its own key, apart from its init key.
         keys = jax.random.split(jax.random.key(10_000 + seed), args.steps)
-        logs = {name: [] for name in curves}
+        logs = np.full((len(LOGS), args.steps), np.nan)
         for begin in range(0, args.steps, args.chunk):
+            end = min(begin + args.chunk, args.steps)
             part = []
-            for key in keys[begin : begin + args.chunk]:
+            for key in keys[begin:end]:
                 state, log = step(state, key)
                 part.append(log)
-            stacked = jax.tree.map(lambda *steps: jnp.stack(steps), *part)
-            for name, values in jax.device_get(stacked).items():  # one sync
-                logs[name].extend(np.asarray(values, float).tolist())
-            if not math.isfinite(logs["loss"][-1]):  # diverged: NaN from here on
+            logs[:, begin:end] = np.asarray(jax.device_get(part), float).T  # one sync
+            if not math.isfinite(logs[0, end - 1]):  # diverged: NaN from here on
                 break
-        padded = {
-            name: np.pad(
-                np.asarray(values, float),
-                (0, args.steps - len(values)),
-                constant_values=np.nan,
-            )
-            for name, values in logs.items()
-        }
-        losses = padded["loss"]
+        losses = logs[0]
         train_loss, _ = batched(state, train_x, train_y, args.eval_examples)
         _, correct = batched(state, *test, len(test[1]))
         nonfinite = np.flatnonzero(~np.isfinite(losses))
@@ -251,19 +182,8 @@ def run_cell(
                 "wall_s": round(time.perf_counter() - start, 2),
             }
         )
-        for name, values in padded.items():
-            curves[name].append(values)
-    return rows, {name: np.stack(values) for name, values in curves.items()}
-
-
-def outcome(rows: Sequence[dict[str, Any]]) -> str:
-    """One line per cell for the log."""
-    return " ".join(
-        f"s{r['seed']}:NaN@{r['first_nonfinite_step']}"
-        if r["first_nonfinite_step"]
-        else f"s{r['seed']}:{r['final_train_loss']:.3g}/{r['test_accuracy']:.3f}"
-        for r in rows
-    )
+        curves.append(logs)
+    return rows, dict(zip(LOGS, np.stack(curves, axis=1), strict=True))
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -273,14 +193,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--models", type=name_list(tuple(MODELS), "model"), default="resnet18")
     width_help = "ResNet first-stage filters (64: full)"
     add("--width", type=positive(int), default=16, help=width_help)
-    datasets_ = ("digits32", "synthetic", "cifar10", "cifar100")
-    add("--dataset", default="digits32", choices=datasets_)
+    add("--dataset", default="digits32", choices=(*DATASETS, "cifar10", "cifar100"))
     add("--data-dir", default=None, help="folder of the CIFAR archive")
     optimizers = name_list(tuple(OPTIMIZERS), "optimizer")
     add("--optimizers", type=optimizers, default=",".join(OPTIMIZERS))
     add("--lrs", type=csv(float), help="default: each optimizer's usual one")
     variants = name_list(tuple(recipes.VARIANTS), "variant")
-    add("--variants", type=variants, default=",".join(DEFAULT_VARIANTS))
+    add("--variants", type=variants, default=DEFAULT_VARIANTS)
     add("--seeds", type=csv(int), default=[0, 1, 2])
     add("--steps", type=positive(int), default=300)
     add("--batch-size", type=positive(int), default=32)
@@ -290,6 +209,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--results", type=pathlib.Path, default=results.RESULTS)
     add("--max-minutes", type=float, default=None)
     args = parser.parse_args(argv)
+    if args.dataset not in DATASETS and args.data_dir is None:
+        parser.error(f"--dataset {args.dataset} needs --data-dir (nothing is fetched)")
     if not args.seeds:
         parser.error("--seeds: give at least one seed")
     if args.lrs is not None and not (args.lrs and all(lr > 0 for lr in args.lrs)):
@@ -302,7 +223,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta = {"device": device_name(), "git_commit": code_version()}
     csvrows.drop_partial_line(args.results)
     done = {results.run_key(row) for row in results.read_rows(args.results)}
-    data = load_data(args.dataset, args.data_dir)
+    if args.dataset in DATASETS:
+        data = DATASETS[args.dataset]()
+    else:
+        data = datasets.load_cifar(args.data_dir, num_classes=int(args.dataset[5:]))
     print(f"{meta}; {args.dataset}: {len(data.train_labels)} train images")
     began = time.perf_counter()
     plan = [
@@ -312,18 +236,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for variant in args.variants
     ]
     for model, optimizer, lr, variant in plan:
-        cell = {
-            "model": model,
-            "width": args.width if model.startswith("resnet") else 0,
-            "dataset": args.dataset,
-            "optimizer": optimizer,
-            "lr": lr,
-            "variant": variant,
-            "steps": args.steps,
-            "batch_size": args.batch_size,
-        }
-        keys = {seed: results.run_key({**cell, "seed": seed}) for seed in args.seeds}
-        seeds = [seed for seed in args.seeds if keys[seed] not in done]
+        width = args.width if model.startswith("resnet") else 0
+        values = (model, width, args.dataset, optimizer, lr, variant)
+        values += (args.steps, args.batch_size)
+        cell = dict(zip(results.KEY[:-1], values, strict=True))
+        seeds = [
+            s for s in args.seeds if results.run_key(cell | {"seed": s}) not in done
+        ]
         if not seeds:
             continue
         minutes = (time.perf_counter() - began) / 60
@@ -331,24 +250,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("--max-minutes reached; stopping before a new cell")
             break
         summaries, logs = run_cell(args, data, model, optimizer, variant, seeds, lr)
-        date = datetime.datetime.now(datetime.timezone.utc).isoformat("T", "seconds")
-        rows = [
-            cell | summary | meta | {"date": date, "jax": jax.__version__}
-            for summary in summaries
-        ]
+        now = datetime.datetime.now(datetime.timezone.utc)
+        meta |= {"date": now.isoformat("T", "seconds"), "jax": jax.__version__}
+        rows = [cell | summary | meta for summary in summaries]
         results.append_history(
             args.results,
             [
                 {"key": results.run_key(row)}
-                | {name: values[i].tolist() for name, values in logs.items()}
+                | {k: v[i].tolist() for k, v in logs.items()}
                 for i, row in enumerate(rows)
             ],
         )
         results.append_rows(args.results, rows)
+        outcome = " ".join(
+            f"s{r['seed']}:NaN@{r['first_nonfinite_step']}"
+            if r["first_nonfinite_step"]
+            else f"s{r['seed']}:{r['final_train_loss']:.3g}/{r['test_accuracy']:.3f}"
+            for r in rows
+        )
         minutes = (time.perf_counter() - began) / 60
         print(
             f"[{minutes:6.1f} min] {model} {optimizer} {lr:g} {variant}: "
-            f"{outcome(rows)} (seed:loss/accuracy)",
+            f"{outcome} (seed:loss/accuracy)",
             flush=True,
         )
     return 0

@@ -7,7 +7,7 @@ step (1-based) whose minibatch loss was NaN or infinite, 0 if none was;
 without augmentation after the last step, ``test_accuracy`` on the whole
 test split (BatchNorm in inference mode). ``wall_s`` is the cell's time
 (compilation and evaluation included) divided by its number of seeds. The
-per-step losses go to ``<stem>_history.jsonl``.
+per-step logs go to ``<stem>_history.jsonl``.
 """
 
 from __future__ import annotations
@@ -19,25 +19,10 @@ from typing import Any
 
 import csvrows
 
-KEY = (
-    "model",
-    "width",
-    "dataset",
-    "optimizer",
-    "lr",
-    "variant",
-    "steps",
-    "batch_size",
-    "seed",
-)
-_MEASURED = (
-    "first_nonfinite_step",
-    "initial_loss",
-    "final_minibatch_loss",
-    "final_train_loss",
-    "test_accuracy",
-    "wall_s",
-)
+_CELL = ("model", "width", "dataset", "optimizer", "lr", "variant")
+KEY = (*_CELL, "steps", "batch_size", "seed")
+_LOSSES = ("initial_loss", "final_minibatch_loss", "final_train_loss")
+_MEASURED = ("first_nonfinite_step", *_LOSSES, "test_accuracy", "wall_s")
 COLUMNS = (*KEY, *_MEASURED, "device", "date", "git_commit", "jax")
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "bnfree_stress.csv"
 _INTS = ("width", "steps", "batch_size", "seed", "first_nonfinite_step")
@@ -68,19 +53,13 @@ def append_history(path: str | pathlib.Path, records: Iterable[dict]) -> None:
     """Appends {"key": [...], "loss": [...], ...} records: per-step lists beside
     the key (the loss, ``min_grad_std`` and ``below_eps``; the committed file's
     earliest lines have the loss only), NaN/inf written as null."""
-
-    def value(v: float, name: str):
-        if not math.isfinite(v):
-            return None
-        return round(v, 5) if name == "loss" else float(f"{v:.4g}")
-
-    def line(record: dict) -> dict:
-        return {
-            name: list(values) if name == "key" else [value(v, name) for v in values]
-            for name, values in record.items()
-        }
-
-    csvrows.append_history(path, map(line, records))
+    digits = lambda name, v: round(v, 5) if name == "loss" else float(f"{v:.4g}")
+    rounded = lambda name, v: digits(name, v) if math.isfinite(v) else None
+    lines = (
+        {k: list(v) if k == "key" else [rounded(k, x) for x in v] for k, v in r.items()}
+        for r in records
+    )
+    csvrows.append_history(path, lines)
 
 
 def read_logs(path: str | pathlib.Path) -> dict[tuple, dict[str, list[float]]]:

@@ -1,14 +1,9 @@
 """The 20,000-step PINN campaign's results page, from its CSV.
 
 The campaign (``benchmarks/campaigns/pinn_long_budget.json``) trains every
-recipe at one learning rate on seeds 1-3, with no tuning stage. Per cell
-(problem, depth, recipe) the page gives the median and range of the final
-relative L2 error over the seeds, how many seeds end below 1e-1 and 1e-2, and
-the time per step as a ratio to ``adam+warmup+decay`` in the same cell when
-both ran on the same machine on the same day. Then verdict lines (better /
-same / worse by the ratio of median errors, as the depth sweep judges, and the
-geometric mean of that ratio) for the comparisons the campaign exists for, and
-a table of published numbers on these problems, as context.
+recipe at one learning rate on seeds 1-3; the page gives per cell the errors
+over the seeds and the time per step (`loss_weighting_cost.py --recipes`),
+verdicts for the comparisons the campaign exists for, and published numbers.
 
   python benchmarks/pinn_long_budget_report.py            # writes the page
   python benchmarks/pinn_long_budget_report.py --check    # is it up to date?
@@ -17,6 +12,7 @@ a table of published numbers on these problems, as context.
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import pathlib
 import sys
@@ -62,14 +58,8 @@ LITERATURE = (
         "128 per term, resampled",
         "1.06e-1 plain; 1.12e-2 with their gradient-norm weighting",
     ),
-    (
-        "Poisson (sin 2πx sin 2πy)",
-        "no published result found at this setting",
-        "–",
-        "–",
-        "–",
-        "–",
-    ),
+    ("Poisson (sin 2πx sin 2πy)", "no published result found at this setting")
+    + ("–",) * 4,
 )
 
 
@@ -104,11 +94,9 @@ def load_costs(path: pathlib.Path = COSTS) -> dict:
 def step_ratio(costs: dict, problem: str, depth: int, recipe: str) -> str:
     """Time per step against the schedule alone's, from the interleaved timing
     of the cell (`loss_weighting_cost.py --recipes`); "–" where not timed."""
-    entry = costs.get((problem, depth))
-    if entry is None or recipe not in entry["step_s"]["wall"]:
-        return "–"
-    ratios = entry.get(f"wall_median_ratio_to_{SCHEDULE}")
-    if ratios is None:  # timed against another first recipe
+    entry = costs.get((problem, depth)) or {}
+    ratios = entry.get(f"wall_median_ratio_to_{SCHEDULE}")  # None: another first
+    if ratios is None or recipe not in entry["step_s"]["wall"]:
         return "–"
     return f"{1.0 if recipe == SCHEDULE else ratios[recipe]:.2f}"
 
@@ -117,8 +105,7 @@ def timing_note(costs: dict) -> str:
     """Where the time column comes from, one line."""
     if not costs:
         return "No interleaved timing yet: the time column is empty."
-    entries = list(costs.values())
-    values = lambda get: ", ".join(sorted({str(get(e)) for e in entries}))
+    values = lambda get: ", ".join(sorted({str(get(e)) for e in costs.values()}))
     cells = ", ".join(f"{p} {d}" for p, d in sorted(costs))
     return (
         f"Time per step: the median ratio of wall-clock time per step over "
@@ -140,30 +127,26 @@ def _num(value: float) -> str:
 
 def tables(found: dict[tuple, list[dict]], costs: dict) -> list[str]:
     """One table per problem: a row per (recipe, depth) that ran."""
-    lines = []
-    problems = sorted({p for p, _, _ in found})
+    header = ["recipe", "depth", "final rel. L2: median [range]", "best (median)"]
+    header += [*(f"< {t:.0e}" for t in THRESHOLDS), f"time / step vs `{SCHEDULE}`"]
     depths = sorted({d for _, d, _ in found})
-    for problem in problems:
+    lines = []
+    for problem in sorted({p for p, _, _ in found}):
         body = []
-        for recipe in RECIPES:
-            for depth in depths:
-                runs = found.get((problem, depth, recipe))
-                if not runs:
-                    continue
-                s = summary(runs)
-                body.append(
-                    [
-                        f"`{recipe}`",
-                        str(depth),
-                        f"{_num(s['median'])} [{_num(s['min'])}, {_num(s['max'])}]",
-                        _num(summary(runs, "best_rel_l2")["median"]),
-                        *(f"{k}/{s['n']}" for k in s["under"]),
-                        step_ratio(costs, problem, depth, recipe),
-                    ]
-                )
-        header = ["recipe", "depth", "final rel. L2: median [range]", "best (median)"]
-        header += [f"< {t:.0e}" for t in THRESHOLDS]
-        header += [f"time / step vs `{SCHEDULE}`"]
+        for recipe, depth in itertools.product(RECIPES, depths):
+            if not (runs := found.get((problem, depth, recipe))):
+                continue
+            s = summary(runs)
+            body.append(
+                [
+                    f"`{recipe}`",
+                    str(depth),
+                    f"{_num(s['median'])} [{_num(s['min'])}, {_num(s['max'])}]",
+                    _num(summary(runs, "best_rel_l2")["median"]),
+                    *(f"{k}/{s['n']}" for k in s["under"]),
+                    step_ratio(costs, problem, depth, recipe),
+                ]
+            )
         lines += [f"### {problem.capitalize()}", "", *mdtables.table(header, body), ""]
     return lines
 
@@ -172,13 +155,22 @@ def _complete(runs: Sequence[dict] | None, seeds: int) -> bool:
     return bool(runs) and len(runs) >= seeds
 
 
+def _pairs(found: dict[tuple, list[dict]], seeds: int, cells) -> list[tuple]:
+    """(name, median error of ours, of theirs) for each (name, our cell, their
+    cell) of `cells` where both have every seed."""
+    median = lambda cell: summary(found[cell])["median"]
+    return [
+        (name, median(ours), median(theirs))
+        for name, ours, theirs in cells
+        if _complete(found.get(ours), seeds) and _complete(found.get(theirs), seeds)
+    ]
+
+
 def verdict(pairs: Sequence[tuple[str, float, float]]) -> str:
     """ "b / s / w of n (ratio r): where" for (cell name, ours, theirs) pairs."""
     if not pairs:
         return "no cell has both yet"
-    counts = [0, 0, 0]
-    for _, ours, theirs in pairs:
-        counts[results.judge(ours, theirs)] += 1
+    counts = [sum(results.judge(a, b) == k for _, a, b in pairs) for k in range(3)]
     ratio = results.geo_mean_ratio([(a, b) for _, a, b in pairs])
     cells_text = ", ".join(f"{name} {_num(a)} vs {_num(b)}" for name, a, b in pairs)
     return (
@@ -190,26 +182,16 @@ def verdict(pairs: Sequence[tuple[str, float, float]]) -> str:
 def comparisons(found: dict[tuple, list[dict]], seeds: int) -> list[str]:
     """The campaign's verdict lines, over cells where both have every seed."""
     keys = sorted({(p, d) for p, d, _ in found})
-    median = lambda runs: summary(runs)["median"]
     lines = []
     for question, first, second in COMPARISONS:
-        pairs = [
-            (f"{p} {d}", median(found[p, d, first]), median(found[p, d, second]))
-            for p, d in keys
-            if _complete(found.get((p, d, first)), seeds)
-            and _complete(found.get((p, d, second)), seeds)
-        ]
+        cells = [(f"{p} {d}", (p, d, first), (p, d, second)) for p, d in keys]
+        pairs = _pairs(found, seeds, cells)
         lines.append(f"* **{question}** (`{first}` vs `{second}`): {verdict(pairs)}.")
     lines.append(overlap(found, seeds))
-    # Depth: each recipe at 32 against itself at 8, per problem.
-    for recipe in RECIPES:
-        pairs = [
-            (p, median(found[p, 32, recipe]), median(found[p, 8, recipe]))
-            for p in sorted({p for p, _ in keys})
-            if _complete(found.get((p, 32, recipe)), seeds)
-            and _complete(found.get((p, 8, recipe)), seeds)
-        ]
-        if pairs:
+    for recipe in RECIPES:  # each recipe at depth 32 against itself at 8
+        problems = sorted({p for p, _ in keys})
+        cells = [(p, (p, 32, recipe), (p, 8, recipe)) for p in problems]
+        if pairs := _pairs(found, seeds, cells):
             lines.append(
                 f"* **Depth 32 against depth 8, `{recipe}`**: {verdict(pairs)}."
             )
@@ -217,32 +199,20 @@ def comparisons(found: dict[tuple, list[dict]], seeds: int) -> list[str]:
 
 
 def overlap(found: dict[tuple, list[dict]], seeds: int) -> str:
-    """Does StableGrad's gain shrink once the weighting is there?
-
-    Over the cells that have all four (schedule, schedule + weighting, each
-    with and without StableGrad): the geometric-mean ratio StableGrad gives
-    without the weighting and with it.
-    """
-    median = lambda runs: summary(runs)["median"]
+    """Does StableGrad's gain shrink once the weighting is there? Its
+    geometric-mean ratio without and with it, over the cells that have all four."""
     four = (SCHEDULE, PAPER, STANDARD, STANDARD_PAPER)
-    keys = sorted(
-        (p, d)
-        for p, d, r in found
-        if r == SCHEDULE and all(_complete(found.get((p, d, x)), seeds) for x in four)
+    keys = sorted({(p, d) for p, d, _ in found})
+    keys = [k for k in keys if all(_complete(found.get((*k, r)), seeds) for r in four)]
+    median = lambda key, recipe: summary(found[(*key, recipe)])["median"]
+    gain = lambda ours, theirs: results.geo_mean_ratio(
+        [(median(k, ours), median(k, theirs)) for k in keys]
     )
     if not keys:
         return (
             "* **Do StableGrad and the weighting overlap?** No cell has all four yet."
         )
-    alone = results.geo_mean_ratio(
-        [(median(found[k + (PAPER,)]), median(found[k + (SCHEDULE,)])) for k in keys]
-    )
-    weighted = results.geo_mean_ratio(
-        [
-            (median(found[k + (STANDARD_PAPER,)]), median(found[k + (STANDARD,)]))
-            for k in keys
-        ]
-    )
+    alone, weighted = gain(PAPER, SCHEDULE), gain(STANDARD_PAPER, STANDARD)
     if weighted >= 1 / results.BETTER and alone < results.BETTER:
         reading = "its gain is gone once the weighting is there: they overlap"
     elif weighted > alone / results.BETTER:
@@ -264,23 +234,18 @@ def setting(rows: Sequence[dict]) -> str:
     one = lambda k: ", ".join(str(v) for v in sorted({r[k] for r in rows}))
     dates = sorted({r["date"] for r in rows})
     span = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
-    commits = sorted({r["git_commit"] for r in rows})
     return (
         f"{len(rows)} runs: tanh MLPs of width {one('width')}, {one('init')} init, "
         f"{one('steps')} steps of {one('num_interior')} interior + "
         f"{one('num_boundary')} boundary (+ initial) points resampled every step, "
         f"peak learning rate {one('lr')} for every recipe (10% linear warmup, then "
         f"exponential decay to 10% of the peak), seeds {one('seed')}. Devices: "
-        f"{one('device')}; {span}; commits "
-        f"{', '.join(commits)}."
+        f"{one('device')}; {span}; commits {one('git_commit')}."
     )
 
 
 def page(
-    rows: Sequence[dict],
-    source: pathlib.Path,
-    page_path: pathlib.Path,
-    costs: dict | None = None,
+    rows: Sequence[dict], source: pathlib.Path, page_path: pathlib.Path, costs=None
 ) -> str:
     found, costs = cells(rows), costs or {}
     seeds = len({r["seed"] for r in rows})
@@ -321,8 +286,6 @@ def page(
         "",
         *comparisons(found, seeds),
         "",
-    ]
-    lines += [
         "## Context: published numbers on these problems",
         "",
         "Not a like-for-like comparison: other networks, optimizers, budgets "
