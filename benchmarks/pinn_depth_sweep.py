@@ -1,22 +1,13 @@
 """Deep-PINN depth sweep: does StableGrad make deep PINNs train, and train better?
 
-For every problem, depth, initialisation and optimizer (a *cell*), tanh MLPs of
-a fixed width are trained for the same number of steps on the same sequence of
-collocation points from the same initial parameters (both set by the seed).
-Learning rates come from a grid per optimizer family (SGD's also per problem),
-in two stages:
-
-1. every grid point on the tuning seed (``--tune-seed``), at every depth;
-2. the other seeds, which the report summarises, at the learning rate each
-   protocol picks from stage 1 by final validation error (relative L2 error
-   against the exact solution on random points, not the test grid): ``tuned``
-   picks per depth, ``fixed`` picks once at ``--tune-depth`` and keeps it.
-
-All runs of one stage of one cell are a single vmapped batch (one compile; the
-learning rate is an `optax.inject_hyperparams` state leaf). One CSV row per run
-goes to ``--results`` as soon as its batch ends; runs already in the file are
-skipped, so the sweep can be stopped and resumed. ``--max-minutes`` stops it
-from starting a new batch after that long.
+Per problem, depth, init and optimizer (a *cell*), MLPs train for the same
+steps on the same points from the same parameters (both set by the seed).
+Stage one runs every learning rate of the optimizer family's grid on
+``--tune-seed``; stage two the other seeds at the rate each protocol picks
+(`pinn_depth_sweep_results`). A stage of a cell is one vmapped batch (the
+learning rate an `optax.inject_hyperparams` leaf), whose CSV rows go to
+``--results`` as it ends; runs already there are skipped, so the sweep resumes
+where it stopped (``--max-minutes``: start no batch after that long).
 
   python benchmarks/pinn_depth_sweep.py --optimizers adam,stablegrad+adam
   python benchmarks/pinn_depth_sweep_report.py   # tables, plots, README section
@@ -48,8 +39,6 @@ import recipes
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
 from common import code_version, device_name, name_list, positive  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
 # (grid family, problem) -> learning rates; problem None: every problem.
 LR_GRIDS = {
     # Adam-like steps are about lr per weight whatever the gradient's scale.
@@ -60,8 +49,7 @@ LR_GRIDS = {
     ("sgd", None): (1e-7, 3e-7, 1e-6, 3e-6, 1e-5, 3e-5),
     ("sgd", "burgers"): (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
 }
-# The recipes by name (`recipes.RECIPES`; `--optimizers` takes these names).
-OPTIMIZERS = recipes.RECIPES
+OPTIMIZERS = recipes.RECIPES  # `--optimizers` takes these names
 # The boundary term's weight: 100 for the elliptic problems, whose residual is
 # ~1e3-1e4 at init and drowns an unweighted boundary term (measured so on
 # Poisson); 1 for Burgers, as in Raissi et al. (2019).
@@ -84,13 +72,13 @@ def _numbers(kind: type, minimum: int | None = None):
     """An argparse type: a non-empty comma-separated list of integers >=
     `minimum`, or of finite floats > 0."""
     what = f"integers >= {minimum}" if kind is int else "numbers > 0"
+    valid = (lambda v: v >= minimum) if kind is int else _positive
 
     def parse(text: str) -> list:
         try:
             values = [kind(v) for v in text.split(",") if v]
         except ValueError:
             values = []
-        valid = (lambda v: v >= minimum) if kind is int else _positive
         if not values or not all(map(valid, values)):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return values
@@ -116,15 +104,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--seeds", type=_numbers(int, 0), default="0,1,2,3")
     add("--tune-seed", type=int, default=results.TUNE_SEED)
     add("--tune-depth", type=positive(int), default=results.TUNE_DEPTH)
-    for flag, default in (
-        ("--steps", 1500),
-        ("--eval-every", 100),
-        ("--num-interior", 256),
-        ("--num-boundary", 256),
-        ("--eval-resolution", 101),
-        ("--num-validation", 1024),
-    ):
-        add(flag, type=positive(int), default=default)
+    add("--steps", type=positive(int), default=1500)
+    add("--eval-every", type=positive(int), default=100)
+    add("--num-interior", type=positive(int), default=256)
+    add("--num-boundary", type=positive(int), default=256)
+    add("--eval-resolution", type=positive(int), default=101)
+    add("--num-validation", type=positive(int), default=1024)
     add(
         "--lr",
         type=float,
@@ -157,49 +142,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def validation_set(problem: pinn.Problem, count: int) -> tuple[jax.Array, jax.Array]:
-    """Random points (a fixed key, apart from every seed) and the solution there."""
-    points = problem.sample_interior(jax.random.key(2**31 - 1), count)
-    return points, jnp.asarray(problem.exact(np.asarray(points)))
-
-
-def _lowest(values: Sequence[float]) -> float:
-    """The smallest finite value (NaN if none): a diverged run's best error."""
-    finite = [v for v in values if np.isfinite(v)]
-    return min(finite) if finite else float("nan")
-
-
 def group(problem: str, init_name: str, optimizer: str, args) -> dict[str, Any]:
     """The columns every run of one (problem, init, optimizer) group shares."""
-    setting = ("width", "activation", "steps", "num_interior", "num_boundary")
     return {
         "problem": problem,
         "init": init_name,
         "optimizer": optimizer,
         "boundary_weight": BOUNDARY_WEIGHTS[problem],
-        **{name: getattr(args, name) for name in setting},
+        **{name: getattr(args, name) for name in results.SETTING},
     }
 
 
-def run_batch(
-    problem_name: str,
-    depth: int,
-    init_name: str,
-    optimizer: str,
-    runs: Sequence[tuple[float, int]],
-    args: argparse.Namespace,
-) -> list[dict[str, Any]]:
-    """Trains the (learning rate, seed) runs of one cell together; their rows.
-
-    Each row also carries its ``history``: every ``eval_every`` steps, the test
-    error, the loss, and the per-layer gradient-std imbalance and minimum.
-    """
-    problem = pinn.get_problem(
-        problem_name, boundary_weight=BOUNDARY_WEIGHTS[problem_name]
-    )
-    kernel_init, bias_init = init.get_initializers(
-        init_name, ACTIVATIONS[args.activation]
-    )
+def run_batch(problem_name, depth, init_name, optimizer, runs, args) -> list[dict]:
+    """Trains the (learning rate, seed) `runs` of one cell together; their rows,
+    each with its ``history`` (every ``eval_every`` steps: the test error, the
+    loss, the per-layer gradient-std imbalance and minimum)."""
+    cell = group(problem_name, init_name, optimizer, args)
+    problem = pinn.get_problem(problem_name, boundary_weight=cell["boundary_weight"])
+    activation = ACTIVATIONS[args.activation]
+    kernel_init, bias_init = init.get_initializers(init_name, activation)
     model = MLP(
         depth=depth,
         width=args.width,
@@ -208,44 +169,42 @@ def run_batch(
         kernel_init=kernel_init,
         bias_init=bias_init,
     )
-    lrs = jnp.asarray([lr for lr, _ in runs], jnp.float32)
-    init_keys, data_keys = jax.vmap(lambda s: jax.random.split(jax.random.key(s)))(
-        jnp.asarray([seed for _, seed in runs])
-    ).swapaxes(0, 1)
+    seeds = jnp.asarray([seed for _, seed in runs])
+    keys = jax.vmap(lambda s: jax.random.split(jax.random.key(s)))(seeds)
+    init_keys, data_keys = keys.swapaxes(0, 1)
     x = jnp.zeros((1, problem.dim))
     params = jax.vmap(model.init, in_axes=(0, None))(init_keys, x)
     spec = OPTIMIZERS[optimizer]
     tx = optax.inject_hyperparams(spec.build(args.steps))(learning_rate=1.0)
     opt_state = jax.vmap(tx.init)(params)
+    lrs = jnp.asarray([lr for lr, _ in runs], jnp.float32)
     opt_state.hyperparams["learning_rate"] = lrs
 
     start = time.perf_counter()
+    sizes = ("steps", "num_interior", "num_boundary", "eval_resolution")
     params, records = pinn.train(
         problem,
         model.apply,
         params,
         tx,
         key=data_keys,
-        steps=args.steps,
         log_every=args.eval_every,
-        num_interior=args.num_interior,
-        num_boundary=args.num_boundary,
-        eval_resolution=args.eval_resolution,
         opt_state=opt_state,
         prediction_reference=spec.prediction_reference,
         log_readings=True,
         loss_weighting=spec.loss_weighting,
+        **{name: getattr(args, name) for name in sizes},
     )
-    points, exact = validation_set(problem, args.num_validation)
+    # Validation: random points (a fixed key, apart from every seed).
+    points = problem.sample_interior(jax.random.key(2**31 - 1), args.num_validation)
+    exact = jnp.asarray(problem.exact(np.asarray(points)))
     prediction = jax.vmap(model.apply, in_axes=(0, None))(params, points)
     val = pinn.relative_l2(prediction, exact)
     wall = time.perf_counter() - start
 
     last = records[-1]
-    cell = group(problem_name, init_name, optimizer, args)
     rows = []
     for i, (lr, seed) in enumerate(runs):
-        stds = [v[i] for v in last["grad_std"].values()]
         history = {
             "step": [r["step"] for r in records],
             "rel_l2": [r["rel_l2"][i] for r in records],
@@ -260,6 +219,8 @@ def run_batch(
                 history[name] = {
                     k: [r[name][k][i] for r in records] for k in last[name]
                 }
+        finite = [v for v in history["rel_l2"] if np.isfinite(v)]
+        stds = [v[i] for v in last["grad_std"].values()]
         rows.append(
             {
                 **cell,
@@ -267,7 +228,7 @@ def run_batch(
                 "lr": lr,
                 "seed": seed,
                 "final_rel_l2": last["rel_l2"][i],
-                "best_rel_l2": _lowest(history["rel_l2"]),
+                "best_rel_l2": min(finite, default=float("nan")),
                 "val_rel_l2": float(val[i]),
                 "final_loss": last["loss"][i],
                 "loss_residual": last["residual"][i],
@@ -285,9 +246,8 @@ def run_batch(
 
 
 def cell_plan(args: argparse.Namespace):
-    """(problem, init, optimizer, depth, stage) in the order they run: the tuning
-    stage at the tuning depth first, then at the others; then the seeds. With
-    ``--lr`` (one rate) there is no tuning stage."""
+    """(problem, init, optimizer, depth, stage) in the order they run: tuning at
+    the tuning depth, then the others, then the seeds (with ``--lr``: no tuning)."""
     depths = [args.tune_depth] + [d for d in args.depths if d != args.tune_depth]
     for group in itertools.product(args.problems, args.inits, args.optimizers):
         if args.lr is None:
@@ -298,30 +258,22 @@ def cell_plan(args: argparse.Namespace):
 def _neighbour(lr: float, up: bool) -> float:
     """The next point of a half-decade grid (1, 3, 10, 30, ...) above or below."""
     mantissa = float(results.lr_text(lr)[0])
-    factor = (
-        (10 / 3 if mantissa >= 3 else 3) if up else (3 if mantissa >= 3 else 10 / 3)
-    )
+    factor = 10 / 3 if (mantissa >= 3) == up else 3  # 1 -> 3 -> 10 and back
     return float(results.lr_text(lr * factor if up else lr / factor))
 
 
 def group_grid(rows, cell: dict, args) -> list[float]:
-    """The learning rates of one (problem, init, optimizer) group, over depths.
-
-    The family's grid (`grid_of`), every rate already run on the tuning seed,
-    and, while fewer than `EXTRA_POINTS` lie beyond the family's grid, the next
-    half-decade point past an edge where a depth's tuned rate sits (the runner
-    widens the grid itself; a new point runs at every depth). ``--lrs`` replaces
-    all of it.
-    """
+    """The learning rates of one (problem, init, optimizer) group, over depths:
+    ``--lrs``, or the family's grid, every rate run on the tuning seed, and,
+    while fewer than `EXTRA_POINTS` lie beyond the grid, the next half-decade
+    point past an edge where a depth's tuned rate sits (run at every depth)."""
     if args.lrs:
         return sorted(args.lrs)
     base = grid_of(cell["optimizer"], cell["problem"])
     tuned = results.select(rows, seed=args.tune_seed, **cell)
     grid = sorted(set(base) | {r["lr"] for r in tuned})
-    if not args.extend_grids:
-        return grid
     extra = [lr for lr in grid if not min(base) <= lr <= max(base)]
-    if len(extra) >= EXTRA_POINTS:
+    if not args.extend_grids or len(extra) >= EXTRA_POINTS:
         return grid
     for depth in args.depths:
         lr = results.choose_lr(rows, grid, depth=depth, seed=args.tune_seed, **cell)
@@ -333,30 +285,19 @@ def group_grid(rows, cell: dict, args) -> list[float]:
 def pending_runs(rows, problem, init_name, optimizer, depth, stage, args):
     """The (lr, seed) runs of one stage of a cell that the file does not hold."""
     cell = group(problem, init_name, optimizer, args)
-    grid = group_grid(rows, cell, args)
     if args.lr is not None:
         wanted = [(args.lr, seed) for seed in args.seeds]
     elif stage == "tune":
-        wanted = [(lr, args.tune_seed) for lr in grid]
+        wanted = [(lr, args.tune_seed) for lr in group_grid(rows, cell, args)]
     else:
+        grid = group_grid(rows, cell, args)
+        tune = {"tune_depth": args.tune_depth, "tune_seed": args.tune_seed}
         lrs = {
-            results.protocol_lr(
-                rows,
-                grid,
-                protocol,
-                depth=depth,
-                tune_depth=args.tune_depth,
-                tune_seed=args.tune_seed,
-                **cell,
-            )
+            results.protocol_lr(rows, grid, protocol, depth=depth, **tune, **cell)
             for protocol in results.PROTOCOLS
         }
-        wanted = [
-            (lr, seed)
-            for lr in sorted(lr for lr in lrs if lr is not None)
-            for seed in args.seeds
-            if seed != args.tune_seed
-        ]
+        seeds = [seed for seed in args.seeds if seed != args.tune_seed]
+        wanted = itertools.product(sorted(lrs - {None}), seeds)
     return [
         (lr, seed)
         for lr, seed in wanted

@@ -1,11 +1,10 @@
 """The depth sweep's pages: every cell's table, and the docs page.
 
 ``pinn_depth_sweep.md`` (beside the CSV) holds every cell with its range,
-learning rate and grid counts. The docs page (``docs/results/depth_sweep.md``,
-"Results: the depth sweep") holds one table per problem and protocol, the best
-median of each depth in bold, then the comparisons and the verdicts
-(`pinn_depth_sweep_verdicts`) and what the figures show; every number on it
-comes from the CSV.
+learning rate and grid counts. The docs page (``docs/results/depth_sweep.md``)
+holds one table per problem and protocol, the best median of each depth in
+bold, then the comparisons and verdicts (`pinn_depth_sweep_verdicts`) and the
+figures; every number on it comes from the CSV.
 """
 
 from __future__ import annotations
@@ -41,19 +40,17 @@ def provenance(sweep: Sweep) -> str:
 
 
 def setting(sweep: Sweep) -> str:
-    """The training setting, from the rows (several values joined by "/")."""
-    values = lambda name: "/".join(
-        str(v) for v in sorted(set(r[name] for r in sweep.rows))
-    )
+    """The training setting (one value of each column: `Sweep` checks)."""
+    row = sweep.rows[0]
     weights = ", ".join(
         f"{p} {results.select(sweep.rows, problem=p)[0]['boundary_weight']:g}"
         for p in sweep.problems
     )
     return (
-        f"{values('activation')} MLPs of width {values('width')}, "
-        f"{values('steps')} steps of {values('num_interior')} interior "
-        f"+ {values('num_boundary')} boundary points (Burgers: as many initial "
-        f"points again; boundary weight: {weights}), depths "
+        f"{row['activation']} MLPs of width {row['width']}, {row['steps']} steps "
+        f"of {row['num_interior']} interior + {row['num_boundary']} boundary "
+        f"points (Burgers: as many initial points again; boundary weight: "
+        f"{weights}), depths "
         f"{', '.join(map(str, sweep.depths))}, seeds "
         f"{', '.join(map(str, sweep.seeds))}"
     )
@@ -94,53 +91,38 @@ def full_tables(sweep: Sweep) -> str:
         "Loss values in the CSV are means over the last logging interval.",
     ]
     header = ["optimizer", *(f"depth {d}" for d in sweep.depths)]
+    shown = verdicts.in_headline_order(sweep.optimizers)
     for problem in sweep.problems:
         lines += ["", f"## {problem}"]
         for init in sweep.inits:
-            ran = sweep.ran(problem, init, verdicts.in_headline_order(sweep.optimizers))
-            for protocol in results.PROTOCOLS:
-                body = [
+            ran = sweep.ran(problem, init, shown)
+            tables = {  # heading -> per optimizer run, a text per depth
+                f"{init} init, {protocol} lr": [
                     [
-                        opt,
-                        *(
-                            cell_text(
-                                sweep.summary(protocol, problem, init, opt, d), True
-                            )
-                            for d in sweep.depths
-                        ),
+                        cell_text(sweep.summary(protocol, problem, init, o, d), True)
+                        for d in sweep.depths
                     ]
-                    for opt in ran
+                    for o in ran
                 ]
-                lines += [
-                    "",
-                    f"### {init} init, {protocol} lr",
-                    "",
-                    *mdtables.table(header, body),
-                ]
-            body = []
-            for opt in ran:
-                counts = [
-                    sweep.grid_trained(problem, init, opt, d) for d in sweep.depths
-                ]
-                body.append([opt, *(f"{k}/{n}" if n else "–" for k, n in counts)])
-            lines += [
-                "",
-                f"### {init} init: learning-rate grid points that train "
-                f"(seed {sweep.tune_seed})",
-                "",
-                *mdtables.table(header, body),
+                for protocol in results.PROTOCOLS
+            }
+            counts = [
+                [sweep.grid_trained(problem, init, o, d) for d in sweep.depths]
+                for o in ran
             ]
+            grid = f"{init} init: learning-rate grid points that train"
+            tables[f"{grid} (seed {sweep.tune_seed})"] = [
+                [f"{k}/{n}" if n else "–" for k, n in row] for row in counts
+            ]
+            for heading, texts in tables.items():
+                body = [[o, *row] for o, row in zip(ran, texts, strict=True)]
+                lines += ["", f"### {heading}", "", *mdtables.table(header, body)]
     return "\n".join(lines) + "\n"
 
 
-def problem_table(
-    sweep: Sweep, protocol: str, problem: str, shown: Sequence[str]
-) -> list[str]:
-    """One problem's cells under one protocol: a row per init and optimizer run.
-
-    The lowest median of each depth is in bold (ties: each of them; a diverged
-    cell never is).
-    """
+def problem_table(sweep: Sweep, protocol, problem, shown: Sequence[str]) -> list[str]:
+    """One problem's cells under one protocol, a row per init and optimizer run;
+    the lowest median of each depth in bold (ties: each; never a diverged one)."""
     rows = {
         (init, opt): [
             sweep.summary(protocol, problem, init, opt, d) for d in sweep.depths
@@ -148,27 +130,14 @@ def problem_table(
         for init in sweep.inits
         for opt in sweep.ran(problem, init, shown)
     }
-    best = [
-        min(
-            (s["median"] for s in column if s and math.isfinite(s["median"])),
-            default=None,
-        )
-        for column in zip(*rows.values(), strict=True)
-    ]
-    bold = lambda text, s, lowest: (
-        f"**{text}**" if s and s["median"] == lowest else text
-    )
-    body = [
-        [
-            init,
-            opt,
-            *(
-                bold(cell_text(s, False), s, lowest)
-                for s, lowest in zip(found, best, strict=True)
-            ),
-        ]
-        for (init, opt), found in rows.items()
-    ]
+    finite = lambda c: [s["median"] for s in c if s and math.isfinite(s["median"])]
+    best = [min(finite(c), default=None) for c in zip(*rows.values(), strict=True)]
+
+    def bold(s, lowest):
+        text = cell_text(s, False)
+        return f"**{text}**" if s and s["median"] == lowest else text
+
+    body = [[init, opt, *map(bold, found, best)] for (init, opt), found in rows.items()]
     header = ["init", "optimizer", *(f"depth {d}" for d in sweep.depths)]
     return mdtables.table(header, body)
 
@@ -182,18 +151,9 @@ def protocol_tables(sweep: Sweep, protocol: str, shown: Sequence[str]) -> list[s
     return lines
 
 
-def page(
-    sweep: Sweep,
-    figures: Sequence[pathlib.Path],
-    figure_notes: Sequence[str],
-    csv: pathlib.Path,
-    path: pathlib.Path,
-) -> str:
-    """The docs page "Results: the depth sweep"; every number from the CSV.
-
-    `path` is where the page goes: links to the CSV and the figures are
-    relative to it.
-    """
+def page(sweep: Sweep, figures, figure_notes, csv, path: pathlib.Path) -> str:
+    """The docs page, with the `figures` (paths) and the notes on them; links to
+    them and to the `csv` are relative to the page's `path`."""
     shown = verdicts.in_headline_order(sweep.optimizers)
     seeds = ", ".join(map(str, sweep.seeds))
     tables = csv.with_name("pinn_depth_sweep.md")
@@ -230,8 +190,6 @@ def page(
         *figure_notes,
     ]
     lines += ["", "## Initialisation, Adam's regime and the figures"]
-    for note in notes:
-        if note:
-            lines += ["", note]
+    lines += [line for note in notes if note for line in ("", note)]
     lines += [""] + [f"![{f.name}]({mdtables.link(f, path)})" for f in figures]
     return "\n".join(lines) + "\n"

@@ -5,18 +5,13 @@
 
 Writes ``pinn_depth_sweep.md`` (every table) and the figures
 (``pinn_depth_sweep_*.png``) beside the CSV, and the docs page
-``docs/results/depth_sweep.md`` ("Results: the depth sweep"). Every number on
-that page comes from the CSV. Results are summarised over the seeds other than
-the tuning seed (which only picks learning rates).
-
-The parts: the rows as cells (`pinn_depth_sweep_cells`), the verdicts
-(`pinn_depth_sweep_verdicts`), the pages (`pinn_depth_sweep_pages`) and the
+``docs/results/depth_sweep.md``, from the rows (`pinn_depth_sweep_cells`), the
+verdicts (`pinn_depth_sweep_verdicts`), pages (`pinn_depth_sweep_pages`) and
 figures (`pinn_depth_sweep_figures`).
 """
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -30,16 +25,12 @@ from pinn_depth_sweep_cells import Sweep
 TITLE = pages.TITLE  # the page's first line, as every report script names it
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = mdtables.parser(__doc__, results.RESULTS, "depth_sweep.md", "the tables")
     parser.add_argument("--outdir", type=pathlib.Path, default=None)
     parser.add_argument("--tune-seed", type=int, default=results.TUNE_SEED)
     parser.add_argument("--tune-depth", type=int, default=results.TUNE_DEPTH)
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parser.parse_args(argv)
     sweep = Sweep(results.read_rows(args.results), args.tune_seed, args.tune_depth)
     outdir = args.outdir or args.results.parent
     drawings, notes = figures.drawings(sweep, results.read_history(args.results))

@@ -1,28 +1,15 @@
 """The depth sweep's results file: its columns, reading, appending, lr choice.
 
-One CSV row per training run. Shared by `pinn_depth_sweep.py` (which appends
-rows and needs the tuning choice to know which runs come next) and
-`pinn_depth_sweep_report.py` (which makes the tables, plots and README section).
-
-The learning-rate protocols, both computed from the same rows:
-
-* ``tuned``: per (problem, init, optimizer, depth), the grid point with the
-  lowest final validation error on the tuning seed;
-* ``fixed``: per (problem, init, optimizer), the grid point chosen that way at
-  the tuning depth only, then kept at every depth.
-
-A run *trains* when its final relative L2 error on the test grid is below
-`TRAINED`. Seed `TUNE_SEED` picks the learning rates; results are reported over
-the other seeds, so that no reported number was used to choose its own lr.
-
-Columns: the run's key (`KEY`), then its results: the relative L2 error on the
-test grid at the end (``final_rel_l2``) and the lowest of those logged every
-``eval_every`` steps (``best_rel_l2``), on the validation points at the end
-(``val_rel_l2``); the weighted loss and its terms as means over the last
-``eval_every`` steps; the smallest per-layer weight-gradient std and the
-imbalance (largest / smallest) at the last step; whether the run diverged; the
-batch's wall time (compilation and evaluation included) divided by its number
-of runs (``wall_s``, ``batch_runs``); device, date and commit.
+One CSV row per run (`COLUMNS`): its key (`KEY`); the relative L2 error on the
+test grid at the end (``final_rel_l2``), the lowest logged (``best_rel_l2``)
+and on the validation points (``val_rel_l2``); the loss and its terms (means
+over the last ``eval_every`` steps); the smallest per-layer weight-gradient std
+and the imbalance (largest / smallest) at the last step; whether it diverged;
+its batch's wall time (compile included) over the batch's runs; device, date,
+commit. The protocols (`PROTOCOLS`) take the grid point with the lowest final
+validation error on seed `TUNE_SEED`: ``tuned`` at each depth, ``fixed`` at
+`TUNE_DEPTH` for every depth. The other seeds are reported; a run *trains*
+when its final error is below `TRAINED`.
 """
 
 from __future__ import annotations
@@ -35,6 +22,8 @@ from typing import Any
 
 import csvrows
 
+# The training setting: one value per report (one results file per setting).
+SETTING = ("width", "activation", "steps", "num_interior", "num_boundary")
 # What identifies a run: a row with the same values is not run again.
 KEY = (
     "problem",
@@ -123,20 +112,13 @@ def run_key(row: dict[str, Any]) -> tuple:
 
 def append_history(path: str | pathlib.Path, rows: Iterable[dict[str, Any]]) -> None:
     """Appends each row's key and ``history`` as one JSON line."""
-
-    def line(row: dict[str, Any]) -> dict:
-        return {**dict(zip(KEY, run_key(row), strict=True)), **row["history"]}
-
-    csvrows.append_history(path, map(line, rows))
+    lines = ({**dict(zip(KEY, run_key(r), strict=True)), **r["history"]} for r in rows)
+    csvrows.append_history(path, lines)
 
 
-def read_history(path: str | pathlib.Path) -> dict[tuple, dict[str, list]]:
-    """Histories by run key (as `select` compares them); the last line wins."""
-    records = csvrows.read_history(path, key=run_key)
-    return {
-        key: {k: v for k, v in record.items() if k not in KEY}
-        for key, record in records.items()
-    }
+def read_history(path: str | pathlib.Path) -> dict[tuple, dict]:
+    """History records (the key's fields too) by `run_key`; the last line wins."""
+    return csvrows.read_history(path, key=run_key)
 
 
 def select(rows: Sequence[dict[str, Any]], **where) -> list[dict[str, Any]]:
@@ -154,37 +136,20 @@ def _error(value: float) -> float:
     return math.inf if math.isnan(value) else value
 
 
-def choose_lr(
-    rows: Sequence[dict[str, Any]], grid: Sequence[float], **cell
-) -> float | None:
-    """The grid point with the lowest final validation error, or None.
-
-    `cell` names one depth and one seed (the tuning seed); None until every
-    grid point has a row there (or for an empty grid). Ties go to the smaller
-    learning rate.
-    """
-    if not grid:
-        return None
+def choose_lr(rows: Sequence[dict], grid: Sequence[float], **cell) -> float | None:
+    """The grid point with the lowest final validation error at `cell` (a depth
+    and the tuning seed; ties: the smaller lr), or None until each has a row."""
     errors = {}
     for lr in grid:
         found = select(rows, lr=lr, **cell)
         if not found:
             return None
         errors[lr] = _error(found[0]["val_rel_l2"])
-    return min(sorted(errors), key=lambda lr: errors[lr])
+    return min(sorted(errors), key=errors.get, default=None)
 
 
-def protocol_lr(
-    rows: Sequence[dict[str, Any]],
-    grid: Sequence[float],
-    protocol: str,
-    *,
-    depth: int,
-    tune_depth: int,
-    tune_seed: int,
-    **cell,
-) -> float | None:
-    """The learning rate a protocol (`PROTOCOLS`) gives at `depth`."""
+def protocol_lr(rows, grid, protocol: str, *, depth, tune_depth, tune_seed, **cell):
+    """The learning rate (or None) a protocol (`PROTOCOLS`) gives at `depth`."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
     at = depth if protocol == "tuned" else tune_depth

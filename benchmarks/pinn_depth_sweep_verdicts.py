@@ -1,14 +1,14 @@
 """The depth sweep's verdicts: which optimizer is judged against which, and how.
 
-The paper's StableGrad (`PAPER`) comes first: in the tables' row order
-(`HEADLINE`), in the comparisons (one line per baseline, `judged_pairs`) and in
-the verdicts on the paper's two claims (`claims`). A comparison counts the
-cells where both optimizers have every reported seed: better, the same or
-worse by the ratio of median errors (`pinn_depth_sweep_results.judge`).
+The paper's StableGrad (`PAPER`) comes first in the rows (`HEADLINE`), the
+comparisons (`judged_pairs`) and the claims (`claims`). A comparison counts the
+cells where both have every reported seed: better, the same or worse by the
+ratio of median errors (`pinn_depth_sweep_results.judge`).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import mdtables
@@ -17,10 +17,8 @@ import recipes
 from pinn_depth_sweep_cells import Sweep, num, pair, paired_cells
 
 PAPER = "stablegrad(prediction)+adam"  # the paper's StableGrad
-# The page's row order (any other optimizer run follows; groups not run get
-# no row): the paper's variant, its baselines, its own readings and ablations,
-# then the other references (the library's output-layer default first) and the
-# rest.
+# The rows' order (others follow): the paper's variant, its baselines, its
+# readings and ablations, the other references (the default first), the rest.
 HEADLINE = (
     PAPER,
     "adam",
@@ -55,14 +53,9 @@ PAPER_BASELINES = (
 # `stablegrad()`'s default), each against the default's ("output").
 DEFAULT = "stablegrad+adam"
 NO_ARGUMENT = ("stablegrad(geometric_mean)+adam",)
-BETTER = results.BETTER
 PROTOCOL_NAMES = {"tuned": "lr per depth", "fixed": "one lr"}
-
-
-def base_of(optimizer: str) -> str | None:
-    """The recipe `optimizer` is judged against (`recipes.Recipe.base`), or None."""
-    recipe = recipes.RECIPES.get(optimizer)
-    return None if recipe is None else recipe.base
+# The recipe each is judged against (`recipes.Recipe.base`; None: not judged).
+BASES = {name: recipe.base for name, recipe in recipes.RECIPES.items()}
 
 
 def in_headline_order(optimizers: Sequence[str]) -> list[str]:
@@ -72,89 +65,65 @@ def in_headline_order(optimizers: Sequence[str]) -> list[str]:
 
 
 def judged_pairs(optimizers: Sequence[str]) -> list[tuple[str, str]]:
-    """The (ours, theirs) comparisons among `optimizers`, the paper's first.
-
-    The paper's variant against each of `PAPER_BASELINES`, then each StableGrad
-    variant against its base optimizer (`base_of`: the +decay variant against
-    adam+decay), in `HEADLINE` order, then each of `NO_ARGUMENT` against the
-    default reference; only pairs where both were run.
-    """
+    """The (ours, theirs) pairs both run: the paper's variant against each of
+    `PAPER_BASELINES`, each optimizer against its base (`BASES`) in `HEADLINE`
+    order, then each of `NO_ARGUMENT` against the default reference."""
     pairs = [(PAPER, base) for base in PAPER_BASELINES]
-    pairs += [(o, base_of(o)) for o in in_headline_order(optimizers)]
+    pairs += [(o, BASES.get(o)) for o in in_headline_order(optimizers)]
     pairs += [(o, DEFAULT) for o in NO_ARGUMENT]
-    return [
-        (ours, theirs)
-        for ours, theirs in dict.fromkeys(pairs)
-        if ours in optimizers and theirs in optimizers
-    ]
+    return [p for p in dict.fromkeys(pairs) if set(p) <= set(optimizers)]  # both run
 
 
-def _verdict(ours: dict, theirs: dict) -> int:
-    """0 better, 1 same, 2 worse, by the ratio of median errors."""
-    return results.judge(ours["median"], theirs["median"])
+def _verdict(cell: tuple) -> int:
+    """0 better, 1 same, 2 worse: a (..., ours, theirs) cell's median errors."""
+    return results.judge(cell[-2]["median"], cell[-1]["median"])
 
 
 def _counts(cells: Sequence[tuple]) -> list[int]:
     """How many of the (..., ours, theirs) `cells` are better, the same, worse."""
-    verdicts = [_verdict(cell[-2], cell[-1]) for cell in cells]
+    verdicts = list(map(_verdict, cells))
     return [verdicts.count(v) for v in range(3)]
 
 
 def _geo_mean_ratio(cells: Sequence[tuple]) -> float:
-    return results.geo_mean_ratio([(c[3]["median"], c[4]["median"]) for c in cells])
-
-
-def _tally(sweep: Sweep, cells: Sequence[tuple]) -> dict[int | str, tuple[str, str]]:
-    """Per depth and over all ("all"): (better/same/worse, runs that train)."""
-    texts = {}
-    for key in [*sweep.depths, "all"]:
-        at = [cell for cell in cells if key in (cell[2], "all")]
-        ours, base = (sum(cell[i]["trained"] for cell in at) for i in (3, 4))
-        seeds = sum(cell[3]["n"] for cell in at)
-        runs = f"{ours} vs {base} (of {seeds})" if seeds else "–"
-        texts[key] = ("/".join(map(str, _counts(at))), runs)
-    return texts
+    return results.geo_mean_ratio([(c[-2]["median"], c[-1]["median"]) for c in cells])
 
 
 def comparisons(sweep: Sweep) -> list[str]:
-    """One line per `judged_pairs`, then a table per pair: its verdicts per depth.
-
-    Only cells where both have every reported seed count; both protocols.
-    """
-    lines, tables = [], []
+    """One line per `judged_pairs`, then a table per pair: its verdicts per depth
+    under both protocols, over the cells where both have every reported seed."""
+    lines, tables, keys = [], [], [*sweep.depths, "all"]
     for opt, base in judged_pairs(sweep.optimizers):
-        parts, header, columns = [], ["depth"], []
-        for protocol in results.PROTOCOLS:
-            cells = paired_cells(sweep, protocol, opt, base)
-            if not cells:
+        parts, header, body = [], ["depth"], [[str(key)] for key in keys]
+        for protocol, name in PROTOCOL_NAMES.items():
+            if not (cells := paired_cells(sweep, protocol, opt, base)):
                 continue
-            total, name = _counts(cells), PROTOCOL_NAMES[protocol]
             parts.append(
-                f"{' / '.join(map(str, total))} of {len(cells)} cells with "
-                f"{name} (ratio {_geo_mean_ratio(cells):.2f})"
+                f"{' / '.join(map(str, _counts(cells)))} of {len(cells)} cells "
+                f"with {name} (ratio {_geo_mean_ratio(cells):.2f})"
             )
             header += [name, "runs that train"]
-            columns.append(_tally(sweep, cells))
-        if not parts:
-            continue
-        lines.append(
-            f"* **{opt} vs {base}: better / same / worse** in "
-            + ", in ".join(parts)
-            + "."
-        )
-        body = [
-            [str(key), *(text for tally in columns for text in tally[key])]
-            for key in [*sweep.depths, "all"]
-        ]
-        tables += ["", f"### {opt} vs {base}", "", *mdtables.table(header, body)]
+            for row, key in zip(body, keys, strict=True):  # that depth, or all
+                at = [cell for cell in cells if key in (cell[2], "all")]
+                ours, theirs = (sum(cell[i]["trained"] for cell in at) for i in (3, 4))
+                seeds = sum(cell[3]["n"] for cell in at)
+                runs = f"{ours} vs {theirs} (of {seeds})" if seeds else "–"
+                row += ["/".join(map(str, _counts(at))), runs]
+        if parts:
+            lines.append(
+                f"* **{opt} vs {base}: better / same / worse** in "
+                f"{', in '.join(parts)}."
+            )
+            tables += ["", f"### {opt} vs {base}", "", *mdtables.table(header, body)]
     if not lines:
         return []
     return [
         "Per comparison, over the problem x init x depth cells where both have "
         "every reported seed: better where the first's median error is more than "
-        f"{round((1 - BETTER) * 100)}% lower than the second's, worse where it is "
-        f"more than {round((1 / BETTER - 1) * 100)}% higher, and the geometric "
-        "mean of the ratio of median errors (below 1: the first better).",
+        f"{round((1 - results.BETTER) * 100)}% lower than the second's, worse "
+        f"where it is more than {round((1 / results.BETTER - 1) * 100)}% higher, "
+        "and the geometric mean of the ratio of median errors (below 1: the first "
+        "better).",
         "",
         *lines,
         "",
@@ -168,48 +137,35 @@ def comparisons(sweep: Sweep) -> list[str]:
 
 def where(sweep: Sweep, opt: str, base: str) -> list[str]:
     """The cells (lr per depth) where ``opt`` beats ``base`` and where it loses."""
-    cells = paired_cells(sweep, "tuned", opt, base)
-    lists = {0: [], 2: []}
-    for problem, init, depth, ours, theirs in cells:
-        verdict = _verdict(ours, theirs)
-        if verdict in lists:
-            lists[verdict].append(
-                f"{problem} {init} depth {depth} ({num(ours['median'])} vs "
-                f"{num(theirs['median'])})"
-            )
+    lists = {0: [], 1: [], 2: []}
+    for problem, init, depth, ours, theirs in paired_cells(sweep, "tuned", opt, base):
+        lists[_verdict((ours, theirs))].append(
+            f"{problem} {init} depth {depth} ({num(ours['median'])} vs "
+            f"{num(theirs['median'])})"
+        )
     return [
         f"* {word} than {base} (lr per depth; {opt}'s median error vs {base}'s): "
-        + ("; ".join(lists[key]) if lists[key] else "nowhere")
-        + "."
+        f"{'; '.join(lists[key]) or 'nowhere'}."
         for key, word in ((0, "Better"), (2, "Worse"))
     ]
 
 
 def best_depths(sweep: Sweep, shown: Sequence[str]) -> list[str]:
-    """Per problem and init: the depth with each optimizer's lowest median error.
-
-    The paper's second claim is that StableGrad makes deeper PINNs reliable: if
-    it did, its best depth would move deeper and its deep errors would drop.
-    Only problems and inits where every optimizer shown has every depth with
-    every reported seed get a row; none: no table.
-    """
+    """Per problem and init: the depth with each optimizer's lowest median error
+    (the paper's second claim: StableGrad's would be deeper), where each has
+    every depth with every reported seed; none: no table."""
     body = []
-    for problem in sweep.problems:
-        for init in sweep.inits:
-            row = [problem, init]
-            for opt in shown:
-                found = [
-                    (s["median"], d)
-                    for d in sweep.depths
-                    if (s := sweep.summary("tuned", problem, init, opt, d))
-                    and s["n"] == len(sweep.seeds)
-                ]
-                if len(found) < len(sweep.depths):
-                    break
-                error, depth = min(found, key=lambda f: results.error_ratio(f[0], 1.0))
-                row.append(f"{depth} ({num(error)})")
-            else:
-                body.append(row)
+    for problem, init in itertools.product(sweep.problems, sweep.inits):
+        row = [problem, init]
+        for o in shown:
+            at = {d: sweep.summary("tuned", problem, init, o, d) for d in sweep.depths}
+            if not all(s and s["n"] == len(sweep.seeds) for s in at.values()):
+                break
+            error = {d: results.error_ratio(s["median"], 1.0) for d, s in at.items()}
+            depth = min(error, key=error.get)  # the shallowest of ties
+            row.append(f"{depth} ({num(at[depth]['median'])})")
+        else:
+            body.append(row)
     return mdtables.table(["problem", "init", *shown], body) if body else []
 
 
@@ -219,19 +175,18 @@ def claims(sweep: Sweep, opt: str, base: str) -> list[str]:
     if not cells:
         return []
     total, geo = _counts(cells), _geo_mean_ratio(cells)
-    if total[0] > total[2] and geo < BETTER:
+    if total[0] > total[2] and geo < results.BETTER:
         first = "holds here"
-    elif total[2] > total[0] and geo > 1 / BETTER:
+    elif total[2] > total[0] and geo > 1 / results.BETTER:
         first = "does not hold here: StableGrad is more often worse"
     else:
         first = "does not hold here: neither is consistently better"
     half = sweep.depths[-1] // 2
     deep = [c for c in cells if c[2] >= half]
     ours, theirs = (sum(c[i]["trained"] for c in deep) for i in (3, 4))
-    if ours > theirs:
-        second = f"StableGrad trains more of them ({ours} against {theirs})"
-    elif ours < theirs:
-        second = f"StableGrad trains fewer of them ({ours} against {theirs})"
+    if ours != theirs:
+        more = "more" if ours > theirs else "fewer"
+        second = f"StableGrad trains {more} of them ({ours} against {theirs})"
     else:
         second = f"both train as many ({ours})" if ours else "neither trains any"
     if deep:
@@ -270,7 +225,7 @@ def every_claims(sweep: Sweep) -> list[str]:
     """`claims` for each StableGrad variant against its base, the paper's first."""
     lines = []
     for opt in in_headline_order(sweep.optimizers):
-        base = base_of(opt)
+        base = BASES.get(opt)
         if base in sweep.optimizers and (found := claims(sweep, opt, base)):
             lines += ["", *found]
     return lines
@@ -280,13 +235,11 @@ def init_comparison(sweep: Sweep, shown: Sequence[str], ours: str, usual: str):
     """One sentence: the activation-aware init against the usual one, per optimizer."""
     parts = []
     for opt in shown:
+        sides = ((ours, opt), (usual, opt))
         cells = [
             (problem, ours, depth, *found)
-            for problem in sweep.problems
-            for depth in sweep.depths
-            if (
-                found := pair(sweep, "tuned", problem, depth, (ours, opt), (usual, opt))
-            )
+            for problem, depth in itertools.product(sweep.problems, sweep.depths)
+            if (found := pair(sweep, "tuned", problem, depth, *sides))
         ]
         if not cells:
             continue
@@ -304,40 +257,30 @@ def init_comparison(sweep: Sweep, shown: Sequence[str], ours: str, usual: str):
         return None
     return (
         f"Initialisation, {ours} against {usual} (same optimizer, lr per depth; "
-        "ratio below 1: the " + ours + " init better): " + "; ".join(parts) + "."
+        f"ratio below 1: the {ours} init better): {'; '.join(parts)}."
     )
 
 
 def regime(sweep: Sweep) -> str | None:
-    """Where Adam's eps stands against the per-layer gradient std Adam sees.
-
-    Plain Adam's runs at their tuned learning rate that trained at all (error
-    below 0.9: not collapsed to u = 0); the statistic is the smallest
-    per-layer weight-gradient std at the last step.
-    """
-    stds = []
-    for problem in sweep.problems:
-        for init in sweep.inits:
-            for depth in sweep.depths:
-                lr = sweep.lr("tuned", problem, init, "adam", depth)
-                if lr is None:
-                    continue
-                runs = results.select(
-                    sweep.runs_of(problem, init, "adam"), depth=depth, lr=lr
-                )
-                stds += [
-                    r["min_layer_grad_std"] for r in runs if r["final_rel_l2"] < 0.9
-                ]
+    """Where Adam's eps stands against the smallest per-layer gradient std at
+    the last step, in plain Adam's runs at the tuned lr that did not collapse
+    to u = 0 (error below 0.9)."""
+    cells = itertools.product(sweep.problems, sweep.inits, sweep.depths)
+    stds = sorted(
+        r["min_layer_grad_std"]
+        for problem, init, depth in cells
+        if (lr := sweep.lr("tuned", problem, init, "adam", depth)) is not None
+        for r in sweep.runs_of(problem, init, "adam", depth=depth, lr=lr)
+        if r["final_rel_l2"] < 0.9
+    )
     if not stds:
         return None
-    stds.sort()
-    below = sum(v < 1e-6 for v in stds)
     return (
         f"Adam's regime: in {len(stds)} plain-Adam runs at their tuned learning "
         "rate (collapsed runs left out), the smallest per-layer gradient std at "
         f"the last step ranges from {num(stds[0])} to {num(stds[-1])} (median "
-        f"{num(stds[len(stds) // 2])}); {below} are below 1e-6, near Adam's eps "
-        "(1e-8). Where it is far above eps, Adam undoes a per-layer rescale that "
-        "is constant in time, and StableGrad + Adam differs from Adam only through "
-        "the factors' changes over time."
+        f"{num(stds[len(stds) // 2])}); {sum(v < 1e-6 for v in stds)} are below "
+        "1e-6, near Adam's eps (1e-8). Where it is far above eps, Adam undoes a "
+        "per-layer rescale that is constant in time, and StableGrad + Adam "
+        "differs from Adam only through the factors' changes over time."
     )

@@ -1,20 +1,18 @@
 """Which reading of a PINN's prediction should set the paper's reference?
 
-A PINN's loss reads the network's values at the data points, its values at the
-collocation points and its derivatives there, so "the std of dL/d(prediction)"
-has three readings (`stablegrad_optax.pinn.PREDICTION_READINGS`): ``data`` (u
-at the boundary and initial points), ``values`` (u at every point, direct
-dependence only) and ``all`` (every output the loss reads). The side run
+"The std of dL/d(prediction)" has three readings for a PINN
+(`stablegrad_optax.pinn.PREDICTION_READINGS`): ``data`` (u at the boundary and
+initial points), ``values`` (u at every point) and ``all`` (every output the
+loss reads, derivatives too). The side run
 
   cd benchmarks && python pinn_depth_sweep.py --problems poisson --inits critical \\
     --depths 32 --tune-depth 32 --lrs 1e-4 --results \\
     results/pinn_prediction_readings.csv --optimizers \\
     "stablegrad(prediction)+adam,stablegrad(prediction-values)+adam,stablegrad(prediction-all)+adam"
 
-(and the same on Helmholtz) trains with each, and every run logs all three
-readings. This script writes ``pinn_prediction_readings.md`` beside the CSV:
-the final errors per reading, and how the readings compare and fall over a
-run (medians over the reported seeds, every seed but the tuning seed).
+(and the same on Helmholtz) trains with each; every run logs all three. This
+script writes ``pinn_prediction_readings.md`` beside the CSV: the final errors
+per reading and how the readings fall over a run (over the reported seeds).
 
   python benchmarks/pinn_prediction_readings_report.py
 """
@@ -32,18 +30,14 @@ from typing import Any
 import mdtables
 import pinn_depth_sweep_results as results
 
-HERE = pathlib.Path(__file__).resolve().parent
-RESULTS = HERE / "results" / "pinn_prediction_readings.csv"
+RESULTS = results.RESULTS.with_name("pinn_prediction_readings.csv")
 READING_OF = {
     "stablegrad(prediction)+adam": "data",
     "stablegrad(prediction-values)+adam": "values",
     "stablegrad(prediction-all)+adam": "all",
 }
-READINGS = ("data", "values", "all")
-
-
-def _num(value: float) -> str:
-    return f"{value:.3g}"
+READINGS = tuple(READING_OF.values())
+_num = "{:.3g}".format
 
 
 def groups(rows: Sequence[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
@@ -57,53 +51,34 @@ def groups(rows: Sequence[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
 
 
 def error_table(found: dict[tuple, list[dict[str, Any]]]) -> list[str]:
+    """Per group: the median and each seed's final error, and how many train."""
     body = []
-    for (problem, depth, reading, lr), runs in found.items():
+    for key, runs in found.items():
         errors = sorted(r["final_rel_l2"] for r in runs)
-        body.append(
-            [
-                problem,
-                str(depth),
-                reading,
-                lr,
-                _num(statistics.median(errors)),
-                ", ".join(_num(e) for e in errors),
-                f"{sum(e < results.TRAINED for e in errors)}/{len(errors)}",
-            ]
-        )
-    header = [
-        "problem",
-        "depth",
-        "reading that sets the reference",
-        "lr",
-        "median final rel-L2",
-        "seeds",
-        f"< {results.TRAINED}",
-    ]
+        median = _num(statistics.median(errors))
+        trained = f"{sum(e < results.TRAINED for e in errors)}/{len(errors)}"
+        body.append([*map(str, key), median, ", ".join(map(_num, errors)), trained])
+    header = ["problem", "depth", "reading that sets the reference", "lr"]
+    header += ["median final rel-L2", "seeds", f"< {results.TRAINED}"]
     return mdtables.table(header, body)
 
 
 def scale_table(found: dict[tuple, list[dict[str, Any]]], history: dict) -> list[str]:
     """Per group: each reading's scale, first and last chunk, median over seeds."""
     body = []
-    for (problem, depth, reading, lr), runs in found.items():
+    for key, runs in found.items():
         logged = [history.get(results.run_key(r)) for r in runs]
-        logged = [h for h in logged if h and "reference_scale" in h]
+        logged = [h["reference_scale"] for h in logged if h and "reference_scale" in h]
         if not logged:
             continue
         cells = []
         for other in READINGS:  # its first and last logged chunk-mean scale
-            scales = [h["reference_scale"][other] for h in logged]
+            scales = [h[other] for h in logged]
             first, last = (statistics.median(v[i] for v in scales) for i in (0, -1))
             cells.append(f"{_num(first)} -> {_num(last)} ({_num(first / last)}x)")
-        body.append([problem, str(depth), reading, lr, *cells])
-    header = [
-        "problem",
-        "depth",
-        "run with",
-        "lr",
-        *(f"{r}: first -> last (fall)" for r in READINGS),
-    ]
+        body.append([*map(str, key), *cells])
+    header = ["problem", "depth", "run with", "lr"]
+    header += [f"{r}: first -> last (fall)" for r in READINGS]
     return mdtables.table(header, body)
 
 
