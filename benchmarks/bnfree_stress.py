@@ -250,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("--max-minutes reached; stopping before a new cell")
             break
         summaries, logs = run_cell(args, data, model, optimizer, variant, seeds, lr)
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         meta |= {"date": now.isoformat("T", "seconds"), "jax": jax.__version__}
         rows = [cell | summary | meta for summary in summaries]
         results.append_history(

@@ -212,7 +212,7 @@ def overhead_metadata(config: argparse.Namespace) -> dict[str, Any]:
     return run_metadata(
         note=config.note,
         jax_device=str(jax.devices()[0]),
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         python=platform.python_version(),
         jaxlib=jaxlib.__version__,
         # The cores this process may run on (taskset): XLA:CPU's thread pool.

@@ -23,7 +23,7 @@ from stablegrad_optax._projection import scale_by_projection as scale_by_project
 from stablegrad_optax._stablegrad import StableGradState as StableGradState
 from stablegrad_optax._stablegrad import stablegrad as stablegrad
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = (
     "AdamDirectionState",
