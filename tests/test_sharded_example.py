@@ -52,3 +52,28 @@ def test_bad_flags_exit_with_a_usage_error(main, flags, capsys):
 def test_a_layout_the_devices_cannot_form_is_one_clear_line(main, tmp_path):
     with pytest.raises(SystemExit, match="model_axis must divide the 1 devices"):
         main.main([f"--config={TEST_CONFIG}", f"--workdir={tmp_path}", "--layout=2d"])
+
+
+@pytest.mark.parametrize(
+    "variables, match",
+    [
+        ({"JAX_COORDINATOR_ADDRESS": "127.0.0.1:1234"}, "missing: JAX_NUM_PROCESSES, "),
+        (
+            {
+                "JAX_COORDINATOR_ADDRESS": "127.0.0.1:1234",
+                "JAX_NUM_PROCESSES": "two",
+                "JAX_PROCESS_ID": "0",
+            },
+            "must be integers, got 'two' and '0'",
+        ),
+    ],
+)
+def test_multihost_variables_set_in_part_or_malformed_exit_with_one_line(
+    main, monkeypatch, variables, match
+):
+    for name in main.DISTRIBUTED_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit, match=match):
+        main.initialize_distributed(timeout_s=5)

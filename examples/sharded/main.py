@@ -64,15 +64,13 @@ def initialize_distributed(timeout_s: int) -> None:
     """
     values = {name: os.environ.get(name) for name in DISTRIBUTED_VARIABLES}
     missing = [name for name, value in values.items() if not value]
-    kwargs = {}
-    if len(missing) == len(values):
-        pass  # JAX's cluster detection
-    elif missing:
+    if 0 < len(missing) < len(values):
         raise SystemExit(
             f"error: --multihost needs all of {', '.join(DISTRIBUTED_VARIABLES)} "
             f"or none of them (on a cluster JAX detects); missing: {', '.join(missing)}"
         )
-    else:
+    kwargs = {}  # none set: JAX's cluster detection
+    if not missing:
         try:
             num_processes = int(values["JAX_NUM_PROCESSES"])
             process_id = int(values["JAX_PROCESS_ID"])
