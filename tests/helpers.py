@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib
 import importlib.util
+import os
 import pathlib
 import sys
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
@@ -213,3 +216,23 @@ def markdown_section(text: str, *headings: str) -> str:
         ends = [body.find(f"\n{'#' * n} ") for n in range(1, level + 1)]
         text = body[: min((e for e in ends if e >= 0), default=len(body))]
     return text
+
+
+def made_once(tmp_path_factory, name: str, make: Callable[[pathlib.Path], None]):
+    """A folder that `make` fills once per test run, also under xdist.
+
+    The run's workers share it (under the run's base temp folder); the first to
+    take its file lock runs `make`, the others wait and reuse what it made. A
+    `make` that raises leaves it unmade, and the next test to ask tries again.
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's folder, above each worker's own
+    folder = base / name
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".made").exists():
+            folder.mkdir(exist_ok=True)
+            make(folder)
+            (folder / ".made").touch()
+    return folder

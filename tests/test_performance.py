@@ -100,11 +100,15 @@ def test_the_jitted_update_compiles_once(make, given):
     assert COMPILES.count == 0
 
 
+# The fusions XLA:CPU makes by default, which the HLO reader is written for
+# (the suite's flags turn them off).
+USERS_FUSIONS = {"xla_cpu_use_fusion_emitters": True}
+
+
 def _compiled_text(tree):
     tx = sgo.stablegrad()
     lowered = jax.jit(tx.update, keep_unused=True).lower(tree, tx.init(tree), tree)
-    # The fusions XLA:CPU makes by default (the suite's flags turn them off).
-    return lowered.compile({"xla_cpu_use_fusion_emitters": True}).as_text()
+    return lowered.compile(USERS_FUSIONS).as_text()
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
@@ -151,7 +155,7 @@ def test_the_leaf_reader_counts_what_it_should(hlo_reads):
         return jnp.sum(x) + jnp.sum(x * x), x * 2.0, jnp.stack([y, y + 1.0])
 
     x, y = jnp.ones((256, 256)), jnp.ones((256, 256))
-    text = jax.jit(f).lower(x, y).compile().as_text()
+    text = jax.jit(f).lower(x, y).compile(USERS_FUSIONS).as_text()
     rx, ry = hlo_reads.leaf_reads(text, [x.shape, y.shape])
     assert 1 <= rx["reductions"] <= 2 and rx["elementwise"] >= 1
     assert ry["stacked"] >= 1 and ry["reductions"] == 0

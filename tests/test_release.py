@@ -10,7 +10,7 @@ import tarfile
 import zipfile
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, made_once
 
 import stablegrad_optax as sgo
 
@@ -19,16 +19,21 @@ pytestmark = pytest.mark.slow
 PACKAGE = "stablegrad_optax"
 
 
-@pytest.fixture(scope="module")
-def dist(tmp_path_factory):
-    """(sdist, wheel) built from the checkout into a folder outside it."""
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
+def build(out) -> None:
+    """`python -m build` of the checkout into `out`, a folder outside it."""
+    done = subprocess.run(
         [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
-        check=True,
         capture_output=True,
+        text=True,
         timeout=600,
     )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory):
+    """(sdist, wheel), built once per test run."""
+    out = made_once(tmp_path_factory, "dist", build)
     (sdist,) = out.glob("*.tar.gz")
     (wheel,) = out.glob("*.whl")
     return sdist, wheel
@@ -98,14 +103,16 @@ def test_the_wheel_installs_and_runs_the_first_loop_outside_the_checkout(
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = str(venv / "bin" / "python")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # The dependencies as a user gets them: unpinned, from the package index.
     install = subprocess.run(
         [python, "-m", "pip", "install", "--quiet", str(wheel)],
+        env=env,
         capture_output=True,
         text=True,
         timeout=900,
     )
     assert install.returncode == 0, install.stdout + install.stderr
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     where = subprocess.run(
         [python, "-c", f"import {PACKAGE} as m; print(m.__file__, m.__version__)"],
         cwd=tmp_path,

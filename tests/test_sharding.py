@@ -20,8 +20,8 @@ def test_sharded_suite_passes_on_8_devices():
     env = {
         **os.environ,
         "JAX_PLATFORMS": "cpu",
-        # XLA's default optimisation (the suite's tolerances are set under it;
-        # conftest's -O0 is left out), and 8 host devices.
+        # XLA's defaults (the suite's tolerances are set under them; conftest's
+        # fast-compile flags are left out), and 8 host devices.
         "XLA_FLAGS": " ".join(
             [
                 *(

@@ -19,8 +19,8 @@ process's devices, and the work directory must be on a file system all
 processes share. Two processes on one machine::
 
   for i in 0 1; do
-    JAX_COORDINATOR_ADDRESS=127.0.0.1:12345 JAX_NUM_PROCESSES=2 JAX_PROCESS_ID=$i \
-    XLA_FLAGS=--xla_force_host_platform_device_count=2 JAX_PLATFORMS=cpu \
+    JAX_COORDINATOR_ADDRESS=127.0.0.1:12345 JAX_NUM_PROCESSES=2 JAX_PROCESS_ID=$i \\
+    XLA_FLAGS=--xla_force_host_platform_device_count=2 JAX_PLATFORMS=cpu \\
       python examples/sharded/main.py --multihost --workdir sharded_out &
   done; wait
 """
@@ -45,45 +45,32 @@ import train  # noqa: E402
 from common import config_and_overrides, positive  # noqa: E402
 from configs.default import LAYOUTS  # noqa: E402
 
-# What --multihost reads when they are set: all three, or none.
-DISTRIBUTED_VARIABLES = (
-    "JAX_COORDINATOR_ADDRESS",
-    "JAX_NUM_PROCESSES",
-    "JAX_PROCESS_ID",
-)
+# What --multihost reads, where set, and the arguments of jax.distributed.initialize.
+DISTRIBUTED_VARIABLES = {
+    "JAX_COORDINATOR_ADDRESS": ("coordinator_address", str),
+    "JAX_NUM_PROCESSES": ("num_processes", int),
+    "JAX_PROCESS_ID": ("process_id", int),
+}
 
 
 def initialize_distributed(timeout_s: int) -> None:
-    """`jax.distributed.initialize`, from the three variables if they are set.
+    """`jax.distributed.initialize`, from the three variables where they are set.
 
-    Outside a cluster it detects, JAX reads only the coordinator's address from
-    the environment; this passes all three. With none set, JAX's cluster
-    detection decides. Any failure (a variable missing or malformed, no
-    cluster, a coordinator or a process not connected within `timeout_s`
-    seconds) exits with one line naming it.
+    Outside a cluster it detects (SLURM, Open MPI, TPU pods, GKE), JAX reads
+    only the coordinator's address from the environment; this passes all three,
+    and JAX's cluster detection fills what is not set. Any failure (a malformed
+    number, no cluster and not all three set, a coordinator or a process not
+    connected within `timeout_s` seconds) exits with one line naming it.
     """
-    values = {name: os.environ.get(name) for name in DISTRIBUTED_VARIABLES}
-    missing = [name for name, value in values.items() if not value]
-    if 0 < len(missing) < len(values):
-        raise SystemExit(
-            f"error: --multihost needs all of {', '.join(DISTRIBUTED_VARIABLES)} "
-            f"or none of them (on a cluster JAX detects); missing: {', '.join(missing)}"
-        )
-    kwargs = {}  # none set: JAX's cluster detection
-    if not missing:
-        try:
-            num_processes = int(values["JAX_NUM_PROCESSES"])
-            process_id = int(values["JAX_PROCESS_ID"])
-        except ValueError:
-            raise SystemExit(
-                "error: JAX_NUM_PROCESSES and JAX_PROCESS_ID must be integers, got "
-                f"{values['JAX_NUM_PROCESSES']!r} and {values['JAX_PROCESS_ID']!r}"
-            ) from None
-        kwargs = {
-            "coordinator_address": values["JAX_COORDINATOR_ADDRESS"],
-            "num_processes": num_processes,
-            "process_id": process_id,
-        }
+    kwargs = {}
+    for name, (argument, kind) in DISTRIBUTED_VARIABLES.items():
+        if value := os.environ.get(name):
+            try:
+                kwargs[argument] = kind(value)
+            except ValueError:
+                raise SystemExit(
+                    f"error: {name} must be an integer, got {value!r}"
+                ) from None
     # JAX aborts the process when its own timeout passes; a watchdog exits
     # first, with a line that says what was waited for.
     where = kwargs.get("coordinator_address", "the cluster's coordinator")
