@@ -8,6 +8,10 @@ their usual CIFAR settings, not tuned per variant; ``--lrs`` runs other rates
 (the stability frontier). One CSV row per run goes to ``--results``
 (`bnfree_stress_results`), its per-step logs to a JSON-lines file beside it;
 runs already there are skipped, so the benchmark resumes where it stopped.
+With ``--per-machine`` only the runs this machine made count (the ``device``
+column: the CPU model or GPU name, the core count and ``XLA_FLAGS``): at the
+edge of stability a seed can train on one CPU and die on another, so a cell's
+seeds are compared on one machine.
 
   python benchmarks/bnfree_stress.py --models resnet18 --width 16
   python benchmarks/bnfree_stress_report.py   # table, plots, docs page
@@ -208,6 +212,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--eval-examples", type=positive(int), default=2048, help=eval_help)
     add("--results", type=pathlib.Path, default=results.RESULTS)
     add("--max-minutes", type=float, default=None)
+    mine = "a run is done only if this machine made it (the same device column)"
+    add("--per-machine", action="store_true", help=mine)
     args = parser.parse_args(argv)
     if args.dataset not in DATASETS and args.data_dir is None:
         parser.error(f"--dataset {args.dataset} needs --data-dir (nothing is fetched)")
@@ -222,7 +228,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     meta = {"device": device_name(), "git_commit": code_version()}
     csvrows.drop_partial_line(args.results)
-    done = {results.run_key(row) for row in results.read_rows(args.results)}
+    done = {
+        results.run_key(row)
+        for row in results.read_rows(args.results)
+        if not args.per_machine or row["device"] == meta["device"]
+    }
     if args.dataset in DATASETS:
         data = DATASETS[args.dataset]()
     else:

@@ -6,6 +6,7 @@ import math
 import sys
 
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 from helpers import benchmark_scripts, regenerated_page, tiny_results
@@ -100,6 +101,36 @@ def test_report_writes_table_figure_and_docs_page(modules, tiny_csv, tmp_path):
     assert "resnet18 (width 2) on synthetic, sgd lr 0.1, 4 steps of batch 4" in text
     assert (tmp_path / "bnfree_stress_resnet18_synthetic.png").stat().st_size > 0
     assert (tmp_path / "bnfree_stress.md").read_text().count("| none+agc |") == 1
+
+
+def test_per_machine_reruns_the_seeds_another_machine_made(
+    modules, tmp_path, monkeypatch
+):
+    bench, _, results = modules
+    flags = [*TINY, "--variants=bn", "--seeds=0,1", f"--results={tmp_path / 'r.csv'}"]
+    cell = dict(model="resnet18", width=2, dataset="synthetic", optimizer="sgd")
+    cell |= dict(lr=0.1, variant="bn", steps=4, batch_size=4)
+    measured = dict(first_nonfinite_step=0, initial_loss=2.3, test_accuracy=0.5)
+    measured |= dict(final_minibatch_loss=2.0, final_train_loss=2.0, wall_s=1.0)
+    meta = dict(date="2026-01-01", git_commit="abc", jax="0")
+    elsewhere = {**cell, "seed": 0, **measured, "device": "cpu: elsewhere", **meta}
+    results.append_rows(tmp_path / "r.csv", [elsewhere])
+    asked = []
+
+    def run_cell(args, data, model, optimizer, variant, seeds, lr=None):
+        asked.append(seeds)
+        logs = {name: np.ones((len(seeds), args.steps)) for name in bench.LOGS}
+        return [{"seed": s, **measured} for s in seeds], logs
+
+    monkeypatch.setattr(bench, "run_cell", run_cell)
+    bench.main(flags)
+    assert asked == [[1]]  # seed 0 is done, wherever it ran
+    bench.main([*flags, "--per-machine"])
+    assert asked == [[1], [0]]  # this machine had not run seed 0
+    bench.main([*flags, "--per-machine"])
+    assert asked == [[1], [0]]
+    devices = [r["device"] for r in results.read_rows(tmp_path / "r.csv")]
+    assert devices[0] == "cpu: elsewhere" and devices[1] == devices[2] != devices[0]
 
 
 def test_a_diverged_seed_is_counted_not_averaged(modules):
