@@ -41,7 +41,13 @@ from stablegrad_optax import models, pinn
 
 import overhead_timing as timing
 from overhead_timing import jit, ratio_between, timed_section, xla_cost
-from overhead_updates import LEARNING_RATE, TREES, benchmark_tree, optimizers
+from overhead_updates import (
+    LEARNING_RATE,
+    TREES,
+    benchmark_tree,
+    compile_costs,
+    optimizers,
+)
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
 from common import name_list, positive, run_metadata  # noqa: E402
@@ -236,6 +242,23 @@ def train_steps_section(config: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def compile_section(config: argparse.Namespace) -> dict[str, Any]:
+    """The `compile` section of the JSON, with its own provenance."""
+    start, meta = time.perf_counter(), overhead_metadata(config)
+    trees = compile_costs(config)
+    keys = ("rounds", "compile_rounds", "block_seconds", "min_iters", "iters", "seed")
+    config_ = {k: getattr(config, k) for k in keys}
+    return {
+        "meta": meta,
+        "config": config_,
+        "trees": trees,
+        "wall_time_s": time.perf_counter() - start,
+    }
+
+
+SECTIONS = {"train_steps": train_steps_section, "compile": compile_section}
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
@@ -259,7 +282,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     add(
         "--only",
-        choices=("train-steps",),
+        choices=("train-steps", "compile"),
         help="time only this section and write it into the JSON already in "
         "--outdir, keeping the other sections",
     )
@@ -268,6 +291,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--chunk", type=positive(int), default=5, help="PINN steps per call")
     add("--seed", type=int, default=0)
     add("--rounds", type=positive(int), default=9)
+    add("--compile-rounds", type=positive(int), default=3)
     add(
         "--block-seconds",
         type=positive(float),
@@ -309,10 +333,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(f"JAX devices: {jax.devices()}; {meta['device']}", flush=True)
     outdir = pathlib.Path(config.outdir)
     path = outdir / f"overhead_{jax.default_backend()}.json"
-    if config.only == "train-steps":
+    if config.only:
         results = json.loads(path.read_text()) if path.exists() else {}
-        results["train_steps"] = train_steps_section(config)
-        wall_time_s = results["train_steps"]["wall_time_s"]
+        key = config.only.replace("-", "_")
+        results[key] = SECTIONS[key](config)
+        wall_time_s = results[key]["wall_time_s"]
     else:
         results = {"meta": meta, "config": vars(config)}
         results["trees"] = {name: benchmark_tree(name, config) for name in config.trees}
@@ -320,6 +345,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             name: benchmark_model_step(name, config) for name in config.model_steps
         }
         results["train_steps"] = train_steps_section(config)
+        results["compile"] = compile_section(config)
         results["compiles_during_timing"] = timing.TIMED_COMPILES[0]
         results["wall_time_s"] = wall_time_s = time.perf_counter() - start
     outdir.mkdir(parents=True, exist_ok=True)

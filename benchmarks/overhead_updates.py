@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -118,6 +119,29 @@ def transformer_tree(config: argparse.Namespace) -> Tree:
         f"{vocab}, bfloat16"
     )
     return _random_tree(shapes, config.seed, jnp.bfloat16, description)
+
+
+def blocks_tree(config: argparse.Namespace) -> Tree:
+    """48 transformer-shaped blocks of width 256, float32 (482 leaves)."""
+    blocks, d, vocab = (2, 16, 32) if config.quick else (48, 256, 1024)
+    f32 = functools.partial(jax.ShapeDtypeStruct, dtype=jnp.float32)
+    block = {
+        "ln_attn": {"scale": f32((d,))},
+        **{
+            name: {"kernel": f32((d, d))}
+            for name in ("query", "key", "value", "attn_out")
+        },
+        "ln_mlp": {"scale": f32((d,))},
+        "mlp_in": {"kernel": f32((d, 4 * d)), "bias": f32((4 * d,))},
+        "mlp_out": {"kernel": f32((4 * d, d)), "bias": f32((d,))},
+    }
+    shapes = {f"block_{i}": block for i in range(blocks)}
+    shapes |= {
+        "embed": {"embedding": f32((vocab, d))},
+        "head": {"kernel": f32((d, vocab))},
+    }
+    description = f"{blocks} transformer-shaped blocks, d_model {d}, float32"
+    return _random_tree(shapes, config.seed, jnp.float32, description)
 
 
 TREES: dict[str, Callable[[argparse.Namespace], Tree]] = {
@@ -263,3 +287,65 @@ def benchmark_tree(name: str, config: argparse.Namespace) -> dict[str, Any]:
     result["update_call"] = timed_section("update, jit call", call_entries, config)
     result["hlo"] = inspect_hlo(tree, txs, loops)
     return result
+
+
+COMPILE_TREES = {"mlp64": mlp_tree, "blocks48": blocks_tree, "resnet50": resnet50_tree}
+COMPILED = ("adam", "adaptive_grad_clip+adam", "stablegrad+adam")
+
+
+def with_zero_layer(grads: Any) -> Any:
+    """`grads` with its middle weight leaf (ndim >= 2) all zeros: a dead layer,
+    which sends StableGrad's statistic down its careful path."""
+    leaves, treedef = jax.tree.flatten(grads)
+    weights = [i for i, x in enumerate(leaves) if x.ndim >= 2]
+    middle = weights[len(weights) // 2]
+    leaves[middle] = jnp.zeros_like(leaves[middle])
+    return jax.tree.unflatten(treedef, leaves)
+
+
+def compile_seconds(tx, grads, params) -> tuple[float, float]:
+    """Seconds to trace and lower ``jax.jit(tx.update)``, and to compile it
+    (JAX's in-memory caches cleared first: each round compiles anew)."""
+    jax.clear_caches()
+    start = time.perf_counter()
+    lowered = jax.jit(tx.update).lower(grads, tx.init(params), params)
+    lowered_at = time.perf_counter()
+    lowered.compile()
+    return lowered_at - start, time.perf_counter() - lowered_at
+
+
+def compile_costs(config: argparse.Namespace) -> dict[str, Any]:
+    """Per tree, with its gradients and with one zero layer: the seconds each of
+    `COMPILED` takes to compile (--compile-rounds interleaved rounds) and the
+    update's time (jit call, timed rounds)."""
+    txs = {label: tx for label, tx in optimizers().items() if label in COMPILED}
+    out = {}
+    for name, make in COMPILE_TREES.items():
+        tree = make(config)
+        out[name] = {"description": tree.description}
+        out[name]["num_leaves"] = len(jax.tree.leaves(tree.params))
+        for kind, grads in (("ordinary", tree.grads), ("one zero layer", None)):
+            grads = with_zero_layer(tree.grads) if grads is None else grads
+            seconds = {label: [] for label in txs}
+            for r in range(config.compile_rounds):
+                for label in [*COMPILED[r % 3 :], *COMPILED[: r % 3]]:
+                    seconds[label].append(
+                        compile_seconds(txs[label], grads, tree.params)
+                    )
+            entries = {
+                k: update_call_entry(tx, grads, tree.params) for k, tx in txs.items()
+            }
+            out[name][kind] = {
+                "lower_s": {k: [s[0] for s in v] for k, v in seconds.items()},
+                "compile_s": {k: [s[1] for s in v] for k, v in seconds.items()},
+                "update_call": timed_section(f"{name}, {kind}", entries, config),
+            }
+            print(
+                "  compile (min): "
+                + ", ".join(
+                    f"{k} {min(v):.2f}s"
+                    for k, v in out[name][kind]["compile_s"].items()
+                ),
+                flush=True,
+            )
+    return out

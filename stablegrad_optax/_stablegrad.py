@@ -321,9 +321,10 @@ def stablegrad(
             target = jnp.where(use, jnp.clip(ref, low, high), 1.0)
 
         out = list(leaves)
-        for i, layer in enumerate(layers):
+        factors = _statistic.split_rows(jnp.stack([inverse, target], 1))
+        for layer, (inv, tgt) in zip(layers, factors, strict=True):
             for j in layer.leaves:
-                out[j] = _rescale(leaves[j], inverse[i], target[i])
+                out[j] = _rescale(leaves[j], inv, tgt)
         new_state = StableGradState(
             count=count,
             reference_index=state.reference_index,

@@ -26,7 +26,9 @@ that the subtraction cancels (variance below 1/16 of the mean square). Then a
 power-of-two scale (exact), a first pass gives the scaled mean, a second the
 sums about that mean; a constant layer is centred on its own value, so its std
 is exactly zero. Both paths agree where both are valid. Only the branch taken
-runs.
+runs. The careful path stacks every same-shaped leaf, large ones too (a copy,
+made only when that branch runs): its kernels are then a handful per shape
+rather than per layer, which is what its compile time scales with.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ _MAX_EXPONENT = 125
 # Leaves with at most this many entries are stacked with their same-shaped
 # peers (a copy, cheap in cache); larger ones are reduced where they lie.
 _STACK_MAX_SIZE = 1 << 14
+_SPLIT_ROWS = 64  # rows per kernel of `split_rows`
 
 
 def validate_statistic(statistic: object) -> None:
@@ -59,7 +62,11 @@ def validate_statistic(statistic: object) -> None:
 class _Plan:
     """Which leaf belongs to which group; leaves stacked by shape and dtype."""
 
-    def __init__(self, groups: Sequence[Sequence[jax.Array]]):
+    def __init__(
+        self, groups: Sequence[Sequence[jax.Array]], max_stack: int | None = None
+    ):
+        """Stacks leaves of one shape, dtype and sharding; with `max_stack`,
+        only those with at most that many entries."""
         leaves = [leaf for group in groups for leaf in group]
         sizes = [len(g) for g in groups]
         self.num_groups = len(groups)
@@ -69,11 +76,16 @@ class _Plan:
         buckets: dict[tuple, list[int]] = {}
         for i, leaf in enumerate(leaves):
             key = (tuple(np.shape(leaf)), jnp.dtype(leaf.dtype), _sharding_of(leaf))
-            if np.size(leaf) > _STACK_MAX_SIZE:
+            if max_stack is not None and np.size(leaf) > max_stack:
                 key = i  # alone: a stack of one is a reshape, not a copy
             buckets.setdefault(key, []).append(i)
         self.members = [np.array(m) for m in buckets.values()]
         self.unbucket = np.argsort(np.concatenate(self.members))
+        # Each bucket's groups, a row per bucket (padded with its first group).
+        width = max(len(m) for m in self.members)
+        self.padded = np.stack(
+            [np.resize(self.group_of[m], width) for m in self.members]
+        )
         # Each bucket as one (k, *shape) array in its accumulator dtype (f32 or
         # f64); k leaves of one shape.
         self.stacks = []
@@ -106,10 +118,35 @@ class _Plan:
         return self.per_group(per_bucket, segment)
 
     def lifted(self, per_group: jax.Array):
-        """A per-group vector as one (k, 1, ..., 1) array per bucket."""
-        for members, x in zip(self.members, self.stacks, strict=True):
+        """A per-group vector as one (k, 1, ..., 1) array per bucket, each a
+        buffer of its own (`split_rows`): the buckets' kernels read no slice."""
+        for members, x, row in zip(
+            self.members, self.stacks, split_rows(per_group[self.padded]), strict=True
+        ):
             lift = (len(members),) + (1,) * (x.ndim - 1)
-            yield per_group[self.group_of[members]].reshape(lift).astype(x.dtype)
+            yield row[: len(members)].reshape(lift).astype(x.dtype)
+
+
+def split_rows(matrix: jax.Array) -> list[jax.Array]:
+    """The rows of `matrix`, exactly, as separate arrays, a kernel per 64 rows.
+
+    XLA compiles one kernel for fusions that are the same computation (a deep
+    network's same-shaped layers, each rescaled and then updated by the
+    optimizer), unless each reads its own row of a shared array: the slice
+    makes every one of them a kernel of its own, ten times the compile time
+    of the rest. A variadic max-reduction over rows paired with rows of -inf
+    hands each row over as a buffer of its own (``max(x, -inf)`` is `x` for
+    every float, NaN and signed zero included), so those fusions stay alike.
+    Its compile time grows faster than its operands: hence 64 rows a kernel.
+    """
+    pad = jnp.full_like(matrix[0], -jnp.inf)
+    both = lambda a, b: [jnp.maximum(x, y) for x, y in zip(a, b, strict=True)]
+    rows = []
+    for start in range(0, len(matrix), _SPLIT_ROWS):
+        pairs = [jnp.stack([row, pad]) for row in matrix[start : start + _SPLIT_ROWS]]
+        lows = [np.array(-np.inf, matrix.dtype)] * len(pairs)
+        rows += jax.lax.reduce(pairs, lows, both, (0,))
+    return rows
 
 
 def _sharding_of(leaf) -> object:
@@ -158,7 +195,7 @@ def group_statistics(
       ("std") or an all-zero group ("rms"); NaN or Inf if a group holds one.
     """
     validate_statistic(statistic)
-    plan = _Plan(groups)
+    plan = _Plan(groups, _STACK_MAX_SIZE)
 
     def variance(totals, squares):
         mean_square = squares / plan.counts
@@ -178,7 +215,7 @@ def group_statistics(
     )
 
     def careful():
-        totals, squares, unscale = _careful_sums(plan, statistic)
+        totals, squares, unscale = _careful_sums(_Plan(groups), statistic)
         return jnp.sqrt(variance(totals, squares)) * unscale
 
     return jax.lax.cond(jnp.all(trusted), lambda: jnp.sqrt(fast), careful)

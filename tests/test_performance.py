@@ -142,10 +142,12 @@ def test_each_gradient_leaf_is_read_by_at_most_two_reductions(hlo_reads, dtype):
 
 
 def test_a_small_tree_compiles_to_a_handful_of_reductions(hlo_reads):
-    """Stacking: 64 same-shaped layers give 2 reductions, not 128."""
+    """Stacking: 64 same-shaped layers give 2 reductions over the data (the sum
+    and the sum of squares of the stack), not 128; the other reductions are
+    on per-layer vectors, one of them handing each layer its factors."""
     tree = {f"layer_{i}": {"kernel": jnp.full((50, 50), 1.0 + i)} for i in range(64)}
     counts = hlo_reads.entry_counts(_compiled_text(tree))
-    assert counts["reduction_fusions"] <= 4, counts
+    assert counts["reduction_fusions"] <= 5, counts
 
 
 def test_the_leaf_reader_counts_what_it_should(hlo_reads):
