@@ -31,6 +31,9 @@ SETTING = ("model", "width", "dataset", "optimizer", "lr", "steps", "batch_size"
 FRONTIER = ("model", "width", "dataset", "optimizer", "steps", "batch_size")
 SMOOTH = 10  # steps in the running mean of the plotted minibatch losses
 TRAINS = 0.5  # a run trains when its test accuracy reaches this (chance ~0.1)
+# A cell's fraction of seeds that train gets a 90% Wilson interval; a rate is
+# on the trainable side of the frontier when its lower bound is at least 0.5.
+Z90, MOST = 1.6449, 0.5
 # Each variant's line: a colour of its own (tab20, in `recipes.VARIANTS`'s
 # order) and a marker per family (what replaces BatchNorm).
 MARKERS = {"bn": "s", "none": "o", "skipinit": "^"}
@@ -50,7 +53,10 @@ NOTE = (
     "seeds whose loss stayed finite; a diverged seed counts in the first two "
     "columns only. The peak is the largest finite minibatch loss of a run: a "
     "blow-up that ends in a dead network at chance level (loss ln 10 = 2.30, "
-    "accuracy ~0.1) shows there, not as a NaN. Raw rows: "
+    "accuracy ~0.1) shows there, not as a NaN. At the edge of stability a run "
+    "is chaotic: the same seed and code can train on one CPU and die on "
+    "another, so each cell's seeds come from one machine and a cell is judged by "
+    "its fraction of seeds, with its interval. Raw rows: "
     "`benchmarks/results/bnfree_stress.csv`, per-step losses: "
     "`bnfree_stress_history.jsonl`; command: `python benchmarks/bnfree_stress.py` "
     "(see `--help`), then `python benchmarks/bnfree_stress_report.py`."
@@ -77,6 +83,51 @@ def _by(rows: Sequence[dict], key: Callable[[dict], Any]) -> dict[Any, list[dict
     for row in rows:
         out[key(row)].append(row)
     return out
+
+
+def wilson(k: int, n: int, z: float = Z90) -> tuple[float, float]:
+    """The Wilson score interval of a fraction `k` / `n` (90% by default)."""
+    p, z2 = k / n, z * z
+    centre, half = p + z2 / (2 * n), z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, (centre - half) / (1 + z2 / n)), min(
+        1.0, (centre + half) / (1 + z2 / n)
+    )
+
+
+def one_machine(rows: Sequence[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
+    """Each cell's runs from the machine (``device``) that made the most of
+    them, and the runs of that cell made elsewhere: at the edge of stability a
+    seed can train on one CPU and die on another, so a cell is not mixed."""
+    kept, elsewhere = [], []
+    for runs in _by(rows, lambda r: results.run_key(r)[:-1]).values():
+        by_device = _by(runs, itemgetter("device"))
+        main = max(by_device, key=lambda d: len(by_device[d]))
+        for device, own in by_device.items():
+            (kept if device == main else elsewhere).extend(own)
+    return kept, elsewhere
+
+
+def reruns(kept: Sequence[dict], elsewhere: Sequence[dict]) -> list[str]:
+    """The runs made on two machines, and those that trained on one only."""
+    mine = {results.run_key(r): r for r in kept}
+    pairs = [(mine[k], r) for r in elsewhere if (k := results.run_key(r)) in mine]
+    if not pairs:
+        return []
+    flips = [
+        f"{a['model']} {a['optimizer']} lr {_num(a['lr'])} {a['variant']} seed "
+        f"{a['seed']}: {a['test_accuracy']:.3f} against {b['test_accuracy']:.3f}"
+        for a, b in pairs
+        if trains(a) != trains(b)
+    ]
+    devices = "; ".join(sorted({b["device"] for _, b in pairs}))
+    return [
+        f"**Reruns on another machine.** {len(pairs)} runs (cell and seed) were "
+        f"also made on {devices}; the tables use the machine with the most runs "
+        f"of each cell. {len(flips)} of the {len(pairs)} landed on the other side "
+        f"of the threshold (test accuracy here against there){':' if flips else '.'}"
+        + "".join(f"\n* {flip}" for flip in flips),
+        "",
+    ]
 
 
 def groups(rows: Sequence[dict[str, Any]]) -> dict[tuple, dict[str, list[dict]]]:
@@ -159,10 +210,11 @@ def frontiers(rows: Sequence[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]
 
 
 def largest_lr(runs: Sequence[dict[str, Any]], lrs: Sequence[float]):
-    """The largest of the sorted `lrs` at which most of `runs` (one variant's)
-    train: its index (-1 if none) and as text ("< lowest" where no rate trains,
-    ">= top" where the top of the grid does: a lower bound)."""
-    most = lambda at: at and 2 * sum(map(trains, at)) > len(at)
+    """The largest of the sorted `lrs` at which `runs` (one variant's) train in
+    most seeds, by the 90% Wilson interval's lower bound (at least `MOST`): its
+    index (-1 if none) and as text ("< lowest" where no rate qualifies, ">= top"
+    where the top of the grid does: a lower bound)."""
+    most = lambda at: at and wilson(sum(map(trains, at)), len(at))[0] >= MOST
     ok = [i for i, lr in enumerate(lrs) if most([r for r in runs if r["lr"] == lr])]
     if not ok:
         return -1, f"< {_num(lrs[0])}"
@@ -176,7 +228,8 @@ def _frontier_cell(runs: Sequence[dict[str, Any]] | None, logs: dict) -> str:
         return "–"
     dead = [below_eps(logs.get(results.run_key(r))) for r in runs]
     dead = [d for d in dead if math.isfinite(d[0])]
-    text = f"{sum(map(trains, runs))}/{len(runs)}"
+    low, high = wilson(sum(map(trains, runs)), len(runs))
+    text = f"{sum(map(trains, runs))}/{len(runs)} [{low:.2f}, {high:.2f}]"
     if dead:
         most, end = (statistics.median(d[i] for d in dead) for i in (0, 1))
         text += f" ({_num(most)} → {_num(end)})"
@@ -198,9 +251,12 @@ def frontier_tables(rows: Sequence[dict[str, Any]], logs: dict | None = None):
         header = ["variant", *(f"lr {_num(lr)}" for lr in lrs), "largest lr"]
         title = (
             f"**Stability frontier: {describe(key, FRONTIER)}**: seeds that train "
-            f"(test accuracy >= {TRAINS}) per learning rate, and the largest learning "
-            'rate at which most seeds do (">=": the largest it was run at; "<": it '
-            "trains at none it was run at). In brackets, where logged: how many "
+            f"(test accuracy >= {TRAINS}) per learning rate with the 90% Wilson "
+            "interval of that fraction, and the largest learning rate at which the "
+            f'interval\'s lower bound is at least {MOST} (">=": the largest it was '
+            'run at; "<": no rate it was run at). With 3 seeds only 3 of 3 '
+            "qualifies (0.53), with 10 seeds 8 of 10 (0.54; 7 of 10: 0.44). In "
+            "parentheses, where logged: how many "
             "layers' gradient std was below Adam's eps (1e-8), the most at any step "
             "after the first → at the last (finite) step, medians over the seeds (a "
             "dead network ends with most of its layers there; a rescue brings them "
@@ -235,7 +291,8 @@ def frontier_verdicts(rows: Sequence[dict[str, Any]]) -> list[str]:
             lines.append(
                 f"* **{ours} vs {theirs}** ({where}; lr {_num(lrs[0])} to "
                 f"{_num(lrs[-1])}): the largest learning rate at which most seeds "
-                f"train is **{word}**: {text} vs {their_text}; runs that train: "
+                f"train (90% lower bound >= {MOST}) is **{word}**: {text} vs "
+                f"{their_text}; runs that train: "
                 f"{counts[0]} vs {counts[1]} (of {len(shared[0])})."
             )
     if not lines:
@@ -251,10 +308,16 @@ def frontier_verdicts(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 def provenance(rows: Sequence[dict[str, Any]]) -> str:
     dates = sorted(r["date"][:10] for r in rows)
-    each = lambda key, sep=", ": sep.join(sorted({r[key] for r in rows}))
+    each = lambda key: ", ".join(sorted({r[key] for r in rows}))
+    machines = "; ".join(
+        f"{len(runs)} on {device}"
+        for device, runs in _by(rows, itemgetter("device")).items()
+    )
     return (
-        f"{len(rows)} runs on {each('device', '; ')}, {dates[0]} to {dates[-1]}, "
-        f"commits {each('git_commit')}, jax {each('jax')}."
+        f"{len(rows)} runs ({machines}), {dates[0]} to {dates[-1]}, commits "
+        f"{each('git_commit')}, jax {each('jax')}. Rows record the CPU model "
+        "(or GPU) and XLA_FLAGS since 2026-12-06; `cpu: cpu (2 cores)` is an "
+        "earlier 2-core CPU whose model was not recorded."
     )
 
 
@@ -306,7 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = mdtables.parser(__doc__, results.RESULTS, "bnfree_stress.md", "the table")
     parser.add_argument("--outdir", type=pathlib.Path, default=None)
     args = parser.parse_args(argv)
-    rows = results.read_rows(args.results)
+    every = results.read_rows(args.results)
+    rows, elsewhere = one_machine(every)
     outdir = args.outdir or args.results.parent
     logs = results.read_logs(args.results)
     history = {key: log["loss"] for key, log in logs.items()}
@@ -315,10 +379,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in dict.fromkeys(figure_name(s) for s in groups(rows))
     }
     body = [*frontier_verdicts(rows), *frontier_tables(rows, logs)]
+    body += reruns(rows, elsewhere)
     for setting, variants in groups(rows).items():  # a table per setting
         table = [summary_row(v, runs, history) for v, runs in variants.items()]
         body += [f"**{describe(setting)}**", "", *mdtables.table(HEADER, table), ""]
-    body += [NOTE + (" " + provenance(rows) if rows else ""), ""]
+    body += [NOTE + (" " + provenance(every) if every else ""), ""]
     csv, page = args.results, args.page
     docs = [TITLE, "", *mdtables.generated(SCRIPT, [mdtables.repo_path(csv)]), ""]
     if rows:  # the docs page: links relative to its file

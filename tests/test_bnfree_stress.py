@@ -133,6 +133,38 @@ def test_per_machine_reruns_the_seeds_another_machine_made(
     assert devices[0] == "cpu: elsewhere" and devices[1] == devices[2] != devices[0]
 
 
+def test_wilson_intervals_set_what_most_seeds_means(modules):
+    _, report, _ = modules
+    assert [round(x, 3) for x in report.wilson(9, 10)] == [0.652, 0.977]
+    assert round(report.wilson(8, 10)[0], 3) == 0.541  # 8 of 10 is enough
+    assert round(report.wilson(7, 10)[0], 3) == 0.442  # 7 of 10 is not
+    assert round(report.wilson(3, 3)[0], 3) == 0.526  # 3 of 3 is
+    assert report.wilson(0, 5)[0] == 0.0 and report.wilson(5, 5)[1] == 1.0
+    # the 95% interval (z 1.96) of 8/10, as published: 0.490 to 0.943
+    assert [round(x, 3) for x in report.wilson(8, 10, z=1.96)] == [0.49, 0.943]
+
+
+def test_each_cell_comes_from_one_machine_and_reruns_are_reported(modules):
+    _, report, _ = modules
+    cell = dict(model="resnet18", width=16, dataset="digits32", optimizer="adamw")
+    cell |= dict(lr=0.01, variant="none", steps=300, batch_size=32)
+    cell |= dict(first_nonfinite_step=0)
+
+    def run(seed, accuracy, device):
+        return cell | {"seed": seed, "test_accuracy": accuracy, "device": device}
+
+    old = [run(0, 0.9, "old"), run(1, 0.9, "old"), run(2, 0.1, "old")]
+    new = [run(s, 0.9 if s != 1 else 0.1, "new") for s in range(10)]
+    other = [run(0, 0.9, "old") | {"lr": 0.03}]  # a cell made on one machine
+    kept, elsewhere = report.one_machine([*old, *new, *other])
+    assert kept == [*new, *other] and elsewhere == old
+    text = "\n".join(report.reruns(kept, elsewhere))
+    assert "3 runs (cell and seed) were also made on old" in text
+    assert "2 of the 3 landed on the other side" in text
+    assert "seed 1: 0.100 against 0.900" in text
+    assert report.reruns(kept, []) == []
+
+
 def test_a_diverged_seed_is_counted_not_averaged(modules):
     _, report, results = modules
     key = {
@@ -186,21 +218,25 @@ def test_frontier_counts_seeds_that_train_per_learning_rate(modules):
     ]
     rows = [row | {"seed": i % 3} for i, row in enumerate(rows)]
     text = "\n".join(report.frontier_tables(rows))
-    assert "| none | 2/3 | 1/3 | – | 0.001 |" in text
-    assert "| paper | 3/3 | 2/3 | 0/1 | 0.01 |" in text
+    # 2 of 3 is not "most" by the 90% interval (lower bound 0.25); 3 of 3 is.
+    assert "| none | 2/3 [0.25, 0.92] | 1/3 [0.08, 0.75] | – | < 0.001 |" in text
+    assert (
+        "| paper | 3/3 [0.53, 1.00] | 2/3 [0.25, 0.92] | 0/1 [0.00, 0.73] | 0.001 |"
+        in text
+    )
     assert "sgd" not in text
     # Trains at none of the rates it was run at: below the lowest.
-    assert "| dead | – | 1/3 | – | < 0.01 |" in text
+    assert "| dead | – | 1/3 [0.08, 0.75] | – | < 0.01 |" in text
     # Trains at the largest rate it was run at: a lower bound.
     text = "\n".join(report.frontier_tables(rows[:9]))
-    assert "| paper | 3/3 | – | >= 0.001 |" in text
+    assert "| paper | 3/3 [0.53, 1.00] | – | >= 0.001 |" in text
     assert report.frontier_tables(rows[:3]) == []
     key = modules[2].run_key
     # With logs: how many layers were below eps, the most after the first step
     # and at the last, medians over the seeds.
     counts = ([30, 4, 1], [0, 2, 2], [0, 9, 0])  # the first step does not count
     logs = {key(rows[i]): {"below_eps": c} for i, c in enumerate(counts)}
-    assert "| none | 2/3 (4 → 1) | 1/3 |" in "\n".join(
+    assert "| none | 2/3 [0.25, 0.92] (4 → 1) | 1/3 [0.08, 0.75] |" in "\n".join(
         report.frontier_tables(rows, logs)
     )
     assert all(map(math.isnan, report.below_eps({"loss": [1.0]})))
