@@ -55,7 +55,7 @@ class Recipe(NamedTuple):
     """How a benchmark builds one optimizer, and how reports read it."""
 
     make: Callable[[Any], optax.GradientTransformation]  # lr -> transformation
-    grid: str  # the learning-rate grid family: "adaptive" or "sgd"
+    grid: str = "adaptive"  # the learning-rate grid family: "adaptive" or "sgd"
     # If set, `pinn.train` passes `reference_scale=` at every step: the std of
     # dL/d(prediction) under this reading (`pinn.PREDICTION_READINGS`).
     prediction_reference: str | None = None
@@ -98,20 +98,23 @@ def _one_group(path) -> str:
     return "all"
 
 
-def _paper(base: str, reading: str = "data", **fields) -> Recipe:
+def _paper(base: str, reading="data", *, group_by=None, **fields) -> Recipe:
     """The paper's StableGrad (prediction reference), then Adam."""
-    make = _after(_stablegrad("prediction"), optax.adam)
-    return Recipe(make, "adaptive", reading, base=base, **fields)
+    options = {"group_by": group_by} if group_by else {}  # else StableGrad's own
+    make = _after(_stablegrad("prediction", **options), optax.adam)
+    return Recipe(make, prediction_reference=reading, base=base, **fields)
 
+
+# The core of the field's recipe (jaxpi): the warmup schedule with gradient-norm
+# loss weighting.
+_STANDARD = {"schedule": _warmup_decay, "loss_weighting": "grad_norm"}
 
 RECIPES: dict[str, Recipe] = {
-    "adam": Recipe(optax.adam, "adaptive"),
+    "adam": Recipe(optax.adam),
     # StableGrad's references that need nothing from the loop, then Adam.
-    "stablegrad+adam": Recipe(
-        _after(_stablegrad("output"), optax.adam), "adaptive", base="adam"
-    ),
+    "stablegrad+adam": Recipe(_after(_stablegrad("output"), optax.adam), base="adam"),
     "stablegrad(geometric_mean)+adam": Recipe(
-        _after(_stablegrad("geometric_mean"), optax.adam), "adaptive", base="adam"
+        _after(_stablegrad("geometric_mean"), optax.adam), base="adam"
     ),
     # The paper's reference, read as u at the data points (boundary, initial),
     # and the other readings of a PINN's prediction: u at every point (direct
@@ -123,44 +126,24 @@ RECIPES: dict[str, Recipe] = {
     "stablegrad(prediction)+adam+decay": _paper("adam+decay", schedule=_decay),
     # Ablation: the prediction reference with every layer in one group (one
     # global factor, no per-layer normalisation).
-    "stablegrad(prediction-global)+adam": Recipe(
-        _after(_stablegrad("prediction", group_by=_one_group), optax.adam),
-        "adaptive",
-        prediction_reference="data",
-        base="adam",
-    ),
+    "stablegrad(prediction-global)+adam": _paper("adam", group_by=_one_group),
     # Adam with the schedules PINN codes use: exponential decay to 10% (or 1%)
     # of the peak over the run, and a 10% linear warmup before it.
-    "adam+decay": Recipe(optax.adam, "adaptive", schedule=_decay),
-    "adam+decay(1%)": Recipe(
-        optax.adam, "adaptive", schedule=functools.partial(_decay, to=0.01)
-    ),
-    "adam+warmup+decay": Recipe(optax.adam, "adaptive", schedule=_warmup_decay),
-    # The core of the field's recipe (jaxpi): the warmup schedule with
-    # gradient-norm loss weighting, alone and with the paper's StableGrad.
-    "adam+warmup+decay+gradnorm": Recipe(
-        optax.adam,
-        "adaptive",
-        schedule=_warmup_decay,
-        loss_weighting="grad_norm",
-    ),
+    "adam+decay": Recipe(optax.adam, schedule=_decay),
+    "adam+decay(1%)": Recipe(optax.adam, schedule=functools.partial(_decay, to=0.01)),
+    "adam+warmup+decay": Recipe(optax.adam, schedule=_warmup_decay),
+    # The field's recipe, alone, with the paper's StableGrad and with AGC.
+    "adam+warmup+decay+gradnorm": Recipe(optax.adam, **_STANDARD),
     "stablegrad(prediction)+adam+warmup+decay": _paper(
         "adam+warmup+decay", schedule=_warmup_decay
     ),
     "stablegrad(prediction)+adam+warmup+decay+gradnorm": _paper(
-        "adam+warmup+decay+gradnorm",
-        schedule=_warmup_decay,
-        loss_weighting="grad_norm",
+        "adam+warmup+decay+gradnorm", **_STANDARD
     ),
-    "agc+adam+warmup+decay+gradnorm": Recipe(
-        agc_adam,
-        "adaptive",
-        schedule=_warmup_decay,
-        loss_weighting="grad_norm",
-    ),
-    "adamw": Recipe(optax.adamw, "adaptive"),
-    "agc+adam": Recipe(agc_adam, "adaptive"),
-    "lamb": Recipe(optax.lamb, "adaptive"),
+    "agc+adam+warmup+decay+gradnorm": Recipe(agc_adam, **_STANDARD),
+    "adamw": Recipe(optax.adamw),
+    "agc+adam": Recipe(agc_adam),
+    "lamb": Recipe(optax.lamb),
     "sgd-momentum": Recipe(_sgd, "sgd"),
     "stablegrad+sgd-momentum": Recipe(
         _after(_stablegrad("output"), _sgd), "sgd", base="sgd-momentum"
@@ -168,7 +151,7 @@ RECIPES: dict[str, Recipe] = {
     # A constant reference: per-layer normalised SGD, whose step does not
     # follow the loss scale, so it shares Adam's grid.
     "stablegrad(1)+sgd-momentum": Recipe(
-        _after(_stablegrad(1.0), _sgd), "adaptive", base="sgd-momentum"
+        _after(_stablegrad(1.0), _sgd), base="sgd-momentum"
     ),
 }
 
