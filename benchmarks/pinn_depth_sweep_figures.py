@@ -20,7 +20,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import pinn_depth_sweep_results as results
-from pinn_depth_sweep_cells import Sweep
+from pinn_depth_sweep_results import Sweep
 
 # Per recipe: the variants of a recipe share its colour. Markers: o plain, s
 # decay, D warmup and decay, P gradient-norm loss weighting, v ^ the others.

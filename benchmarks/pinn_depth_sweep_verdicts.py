@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import mdtables
 import pinn_depth_sweep_results as results
 import recipes
-from pinn_depth_sweep_cells import Sweep, num, pair, paired_cells
+from pinn_depth_sweep_results import Sweep, num
 
 PAPER = "stablegrad(prediction)+adam"  # the paper's StableGrad
 # The rows' order (others follow): the paper's variant, its baselines, its
@@ -72,6 +72,22 @@ def judged_pairs(optimizers: Sequence[str]) -> list[tuple[str, str]]:
     pairs += [(o, BASES.get(o)) for o in in_headline_order(optimizers)]
     pairs += [(o, DEFAULT) for o in NO_ARGUMENT]
     return [p for p in dict.fromkeys(pairs) if set(p) <= set(optimizers)]  # both run
+
+
+def pair(sweep: Sweep, protocol, problem, depth, ours, theirs) -> tuple | None:
+    """Two (init, optimizer) summaries of one problem and depth, both complete."""
+    found = [sweep.complete(protocol, problem, *side, depth) for side in (ours, theirs)]
+    return tuple(found) if all(found) else None
+
+
+def paired_cells(sweep: Sweep, protocol: str, opt: str, base: str) -> list[tuple]:
+    """(problem, init, depth, ours, theirs) where both have every reported seed."""
+    cells = itertools.product(sweep.problems, sweep.inits, sweep.depths)
+    return [
+        (problem, init, depth, *found)
+        for problem, init, depth in cells
+        if (found := pair(sweep, protocol, problem, depth, (init, opt), (init, base)))
+    ]
 
 
 def _verdict(cell: tuple) -> int:
@@ -158,8 +174,8 @@ def best_depths(sweep: Sweep, shown: Sequence[str]) -> list[str]:
     for problem, init in itertools.product(sweep.problems, sweep.inits):
         row = [problem, init]
         for o in shown:
-            at = {d: sweep.summary("tuned", problem, init, o, d) for d in sweep.depths}
-            if not all(s and s["n"] == len(sweep.seeds) for s in at.values()):
+            at = {d: sweep.complete("tuned", problem, init, o, d) for d in sweep.depths}
+            if not all(at.values()):
                 break
             error = {d: results.error_ratio(s["median"], 1.0) for d, s in at.items()}
             depth = min(error, key=error.get)  # the shallowest of ties

@@ -34,9 +34,9 @@ def _report_part(name: str):
     return part
 
 
-cells = _report_part("cells")
+cells = _report_part("results")  # the rows read as cells (`Sweep`)
 verdicts = _report_part("verdicts")
-pages = _report_part("pages")
+pages = _report_part("report")  # the pages
 figures = _report_part("figures")
 
 
