@@ -47,9 +47,17 @@ STYLES = {
     "stablegrad+sgd-momentum": ("black", "o"),
     "stablegrad(1)+sgd-momentum": ("black", "v"),
 }
-HISTORY = ("grad_imbalance", "rel_l2")  # what the history figure draws
-# The reference figure: the "data" reading (every prediction run logs it) and loss.
-REFERENCE = ("reference_scale/data", "loss")
+# The per-step figures' panels: (history name, y label, title). The history
+# figure: gradient imbalance and test error; the reference figure: the
+# prediction reference's "data" reading (every prediction run logs it) and loss.
+HISTORY = (
+    ("grad_imbalance", "per-layer grad std, max / min", "gradient imbalance (median)"),
+    ("rel_l2", "relative L2 (median)", "test error at the tuned lr"),
+)
+REFERENCE = (
+    ("reference_scale/data", "std of dL/du at the data points", "reference (median)"),
+    ("loss", "loss (median)", "loss at the tuned lr"),
+)
 
 
 def styles(optimizers: Sequence[str]) -> dict[str, tuple[str, str]]:
@@ -108,10 +116,10 @@ def _series(record: dict, name: str) -> list | None:
     return record
 
 
-def curves(sweep: Sweep, history: dict, depth: int, names=HISTORY) -> dict[tuple, dict]:
-    """(problem, init, optimizer) -> per-step medians of `names` over the reported
-    seeds at the tuned lr, of the runs whose history holds them all (if any)."""
-    found = {}
+def curves(sweep: Sweep, history: dict, depth: int, panels=HISTORY) -> dict:
+    """(problem, init, optimizer) -> per-step medians of the `panels`' names over
+    the reported seeds at the tuned lr, of the runs whose history holds them all."""
+    names, found = [name for name, _, _ in panels], {}
     for group in itertools.product(sweep.problems, sweep.inits, sweep.optimizers):
         if (lr := sweep.lr("tuned", *group, depth)) is None:
             continue
@@ -170,11 +178,9 @@ def reference_note(found: dict, depth: int) -> str:
     )
 
 
-def plot_curves(
-    sweep: Sweep, found: dict, depth: int, path: pathlib.Path, panels: Sequence[tuple]
-) -> None:
-    """Per-step `curves` at one depth, a row per problem and a column per panel
-    (history name, y label, title); solid: the critical init, dashed: others."""
+def plot_curves(sweep: Sweep, found: dict, depth: int, path, panels=HISTORY) -> None:
+    """Per-step `curves` at one depth, a row per problem and a column per panel;
+    solid: the critical init, dashed: others."""
     style = styles(sweep.optimizers)
     problems = [p for p in sweep.problems if any(k[0] == p for k in found)]
     fig = Figure(figsize=(5.5 * len(panels), 3.6 * len(problems)))
@@ -202,22 +208,7 @@ def plot_curves(
     fig.savefig(path, dpi=100)
 
 
-# Gradient imbalance and test error over training at one depth.
-plot_history = functools.partial(
-    plot_curves,
-    panels=(
-        (HISTORY[0], "per-layer grad std, max / min", "gradient imbalance (median)"),
-        (HISTORY[1], "relative L2 (median)", "test error at the tuned lr"),
-    ),
-)
-# The prediction reference (its "data" reading) and the loss over training.
-plot_reference = functools.partial(
-    plot_curves,
-    panels=(
-        (REFERENCE[0], "std of dL/du at the data points", "reference (median)"),
-        (REFERENCE[1], "loss (median)", "loss at the tuned lr"),
-    ),
-)
+plot_reference = functools.partial(plot_curves, panels=REFERENCE)
 
 
 def drawings(sweep: Sweep, history: dict) -> tuple[dict[str, Callable], list[str]]:
@@ -231,7 +222,7 @@ def drawings(sweep: Sweep, history: dict) -> tuple[dict[str, Callable], list[str
     deepest = sweep.depths[-1]
     if found := curves(sweep, history, deepest):
         drawn["pinn_depth_sweep_history.png"] = functools.partial(
-            plot_history, sweep, found, deepest
+            plot_curves, sweep, found, deepest
         )
         notes.append(history_note(sweep, history, deepest))
     # The reference at the depth that picks the fixed protocol's lr.

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import mdtables
 import pinn_depth_sweep_results as results
+from pinn_depth_sweep_results import num
 
 SCRIPT = "benchmarks/pinn_long_budget_report.py"
 RESULTS = results.RESULTS.with_name("pinn_long_budget.csv")
@@ -119,12 +120,6 @@ def timing_note(costs: dict) -> str:
     )
 
 
-def _num(value: float) -> str:
-    if value != value or value == float("inf"):
-        return "div"
-    return f"{value:.2g}" if value < 0.01 else f"{value:.3f}"
-
-
 def tables(found: dict[tuple, list[dict]], costs: dict) -> list[str]:
     """One table per problem: a row per (recipe, depth) that ran."""
     header = ["recipe", "depth", "final rel. L2: median [range]", "best (median)"]
@@ -141,8 +136,8 @@ def tables(found: dict[tuple, list[dict]], costs: dict) -> list[str]:
                 [
                     f"`{recipe}`",
                     str(depth),
-                    f"{_num(s['median'])} [{_num(s['min'])}, {_num(s['max'])}]",
-                    _num(summary(runs, "best_rel_l2")["median"]),
+                    f"{num(s['median'])} [{num(s['min'])}, {num(s['max'])}]",
+                    num(summary(runs, "best_rel_l2")["median"]),
                     *(f"{k}/{s['n']}" for k in s["under"]),
                     step_ratio(costs, problem, depth, recipe),
                 ]
@@ -151,18 +146,20 @@ def tables(found: dict[tuple, list[dict]], costs: dict) -> list[str]:
     return lines
 
 
-def _complete(runs: Sequence[dict] | None, seeds: int) -> bool:
-    return bool(runs) and len(runs) >= seeds
+def _medians(found: dict[tuple, list[dict]], seeds: int) -> dict[tuple, float]:
+    """The median final error of each cell that has every seed."""
+    return {
+        k: summary(runs)["median"] for k, runs in found.items() if len(runs) >= seeds
+    }
 
 
-def _pairs(found: dict[tuple, list[dict]], seeds: int, cells) -> list[tuple]:
-    """(name, median error of ours, of theirs) for each (name, our cell, their
-    cell) of `cells` where both have every seed."""
-    median = lambda cell: summary(found[cell])["median"]
+def _pairs(medians: dict[tuple, float], cells) -> list[tuple]:
+    """(name, ours, theirs) median errors for each (name, our cell, their cell)
+    of `cells` where both have every seed (`_medians`)."""
     return [
-        (name, median(ours), median(theirs))
-        for name, ours, theirs in cells
-        if _complete(found.get(ours), seeds) and _complete(found.get(theirs), seeds)
+        (name, medians[a], medians[b])
+        for name, a, b in cells
+        if {a, b} <= medians.keys()
     ]
 
 
@@ -172,7 +169,7 @@ def verdict(pairs: Sequence[tuple[str, float, float]]) -> str:
         return "no cell has both yet"
     counts = [sum(results.judge(a, b) == k for _, a, b in pairs) for k in range(3)]
     ratio = results.geo_mean_ratio([(a, b) for _, a, b in pairs])
-    cells_text = ", ".join(f"{name} {_num(a)} vs {_num(b)}" for name, a, b in pairs)
+    cells_text = ", ".join(f"{name} {num(a)} vs {num(b)}" for name, a, b in pairs)
     return (
         f"{' / '.join(map(str, counts))} of {len(pairs)} (ratio {ratio:.2f}; "
         f"{cells_text})"
@@ -181,17 +178,17 @@ def verdict(pairs: Sequence[tuple[str, float, float]]) -> str:
 
 def comparisons(found: dict[tuple, list[dict]], seeds: int) -> list[str]:
     """The campaign's verdict lines, over cells where both have every seed."""
-    keys = sorted({(p, d) for p, d, _ in found})
+    keys, medians = sorted({(p, d) for p, d, _ in found}), _medians(found, seeds)
     lines = []
     for question, first, second in COMPARISONS:
         cells = [(f"{p} {d}", (p, d, first), (p, d, second)) for p, d in keys]
-        pairs = _pairs(found, seeds, cells)
+        pairs = _pairs(medians, cells)
         lines.append(f"* **{question}** (`{first}` vs `{second}`): {verdict(pairs)}.")
     lines.append(overlap(found, seeds))
     for recipe in RECIPES:  # each recipe at depth 32 against itself at 8
         problems = sorted({p for p, _ in keys})
         cells = [(p, (p, 32, recipe), (p, 8, recipe)) for p in problems]
-        if pairs := _pairs(found, seeds, cells):
+        if pairs := _pairs(medians, cells):
             lines.append(
                 f"* **Depth 32 against depth 8, `{recipe}`**: {verdict(pairs)}."
             )
@@ -201,12 +198,12 @@ def comparisons(found: dict[tuple, list[dict]], seeds: int) -> list[str]:
 def overlap(found: dict[tuple, list[dict]], seeds: int) -> str:
     """Does StableGrad's gain shrink once the weighting is there? Its
     geometric-mean ratio without and with it, over the cells that have all four."""
-    four = (SCHEDULE, PAPER, STANDARD, STANDARD_PAPER)
-    keys = sorted({(p, d) for p, d, _ in found})
-    keys = [k for k in keys if all(_complete(found.get((*k, r)), seeds) for r in four)]
-    median = lambda key, recipe: summary(found[(*key, recipe)])["median"]
+    four, medians = (SCHEDULE, PAPER, STANDARD, STANDARD_PAPER), _medians(found, seeds)
+    keys = sorted(
+        {(p, d) for p, d, _ in found if all((p, d, r) in medians for r in four)}
+    )
     gain = lambda ours, theirs: results.geo_mean_ratio(
-        [(median(k, ours), median(k, theirs)) for k in keys]
+        [(medians[(*k, ours)], medians[(*k, theirs)]) for k in keys]
     )
     if not keys:
         return (
