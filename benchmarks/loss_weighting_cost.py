@@ -29,12 +29,11 @@ from collections.abc import Sequence
 import jax
 import optax
 
-from stablegrad_optax import init, pinn
-from stablegrad_optax.models import ACTIVATIONS, MLP
+from stablegrad_optax import pinn
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
 from common import name_list, positive, run_metadata  # noqa: E402
-from pinn_depth_sweep import BOUNDARY_WEIGHTS  # noqa: E402
+from pinn_depth_sweep import problem_and_model  # noqa: E402
 from recipes import RECIPES  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
@@ -90,17 +89,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.steps < 2 * args.every:
         parser.error("--steps must be at least 2 x --every (two records)")
 
-    problem = pinn.get_problem(
-        args.problem, boundary_weight=BOUNDARY_WEIGHTS[args.problem]
-    )
-    kernel_init, bias_init = init.get_initializers("critical", ACTIVATIONS["tanh"])
-    model = MLP(
-        depth=args.depth,
-        width=50,
-        input_bounds=(problem.lower, problem.upper),
-        kernel_init=kernel_init,
-        bias_init=bias_init,
-    )
+    problem, model = problem_and_model(args.problem, args.depth, 50, "tanh", "critical")
     x = jax.numpy.zeros((1, 2))
     if args.seeds == 1:  # one run, no vmap
         params, keys = model.init(jax.random.key(0), x), jax.random.key(1)

@@ -153,21 +153,28 @@ def group(problem: str, init_name: str, optimizer: str, args) -> dict[str, Any]:
     }
 
 
+def problem_and_model(name: str, depth: int, width: int, activation: str, init_name):
+    """A problem of the sweep (with its boundary weight) and the MLP that learns it."""
+    problem = pinn.get_problem(name, boundary_weight=BOUNDARY_WEIGHTS[name])
+    kernel_init, bias_init = init.get_initializers(init_name, ACTIVATIONS[activation])
+    model = MLP(
+        depth=depth,
+        width=width,
+        activation=activation,
+        input_bounds=(problem.lower, problem.upper),
+        kernel_init=kernel_init,
+        bias_init=bias_init,
+    )
+    return problem, model
+
+
 def run_batch(problem_name, depth, init_name, optimizer, runs, args) -> list[dict]:
     """Trains the (learning rate, seed) `runs` of one cell together; their rows,
     each with its ``history`` (every ``eval_every`` steps: the test error, the
     loss, the per-layer gradient-std imbalance and minimum)."""
     cell = group(problem_name, init_name, optimizer, args)
-    problem = pinn.get_problem(problem_name, boundary_weight=cell["boundary_weight"])
-    activation = ACTIVATIONS[args.activation]
-    kernel_init, bias_init = init.get_initializers(init_name, activation)
-    model = MLP(
-        depth=depth,
-        width=args.width,
-        activation=args.activation,
-        input_bounds=(problem.lower, problem.upper),
-        kernel_init=kernel_init,
-        bias_init=bias_init,
+    problem, model = problem_and_model(
+        problem_name, depth, args.width, args.activation, init_name
     )
     seeds = jnp.asarray([seed for _, seed in runs])
     keys = jax.vmap(lambda s: jax.random.split(jax.random.key(s)))(seeds)

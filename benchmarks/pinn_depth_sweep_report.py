@@ -6,14 +6,20 @@
 Writes beside the CSV ``pinn_depth_sweep.md`` (every cell with its range,
 learning rate and grid counts) and the figures (`pinn_depth_sweep_figures`),
 and the docs page ``docs/results/depth_sweep.md``: one table per problem and
-protocol, the best median of each depth in bold, then the comparisons and
-verdicts (`pinn_depth_sweep_verdicts`) and the figures; every number on it
-comes from the CSV, read as cells (`pinn_depth_sweep_results.Sweep`).
+protocol, the best median of each depth in bold, then the comparisons, the
+verdicts and the figures; every number on it comes from the CSV, read as cells
+(`pinn_depth_sweep_results.Sweep`).
+
+The paper's StableGrad (`PAPER`) comes first in the rows (`HEADLINE`), the
+comparisons (`judged_pairs`) and the claims (`claims`). A comparison counts the
+cells where both have every reported seed: better, the same or worse by the
+ratio of median errors (`pinn_depth_sweep_results.judge`).
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
 import math
 import pathlib
 import sys
@@ -22,11 +28,67 @@ from collections.abc import Sequence
 import mdtables
 import pinn_depth_sweep_figures as figures
 import pinn_depth_sweep_results as results
-import pinn_depth_sweep_verdicts as verdicts
-from pinn_depth_sweep_results import Sweep
+import recipes
+from pinn_depth_sweep_results import Sweep, num
 
 SCRIPT = "benchmarks/pinn_depth_sweep_report.py"
 TITLE = "# Results: the depth sweep"
+PAPER = "stablegrad(prediction)+adam"  # the paper's StableGrad
+# The rows' order (others follow): the paper's variant, its baselines, its
+# readings and ablations, the other references (the default first), the rest.
+HEADLINE = (
+    PAPER,
+    "adam",
+    "adam+decay",
+    "adam+decay(1%)",
+    "adam+warmup+decay",
+    "agc+adam",
+    "stablegrad(prediction)+adam+decay",
+    "stablegrad(prediction-values)+adam",
+    "stablegrad(prediction-all)+adam",
+    "stablegrad(prediction-global)+adam",
+    "stablegrad+adam",
+    "stablegrad(geometric_mean)+adam",
+    "adamw",
+    "lamb",
+    "sgd-momentum",
+    "stablegrad+sgd-momentum",
+)
+# What the paper's variant is compared with, one line each (see `judged_pairs`):
+# its baselines, the output-layer reference and its global (one-factor) ablation.
+PAPER_BASELINES = (
+    "adam",
+    "adam+decay",
+    "adam+decay(1%)",
+    "adam+warmup+decay",
+    "agc+adam",
+    "stablegrad+adam",
+    "stablegrad(prediction-global)+adam",
+    "stablegrad(prediction)+adam+decay",  # does the schedule add to it?
+)
+# The references that need no update argument (the candidates for
+# `stablegrad()`'s default), each against the default's ("output").
+DEFAULT = "stablegrad+adam"
+NO_ARGUMENT = ("stablegrad(geometric_mean)+adam",)
+PROTOCOL_NAMES = {"tuned": "lr per depth", "fixed": "one lr"}
+# The recipe each is judged against (`recipes.Recipe.base`; None: not judged).
+BASES = {name: recipe.base for name, recipe in recipes.RECIPES.items()}
+
+
+def in_headline_order(optimizers: Sequence[str]) -> list[str]:
+    """`optimizers` in `HEADLINE` order, any others after them as given."""
+    known = [o for o in HEADLINE if o in optimizers]
+    return known + [o for o in optimizers if o not in known]
+
+
+def judged_pairs(optimizers: Sequence[str]) -> list[tuple[str, str]]:
+    """The (ours, theirs) pairs both run: the paper's variant against each of
+    `PAPER_BASELINES`, each optimizer against its base (`BASES`) in `HEADLINE`
+    order, then each of `NO_ARGUMENT` against the default reference."""
+    pairs = [(PAPER, base) for base in PAPER_BASELINES]
+    pairs += [(o, BASES.get(o)) for o in in_headline_order(optimizers)]
+    pairs += [(o, DEFAULT) for o in NO_ARGUMENT]
+    return [p for p in dict.fromkeys(pairs) if set(p) <= set(optimizers)]  # both run
 
 
 def provenance(sweep: Sweep) -> str:
@@ -81,10 +143,10 @@ def cell_text(summary: dict | None, full: bool) -> str:
     """median (trained/seeds), and with `full` the [min, max] range and the lr."""
     if summary is None or not summary["n"]:
         return "–"
-    text = results.num(summary["median"])
+    text = num(summary["median"])
     if full:
         text += (
-            f" [{results.num(summary['min'])}, {results.num(summary['max'])}]"
+            f" [{num(summary['min'])}, {num(summary['max'])}]"
             f" @{results.lr_text(summary['lr'])}{summary['edge']}"
         )
     return text + f" ({summary['trained']}/{summary['n']})"
@@ -107,7 +169,7 @@ def full_tables(sweep: Sweep) -> str:
         "Loss values in the CSV are means over the last logging interval.",
     ]
     header = ["optimizer", *(f"depth {d}" for d in sweep.depths)]
-    shown = verdicts.in_headline_order(sweep.optimizers)
+    shown = in_headline_order(sweep.optimizers)
     for problem in sweep.problems:
         lines += ["", f"## {problem}"]
         for init in sweep.inits:
@@ -167,10 +229,238 @@ def protocol_tables(sweep: Sweep, protocol: str, shown: Sequence[str]) -> list[s
     return lines
 
 
+def pair(sweep: Sweep, protocol, problem, depth, ours, theirs) -> tuple | None:
+    """Two (init, optimizer) summaries of one problem and depth, both complete."""
+    found = [sweep.complete(protocol, problem, *side, depth) for side in (ours, theirs)]
+    return tuple(found) if all(found) else None
+
+
+def paired_cells(sweep: Sweep, protocol: str, opt: str, base: str) -> list[tuple]:
+    """(problem, init, depth, ours, theirs) where both have every reported seed."""
+    cells = itertools.product(sweep.problems, sweep.inits, sweep.depths)
+    return [
+        (problem, init, depth, *found)
+        for problem, init, depth in cells
+        if (found := pair(sweep, protocol, problem, depth, (init, opt), (init, base)))
+    ]
+
+
+def _verdict(cell: tuple) -> int:
+    """0 better, 1 same, 2 worse: a (..., ours, theirs) cell's median errors."""
+    return results.judge(cell[-2]["median"], cell[-1]["median"])
+
+
+def _counts(cells: Sequence[tuple]) -> list[int]:
+    """How many of the (..., ours, theirs) `cells` are better, the same, worse."""
+    verdicts = list(map(_verdict, cells))
+    return [verdicts.count(v) for v in range(3)]
+
+
+def _geo_mean_ratio(cells: Sequence[tuple]) -> float:
+    return results.geo_mean_ratio([(c[-2]["median"], c[-1]["median"]) for c in cells])
+
+
+def comparisons(sweep: Sweep) -> list[str]:
+    """One line per `judged_pairs`, then a table per pair: its verdicts per depth
+    under both protocols, over the cells where both have every reported seed."""
+    lines, tables, keys = [], [], [*sweep.depths, "all"]
+    for opt, base in judged_pairs(sweep.optimizers):
+        parts, header, body = [], ["depth"], [[str(key)] for key in keys]
+        for protocol, name in PROTOCOL_NAMES.items():
+            if not (cells := paired_cells(sweep, protocol, opt, base)):
+                continue
+            parts.append(
+                f"{' / '.join(map(str, _counts(cells)))} of {len(cells)} cells "
+                f"with {name} (ratio {_geo_mean_ratio(cells):.2f})"
+            )
+            header += [name, "runs that train"]
+            for row, key in zip(body, keys, strict=True):  # that depth, or all
+                at = [cell for cell in cells if key in (cell[2], "all")]
+                ours, theirs = (sum(cell[i]["trained"] for cell in at) for i in (3, 4))
+                seeds = sum(cell[3]["n"] for cell in at)
+                runs = f"{ours} vs {theirs} (of {seeds})" if seeds else "–"
+                row += ["/".join(map(str, _counts(at))), runs]
+        if parts:
+            lines.append(
+                f"* **{opt} vs {base}: better / same / worse** in "
+                f"{', in '.join(parts)}."
+            )
+            tables += ["", f"### {opt} vs {base}", "", *mdtables.table(header, body)]
+    if not lines:
+        return []
+    return [
+        "Per comparison, over the problem x init x depth cells where both have "
+        "every reported seed: better where the first's median error is more than "
+        f"{round((1 - results.BETTER) * 100)}% lower than the second's, worse "
+        f"where it is more than {round((1 / results.BETTER - 1) * 100)}% higher, "
+        "and the geometric mean of the ratio of median errors (below 1: the first "
+        "better).",
+        "",
+        *lines,
+        "",
+        "Each comparison by depth (all: every depth), under each protocol: its "
+        "cells better / the same / worse, and its runs that train (error below "
+        f"{results.TRAINED}), the first's vs the second's (of the seeds in those "
+        "cells).",
+        *tables,
+    ]
+
+
+def where(sweep: Sweep, opt: str, base: str) -> list[str]:
+    """The cells (lr per depth) where ``opt`` beats ``base`` and where it loses."""
+    lists = {0: [], 1: [], 2: []}
+    for problem, init, depth, ours, theirs in paired_cells(sweep, "tuned", opt, base):
+        lists[_verdict((ours, theirs))].append(
+            f"{problem} {init} depth {depth} ({num(ours['median'])} vs "
+            f"{num(theirs['median'])})"
+        )
+    return [
+        f"* {word} than {base} (lr per depth; {opt}'s median error vs {base}'s): "
+        f"{'; '.join(lists[key]) or 'nowhere'}."
+        for key, word in ((0, "Better"), (2, "Worse"))
+    ]
+
+
+def best_depths(sweep: Sweep, shown: Sequence[str]) -> list[str]:
+    """Per problem and init: the depth with each optimizer's lowest median error
+    (the paper's second claim: StableGrad's would be deeper), where each has
+    every depth with every reported seed; none: no table."""
+    body = []
+    for problem, init in itertools.product(sweep.problems, sweep.inits):
+        row = [problem, init]
+        for o in shown:
+            at = {d: sweep.complete("tuned", problem, init, o, d) for d in sweep.depths}
+            if not all(at.values()):
+                break
+            error = {d: results.error_ratio(s["median"], 1.0) for d, s in at.items()}
+            depth = min(error, key=error.get)  # the shallowest of ties
+            row.append(f"{depth} ({num(at[depth]['median'])})")
+        else:
+            body.append(row)
+    return mdtables.table(["problem", "init", *shown], body) if body else []
+
+
+def claims(sweep: Sweep, opt: str, base: str) -> list[str]:
+    """The paper's two claims, each checked against the complete cells."""
+    cells = paired_cells(sweep, "tuned", opt, base)
+    if not cells:
+        return []
+    total, geo = _counts(cells), _geo_mean_ratio(cells)
+    if total[0] > total[2] and geo < results.BETTER:
+        first = "holds here"
+    elif total[2] > total[0] and geo > 1 / results.BETTER:
+        first = "does not hold here: StableGrad is more often worse"
+    else:
+        first = "does not hold here: neither is consistently better"
+    half = sweep.depths[-1] // 2
+    deep = [c for c in cells if c[2] >= half]
+    ours, theirs = (sum(c[i]["trained"] for c in deep) for i in (3, 4))
+    if ours != theirs:
+        more = "more" if ours > theirs else "fewer"
+        second = f"StableGrad trains {more} of them ({ours} against {theirs})"
+    else:
+        second = f"both train as many ({ours})" if ours else "neither trains any"
+    if deep:
+        depths = " and ".join(map(str, sorted({c[2] for c in deep})))
+        second = (
+            f"of {sum(c[3]['n'] for c in deep)} runs at depths {depths}, "
+            f"{second} to an error below {results.TRAINED}"
+        )
+    else:
+        second = (
+            f"at depths {half} and above, no complete cell is that deep, so "
+            "nothing says which trains more"
+        )
+    table = best_depths(sweep, [base, opt])
+    best = (
+        " The best depth per problem and init (median error there; lr per depth; "
+        "where both have every depth):"
+        if table
+        else " No problem and init has every depth complete for both."
+    )
+    return [
+        f"**The paper's claims, {opt} against {base}** (lr per depth, "
+        f"{len(cells)} complete cells):",
+        "",
+        f"1. *Better accuracy at matched depth* {first} (better in {total[0]} "
+        f"cells, worse in {total[2]}, the same in {total[1]}; geometric-mean "
+        f"error ratio {geo:.2f}).",
+        f"2. *Deeper PINNs train reliably*: {second}.{best}",
+        *(["", *table] if table else []),
+        "",
+        *where(sweep, opt, base),
+    ]
+
+
+def every_claims(sweep: Sweep) -> list[str]:
+    """`claims` for each StableGrad variant against its base, the paper's first."""
+    lines = []
+    for opt in in_headline_order(sweep.optimizers):
+        base = BASES.get(opt)
+        if base in sweep.optimizers and (found := claims(sweep, opt, base)):
+            lines += ["", *found]
+    return lines
+
+
+def init_comparison(sweep: Sweep, shown: Sequence[str], ours: str, usual: str):
+    """One sentence: the activation-aware init against the usual one, per optimizer."""
+    parts = []
+    for opt in shown:
+        sides = ((ours, opt), (usual, opt))
+        cells = [
+            (problem, ours, depth, *found)
+            for problem, depth in itertools.product(sweep.problems, sweep.depths)
+            if (found := pair(sweep, "tuned", problem, depth, *sides))
+        ]
+        if not cells:
+            continue
+        total = _counts(cells)
+        per_problem = ", ".join(
+            f"{problem} {_geo_mean_ratio([c for c in cells if c[0] == problem]):.2f}"
+            for problem in dict.fromkeys(c[0] for c in cells)
+        )
+        parts.append(
+            f"{opt}: better in {total[0]}, the same in {total[1]}, worse in "
+            f"{total[2]} of {len(cells)} problem x depth cells (geometric-mean error "
+            f"ratio by problem: {per_problem})"
+        )
+    if not parts:
+        return None
+    return (
+        f"Initialisation, {ours} against {usual} (same optimizer, lr per depth; "
+        f"ratio below 1: the {ours} init better): {'; '.join(parts)}."
+    )
+
+
+def regime(sweep: Sweep) -> str | None:
+    """Where Adam's eps stands against the smallest per-layer gradient std at
+    the last step, in plain Adam's runs at the tuned lr that did not collapse
+    to u = 0 (error below 0.9)."""
+    cells = itertools.product(sweep.problems, sweep.inits, sweep.depths)
+    stds = sorted(
+        r["min_layer_grad_std"]
+        for problem, init, depth in cells
+        if (lr := sweep.lr("tuned", problem, init, "adam", depth)) is not None
+        for r in sweep.runs_of(problem, init, "adam", depth=depth, lr=lr)
+        if r["final_rel_l2"] < 0.9
+    )
+    if not stds:
+        return None
+    return (
+        f"Adam's regime: in {len(stds)} plain-Adam runs at their tuned learning "
+        "rate (collapsed runs left out), the smallest per-layer gradient std at "
+        f"the last step ranges from {num(stds[0])} to {num(stds[-1])} (median "
+        f"{num(stds[len(stds) // 2])}); {sum(v < 1e-6 for v in stds)} are below "
+        "1e-6, near Adam's eps (1e-8). Where it is far above eps, Adam undoes a "
+        "per-layer rescale that is constant in time, and StableGrad + Adam "
+        "differs from Adam only through the factors' changes over time."
+    )
+
+
 def page(sweep: Sweep, figures, figure_notes, csv, path: pathlib.Path) -> str:
     """The docs page, with the `figures` (paths) and the notes on them; links to
     them and to the `csv` are relative to the page's `path`."""
-    shown = verdicts.in_headline_order(sweep.optimizers)
+    shown = in_headline_order(sweep.optimizers)
     seeds = ", ".join(map(str, sweep.seeds))
     tables = csv.with_name("pinn_depth_sweep.md")
     lines = [
@@ -196,13 +486,13 @@ def page(sweep: Sweep, figures, figure_notes, csv, path: pathlib.Path) -> str:
         "",
         "## Comparisons",
         "",
-        *verdicts.comparisons(sweep),
+        *comparisons(sweep),
     ]
-    if found := verdicts.every_claims(sweep):
+    if found := every_claims(sweep):
         lines += ["", "## The paper's claims, per StableGrad variant", *found]
     notes = [
-        verdicts.init_comparison(sweep, shown, "critical", "glorot"),
-        verdicts.regime(sweep),
+        init_comparison(sweep, shown, "critical", "glorot"),
+        regime(sweep),
         *figure_notes,
     ]
     lines += ["", "## Initialisation, Adam's regime and the figures"]

@@ -110,9 +110,14 @@ def append_rows(path: str | pathlib.Path, rows: Iterable[dict[str, Any]]) -> Non
     csvrows.append_rows(path, COLUMNS, text)
 
 
+def _written(row: dict[str, Any], name: str):
+    """A field of `row` as the file holds it (the learning rate as written)."""
+    return lr_text(row[name]) if name == "lr" else row[name]
+
+
 def run_key(row: dict[str, Any]) -> tuple:
     """What identifies a run (`KEY`), the learning rate as written."""
-    return tuple(lr_text(row[k]) if k == "lr" else row[k] for k in KEY)
+    return tuple(_written(row, k) for k in KEY)
 
 
 def append_history(path: str | pathlib.Path, rows: Iterable[dict[str, Any]]) -> None:
@@ -128,13 +133,8 @@ def read_history(path: str | pathlib.Path) -> dict[tuple, dict]:
 
 def select(rows: Sequence[dict[str, Any]], **where) -> list[dict[str, Any]]:
     """The rows whose fields equal `where` (learning rates compared as written)."""
-    if "lr" in where:
-        where = {**where, "lr": lr_text(where["lr"])}
-    return [
-        r
-        for r in rows
-        if all((lr_text(r[k]) if k == "lr" else r[k]) == v for k, v in where.items())
-    ]
+    where = {k: _written(where, k) for k in where}
+    return [r for r in rows if all(_written(r, k) == v for k, v in where.items())]
 
 
 def _error(value: float) -> float:

@@ -35,7 +35,7 @@ def _report_part(name: str):
 
 
 cells = _report_part("results")  # the rows read as cells (`Sweep`)
-verdicts = _report_part("verdicts")
+verdicts = _report_part("report")  # the comparisons and claims
 pages = _report_part("report")  # the pages
 figures = _report_part("figures")
 
