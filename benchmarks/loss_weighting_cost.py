@@ -106,11 +106,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             for clock, step in zip(CLOCKS, times, strict=True):
                 per_step[clock][name].append(step)
     first = next(iter(settings))
-    result = {
-        **run_metadata(),
-        "settings": vars(args) | {"out": str(args.out)},
-        "step_s": per_step,
-    }
+    result = run_metadata(settings=vars(args) | {"out": str(args.out)}, step_s=per_step)
     for clock, times in per_step.items():
         result[f"{clock}_median_ratio_to_{first}"] = {
             name: statistics.median(

@@ -123,23 +123,22 @@ def train_one(model, params, data, name, learning_rate, config) -> dict[str, Any
     """Trains one (optimizer, learning rate) pair from `params`; NaN-safe."""
     opt_state = recipes.RECIPES[name].make(learning_rate).init(params)
     lr = jnp.asarray(learning_rate, jnp.float32)
-    train_curve, val_curve = [], []
+    parts = []  # per chunk: the (train, validation) MSE before each step
     start = time.perf_counter()
     desc = f"{name} lr={learning_rate:g}"
     with tqdm(
         total=config.steps, desc=desc, disable=config.no_progress, leave=False
     ) as bar:
         for n in chunk_lengths(config):
-            params, opt_state, train_part, val_part = train_chunk(
+            params, opt_state, *part = train_chunk(
                 params, opt_state, lr, data, model=model, name=name, num_steps=n
             )
-            train_curve.append(np.asarray(train_part))
-            val_curve.append(np.asarray(val_part))
+            parts.append(np.asarray(part))
             bar.update(n)
     final_train, final_val = (float(v) for v in evaluate(params, data, model=model))
     wall = time.perf_counter() - start
-    train_curve = np.concatenate([*train_curve, [final_train]])
-    val_curve = np.concatenate([*val_curve, [final_val]])
+    final = [[final_train], [final_val]]
+    train_curve, val_curve = np.concatenate([*parts, final], axis=1)
     finite_val = val_curve[np.isfinite(val_curve)]
     finite_or_none = lambda value: value if math.isfinite(value) else None
     return {

@@ -21,7 +21,7 @@ import itertools
 import pathlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -37,7 +37,7 @@ import pinn_depth_sweep_results as results
 import recipes
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
-from common import code_version, device_name, name_list, positive  # noqa: E402
+from common import at_least, code_version, device_name, name_list, positive  # noqa: E402
 
 # (grid family, problem) -> learning rates; problem None: every problem.
 LR_GRIDS = {
@@ -64,23 +64,20 @@ def grid_of(optimizer: str, problem: str) -> tuple[float, ...]:
     return LR_GRIDS.get((family, problem), LR_GRIDS[family, None])
 
 
-def _positive(value: float) -> bool:
-    return value > 0 and bool(np.isfinite(value))
+def _rate(text: str) -> float:
+    """An argparse type: a learning rate, a finite number > 0."""
+    value = positive(float)(text)
+    if not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+    return value
 
 
-def _numbers(kind: type, minimum: int | None = None):
-    """An argparse type: a non-empty comma-separated list of integers >=
-    `minimum`, or of finite floats > 0."""
-    what = f"integers >= {minimum}" if kind is int else "numbers > 0"
-    valid = (lambda v: v >= minimum) if kind is int else _positive
+def _numbers(item: Callable[[str], Any]) -> Callable[[str], list]:
+    """An argparse type: a non-empty comma-separated list of `item`s."""
 
     def parse(text: str) -> list:
-        try:
-            values = [kind(v) for v in text.split(",") if v]
-        except ValueError:
-            values = []
-        if not values or not all(map(valid, values)):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        if not (values := [item(v) for v in text.split(",") if v]):
+            raise argparse.ArgumentTypeError(f"expected a list, got {text!r}")
         return values
 
     return parse
@@ -94,14 +91,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     problems = name_list(tuple(pinn.PROBLEMS), "problem")
     add("--problems", type=problems, default="burgers,poisson,helmholtz")
-    add("--depths", type=_numbers(int, 1), default="4,8,16,32,64")
+    add("--depths", type=_numbers(at_least(1)), default="4,8,16,32,64")
     add("--width", type=positive(int), default=50)
     add("--activation", choices=sorted(ACTIVATIONS), default="tanh")
     inits = name_list(tuple(init.INITIALIZERS), "initialiser")
     add("--inits", type=inits, default=f"{USUAL_INIT},critical")
     optimizers = name_list(tuple(OPTIMIZERS), "optimizer")
     add("--optimizers", type=optimizers, default=",".join(OPTIMIZERS))
-    add("--seeds", type=_numbers(int, 0), default="0,1,2,3")
+    add("--seeds", type=_numbers(at_least(0)), default="0,1,2,3")
     add("--tune-seed", type=int, default=results.TUNE_SEED)
     add("--tune-depth", type=positive(int), default=results.TUNE_DEPTH)
     add("--steps", type=positive(int), default=1500)
@@ -112,13 +109,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--num-validation", type=positive(int), default=1024)
     add(
         "--lr",
-        type=float,
+        type=_rate,
         help="one learning rate for every optimizer and no tuning stage: every "
         "seed of --seeds is a reported run at it (a campaign at a fixed recipe)",
     )
     add(
         "--lrs",
-        type=_numbers(float),
+        type=_numbers(_rate),
         help="learning rates instead of each optimizer's grid (e.g. one lr for a "
         "side comparison; keep such runs in their own --results file)",
     )
@@ -133,8 +130,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--results", type=pathlib.Path, default=results.RESULTS)
     add("--max-minutes", type=float)
     args = parser.parse_args(argv)
-    if args.lr is not None and not _positive(args.lr):
-        parser.error(f"--lr must be a number > 0, got {args.lr}")
     if args.lr is not None and args.lrs:
         parser.error("--lr and --lrs exclude each other")
     if args.lr is None and args.tune_seed not in args.seeds:

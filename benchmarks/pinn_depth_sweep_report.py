@@ -245,14 +245,10 @@ def paired_cells(sweep: Sweep, protocol: str, opt: str, base: str) -> list[tuple
     ]
 
 
-def _verdict(cell: tuple) -> int:
-    """0 better, 1 same, 2 worse: a (..., ours, theirs) cell's median errors."""
-    return results.judge(cell[-2]["median"], cell[-1]["median"])
-
-
 def _counts(cells: Sequence[tuple]) -> list[int]:
-    """How many of the (..., ours, theirs) `cells` are better, the same, worse."""
-    verdicts = list(map(_verdict, cells))
+    """How many of the (..., ours, theirs) `cells` are better, the same, worse
+    (`results.judge` of their median errors)."""
+    verdicts = [results.judge(c[-2]["median"], c[-1]["median"]) for c in cells]
     return [verdicts.count(v) for v in range(3)]
 
 
@@ -310,7 +306,7 @@ def where(sweep: Sweep, opt: str, base: str) -> list[str]:
     """The cells (lr per depth) where ``opt`` beats ``base`` and where it loses."""
     lists = {0: [], 1: [], 2: []}
     for problem, init, depth, ours, theirs in paired_cells(sweep, "tuned", opt, base):
-        lists[_verdict((ours, theirs))].append(
+        lists[results.judge(ours["median"], theirs["median"])].append(
             f"{problem} {init} depth {depth} ({num(ours['median'])} vs "
             f"{num(theirs['median'])})"
         )
