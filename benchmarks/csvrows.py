@@ -38,8 +38,8 @@ def read_rows(
     path: str | pathlib.Path,
     columns: Sequence[str],
     *,
-    ints: Iterable[str] = (),
-    floats: Iterable[str] = (),
+    ints: Sequence[str] = (),
+    floats: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """The rows of a results file, typed (none if it does not exist yet).
 
@@ -56,7 +56,6 @@ def read_rows(
                 f"{path} has columns {reader.fieldnames}, expected {list(columns)}."
             )
         rows: list[dict[str, Any]] = list(reader)
-    ints, floats = tuple(ints), tuple(floats)
     for row in rows:
         for name in ints:
             row[name] = int(row[name])

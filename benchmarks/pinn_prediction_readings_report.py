@@ -119,9 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not rows:
         print(f"no runs in {args.results}", file=sys.stderr)
         return 1
-    history = results.read_history(args.results)
     out = args.results.with_suffix(".md")
-    out.write_text(report(rows, history))
+    out.write_text(report(rows, results.read_history(args.results)))
     print(f"wrote {out}")
     return 0
 
