@@ -129,16 +129,11 @@ def curves(sweep: Sweep, history: dict, depth: int, panels=HISTORY) -> dict:
             if not sweep.tuning(r) and (record := history.get(results.run_key(r)))
         ]
         runs = [run for run in runs if all(run[name] is not None for name in names)]
-        if runs:
-            logged = range(len(runs[0]["step"]))
-            found[group] = {
-                "step": runs[0]["step"],
-                **{
-                    n: [statistics.median(r[n][i] for r in runs) for i in logged]
-                    for n in names
-                },
-                "seeds": len(runs),
-            }
+        if runs:  # each name's median over the runs, step by step
+            found[group] = {"step": runs[0]["step"], "seeds": len(runs)}
+            for n in names:
+                series = zip(*(r[n] for r in runs), strict=True)
+                found[group][n] = [statistics.median(v) for v in series]
     return found
 
 
