@@ -2,18 +2,21 @@
 
 Sections, each timed in interleaved rounds (`overhead_timing`): ``trees``, the
 update alone on trees shaped like real models', and what XLA compiles for it
-(`overhead_updates`); ``model_steps``, whole jitted training steps (`MODEL_STEPS`)
-under `STEP_OPTIMIZERS`; ``train_steps``, the paper's variant
-(``sgo.prediction_value_and_grad`` + ``stablegrad("prediction")`` + Adam) against
-the output reference and adam (`TRAIN_STEPS`), with the ratio of the first two
-(``prediction_over_output``) and XLA's cost model of each (``xla_cost_per_call``).
+(`overhead_updates`); ``train_steps``, whole jitted training steps
+(`TRAIN_STEPS`): the paper's variant (``sgo.prediction_value_and_grad`` +
+``stablegrad("prediction")`` + Adam) against the output reference, adam and its
+peers (`train_step_optimizers`), with the ratio of the first two
+(``prediction_over_output``) and XLA's cost model of each
+(``xla_cost_per_call``); ``compile``, compile and update time against adam and
+AGC (`overhead_updates.compile_costs`).
 
 Writes ``overhead_<platform>.json`` in ``--outdir`` for ``overhead_report.py``;
-``--only train-steps`` replaces that section of the JSON already there. Each
-section records the command, date, device and CPU affinity that made it.
+``--only train-steps`` (or ``compile``) replaces that section of the JSON
+already there. Each section records the command, date, device and CPU
+affinity that made it.
 
-  python benchmarks/overhead.py                           # ~20 min on 2 cores
-  python benchmarks/overhead.py --only train-steps        # ~3 min on 1 core
+  python benchmarks/overhead.py                           # ~30 min on 2 cores
+  python benchmarks/overhead.py --only compile            # ~6 min
   python benchmarks/overhead.py --quick --outdir /tmp/oh  # smoke run
 """
 
@@ -42,7 +45,6 @@ from stablegrad_optax import models, pinn
 import overhead_timing as timing
 from overhead_timing import jit, ratio_between, timed_section, xla_cost
 from overhead_updates import (
-    LEARNING_RATE,
     TREES,
     benchmark_tree,
     compile_costs,
@@ -53,13 +55,6 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples")
 from common import name_list, positive, run_metadata  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
-STEP_OPTIMIZERS = (
-    "adam",
-    "stablegrad+adam",
-    "stablegrad(geometric_mean)+adam",
-    "adaptive_grad_clip+adam",
-    "lars",
-)
 PAPER, OUTPUT = "stablegrad(prediction)+adam", "stablegrad(output)+adam"
 
 
@@ -158,17 +153,25 @@ def resnet18_step(tx, prediction: bool, config: argparse.Namespace):
     return resnet_step(models.ResNet18, width, batch, tx, prediction, config.seed)
 
 
-MODEL_STEPS = {"pinn32": pinn_step, "resnet50_bs256": resnet50_step}
-TRAIN_STEPS = {"pinn32": pinn_step, "resnet18_w16": resnet18_step}
+PEERS = ("stablegrad(geometric_mean)+adam", "adaptive_grad_clip+adam", "lars")
+TRAIN_STEPS = {
+    "pinn32": pinn_step,
+    "resnet18_w16": resnet18_step,
+    "resnet50_bs256": resnet50_step,  # by default on a GPU only
+}
 
 
-def train_step_optimizers() -> dict[str, tuple[optax.GradientTransformation, bool]]:
-    """{label: (tx, whether the step passes the prediction reference)}."""
-    adam = optax.adam(LEARNING_RATE)
+def train_step_optimizers(
+    peers: Sequence[str] = PEERS,
+) -> dict[str, tuple[optax.GradientTransformation, bool]]:
+    """{label: (tx, whether the step passes the prediction reference)}: adam,
+    StableGrad's output and prediction references, and `peers`."""
+    txs = optimizers()
     return {
-        "adam": (adam, False),
-        OUTPUT: (optax.chain(sgo.stablegrad("output"), adam), False),
-        PAPER: (optax.chain(sgo.stablegrad("prediction"), adam), True),
+        "adam": (txs["adam"], False),
+        OUTPUT: (txs["stablegrad+adam"], False),
+        PAPER: (optax.chain(sgo.stablegrad("prediction"), txs["adam"]), True),
+        **{label: (txs[label], False) for label in PEERS if label in peers},
     }
 
 
@@ -177,21 +180,12 @@ def _timed_steps(name: str, entries, config: argparse.Namespace) -> dict[str, An
     return timed_section("train step", entries, config, steps_per_call)
 
 
-def benchmark_model_step(name: str, config: argparse.Namespace) -> dict[str, Any]:
-    txs = optimizers()
-    labels = [k for k in STEP_OPTIMIZERS if k in config.optimizers]
-    entries = {label: MODEL_STEPS[name](txs[label], False, config) for label in labels}
-    print(f"{name}: full training step", flush=True)
-    result = _timed_steps(name, entries, config)
-    result["final_loss"] = {label: run.final_loss for label, run in entries.items()}
-    return result
-
-
 def benchmark_train_step(name: str, config: argparse.Namespace) -> dict[str, Any]:
-    """The paper's variant, the output reference and adam, in one set of rounds."""
+    """The paper's variant, the output reference, adam and its peers, in one set
+    of rounds."""
     entries = {
         label: TRAIN_STEPS[name](tx, prediction, config)
-        for label, (tx, prediction) in train_step_optimizers().items()
+        for label, (tx, prediction) in train_step_optimizers(config.optimizers).items()
     }
     print(f"{name}: train step, the paper's variant against the output reference")
     result = _timed_steps(name, entries, config)
@@ -256,18 +250,10 @@ def compile_section(config: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-SECTIONS = {"train_steps": train_steps_section, "compile": compile_section}
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
     add("--trees", type=name_list(tuple(TREES), "tree"), default=list(TREES))
-    add(
-        "--model-steps",
-        type=name_list(tuple(MODEL_STEPS), "model step"),
-        help="default: pinn32, and resnet50_bs256 on a GPU",
-    )
     add(
         "--optimizers",
         type=name_list(tuple(optimizers()), "optimizer"),
@@ -277,8 +263,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add(
         "--train-steps",
         type=name_list(tuple(TRAIN_STEPS), "train step"),
-        default=list(TRAIN_STEPS),
-        help="models of the train-steps section (the paper's variant)",
+        help="models of the train-steps section; default: pinn32, resnet18_w16, "
+        "and resnet50_bs256 on a GPU",
     )
     add(
         "--only",
@@ -312,12 +298,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         if config.outdir is None:
             parser.error("--quick needs --outdir (to keep the real results)")
         config.rounds, config.iters, config.chunk = 2, 2, 2
+        config.compile_rounds = 1
     if timing.BASELINE not in config.optimizers:  # adam, the baseline: always timed
         config.optimizers.insert(0, timing.BASELINE)
-    if config.model_steps is None:
-        config.model_steps = ["pinn32"]
+    if config.train_steps is None:
+        config.train_steps = ["pinn32", "resnet18_w16"]
         if jax.default_backend() == "gpu":
-            config.model_steps.append("resnet50_bs256")
+            config.train_steps.append("resnet50_bs256")
     if config.outdir is None:
         config.outdir = str(RESULTS)
     return config
@@ -336,14 +323,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if config.only:
         results = json.loads(path.read_text()) if path.exists() else {}
         key = config.only.replace("-", "_")
-        results[key] = SECTIONS[key](config)
+        section = {"train_steps": train_steps_section, "compile": compile_section}
+        results[key] = section[key](config)
         wall_time_s = results[key]["wall_time_s"]
     else:
         results = {"meta": meta, "config": vars(config)}
         results["trees"] = {name: benchmark_tree(name, config) for name in config.trees}
-        results["model_steps"] = {
-            name: benchmark_model_step(name, config) for name in config.model_steps
-        }
         results["train_steps"] = train_steps_section(config)
         results["compile"] = compile_section(config)
         results["compiles_during_timing"] = timing.TIMED_COMPILES[0]

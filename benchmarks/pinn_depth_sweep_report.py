@@ -229,33 +229,6 @@ def protocol_tables(sweep: Sweep, protocol: str, shown: Sequence[str]) -> list[s
     return lines
 
 
-def pair(sweep: Sweep, protocol, problem, depth, ours, theirs) -> tuple | None:
-    """Two (init, optimizer) summaries of one problem and depth, both complete."""
-    found = [sweep.complete(protocol, problem, *side, depth) for side in (ours, theirs)]
-    return tuple(found) if all(found) else None
-
-
-def paired_cells(sweep: Sweep, protocol: str, opt: str, base: str) -> list[tuple]:
-    """(problem, init, depth, ours, theirs) where both have every reported seed."""
-    cells = itertools.product(sweep.problems, sweep.inits, sweep.depths)
-    return [
-        (problem, init, depth, *found)
-        for problem, init, depth in cells
-        if (found := pair(sweep, protocol, problem, depth, (init, opt), (init, base)))
-    ]
-
-
-def _counts(cells: Sequence[tuple]) -> list[int]:
-    """How many of the (..., ours, theirs) `cells` are better, the same, worse
-    (`results.judge` of their median errors)."""
-    verdicts = [results.judge(c[-2]["median"], c[-1]["median"]) for c in cells]
-    return [verdicts.count(v) for v in range(3)]
-
-
-def _geo_mean_ratio(cells: Sequence[tuple]) -> float:
-    return results.geo_mean_ratio([(c[-2]["median"], c[-1]["median"]) for c in cells])
-
-
 def comparisons(sweep: Sweep) -> list[str]:
     """One line per `judged_pairs`, then a table per pair: its verdicts per depth
     under both protocols, over the cells where both have every reported seed."""
@@ -263,11 +236,11 @@ def comparisons(sweep: Sweep) -> list[str]:
     for opt, base in judged_pairs(sweep.optimizers):
         parts, header, body = [], ["depth"], [[str(key)] for key in keys]
         for protocol, name in PROTOCOL_NAMES.items():
-            if not (cells := paired_cells(sweep, protocol, opt, base)):
+            if not (cells := results.paired_cells(sweep, protocol, opt, base)):
                 continue
             parts.append(
-                f"{' / '.join(map(str, _counts(cells)))} of {len(cells)} cells "
-                f"with {name} (ratio {_geo_mean_ratio(cells):.2f})"
+                f"{' / '.join(map(str, results.counts(cells)))} of {len(cells)} cells "
+                f"with {name} (ratio {results.cells_ratio(cells):.2f})"
             )
             header += [name, "runs that train"]
             for row, key in zip(body, keys, strict=True):  # that depth, or all
@@ -275,7 +248,7 @@ def comparisons(sweep: Sweep) -> list[str]:
                 ours, theirs = (sum(cell[i]["trained"] for cell in at) for i in (3, 4))
                 seeds = sum(cell[3]["n"] for cell in at)
                 runs = f"{ours} vs {theirs} (of {seeds})" if seeds else "–"
-                row += ["/".join(map(str, _counts(at))), runs]
+                row += ["/".join(map(str, results.counts(at))), runs]
         if parts:
             lines.append(
                 f"* **{opt} vs {base}: better / same / worse** in "
@@ -305,7 +278,9 @@ def comparisons(sweep: Sweep) -> list[str]:
 def where(sweep: Sweep, opt: str, base: str) -> list[str]:
     """The cells (lr per depth) where ``opt`` beats ``base`` and where it loses."""
     lists = {0: [], 1: [], 2: []}
-    for problem, init, depth, ours, theirs in paired_cells(sweep, "tuned", opt, base):
+    for problem, init, depth, ours, theirs in results.paired_cells(
+        sweep, "tuned", opt, base
+    ):
         lists[results.judge(ours["median"], theirs["median"])].append(
             f"{problem} {init} depth {depth} ({num(ours['median'])} vs "
             f"{num(theirs['median'])})"
@@ -338,10 +313,10 @@ def best_depths(sweep: Sweep, shown: Sequence[str]) -> list[str]:
 
 def claims(sweep: Sweep, opt: str, base: str) -> list[str]:
     """The paper's two claims, each checked against the complete cells."""
-    cells = paired_cells(sweep, "tuned", opt, base)
+    cells = results.paired_cells(sweep, "tuned", opt, base)
     if not cells:
         return []
-    total, geo = _counts(cells), _geo_mean_ratio(cells)
+    total, geo = results.counts(cells), results.cells_ratio(cells)
     if total[0] > total[2] and geo < results.BETTER:
         first = "holds here"
     elif total[2] > total[0] and geo > 1 / results.BETTER:
@@ -406,14 +381,14 @@ def init_comparison(sweep: Sweep, shown: Sequence[str], ours: str, usual: str):
         cells = [
             (problem, ours, depth, *found)
             for problem, depth in itertools.product(sweep.problems, sweep.depths)
-            if (found := pair(sweep, "tuned", problem, depth, *sides))
+            if (found := results.pair(sweep, "tuned", problem, depth, *sides))
         ]
         if not cells:
             continue
-        total = _counts(cells)
+        total = results.counts(cells)
         per_problem = ", ".join(
-            f"{problem} {_geo_mean_ratio([c for c in cells if c[0] == problem]):.2f}"
-            for problem in dict.fromkeys(c[0] for c in cells)
+            f"{p} {results.cells_ratio([c for c in cells if c[0] == p]):.2f}"
+            for p in dict.fromkeys(c[0] for c in cells)
         )
         parts.append(
             f"{opt}: better in {total[0]}, the same in {total[1]}, worse in "

@@ -19,6 +19,7 @@ learning rates.
 
 from __future__ import annotations
 
+import itertools
 import math
 import pathlib
 import statistics
@@ -270,3 +271,31 @@ def num(value: float) -> str:
     if not math.isfinite(value):
         return "div"
     return f"{value:.2g}" if value < 0.01 or value >= 10 else f"{value:.3f}"
+
+
+def pair(sweep: Sweep, protocol, problem, depth, ours, theirs) -> tuple | None:
+    """Two (init, optimizer) summaries of one problem and depth, both complete."""
+    found = [sweep.complete(protocol, problem, *side, depth) for side in (ours, theirs)]
+    return tuple(found) if all(found) else None
+
+
+def paired_cells(sweep: Sweep, protocol: str, opt: str, base: str) -> list[tuple]:
+    """(problem, init, depth, ours, theirs) where both have every reported seed."""
+    cells = itertools.product(sweep.problems, sweep.inits, sweep.depths)
+    return [
+        (problem, init, depth, *found)
+        for problem, init, depth in cells
+        if (found := pair(sweep, protocol, problem, depth, (init, opt), (init, base)))
+    ]
+
+
+def counts(cells: Sequence[tuple]) -> list[int]:
+    """How many of the (..., ours, theirs) `cells` are better, the same, worse
+    (`judge` of their median errors)."""
+    verdicts = [judge(c[-2]["median"], c[-1]["median"]) for c in cells]
+    return [verdicts.count(v) for v in range(3)]
+
+
+def cells_ratio(cells: Sequence[tuple]) -> float:
+    """The geometric mean of the (..., ours, theirs) `cells`' error ratios."""
+    return geo_mean_ratio([(c[-2]["median"], c[-1]["median"]) for c in cells])

@@ -32,11 +32,8 @@ def test_overhead_quick_run_and_its_report(scripts, tmp_path):
             str(tmp_path),
             "--optimizers",
             optimizers,
-            # The train steps' PINN runs pinn_step_entry, the model step's.
-            "--model-steps",
-            "resnet50_bs256",
             "--train-steps",
-            "pinn32",
+            "pinn32,resnet50_bs256",
         ]
     )
     results = json.loads((tmp_path / "overhead_cpu.json").read_text())
@@ -54,14 +51,12 @@ def test_overhead_quick_run_and_its_report(scripts, tmp_path):
     for section in (mlp["update_loop"], mlp["update_call"]):
         assert section["entries"]["adam"]["ratio_to_adam"] == 1.0
         assert set(section["entries"]) >= {"adam", "stablegrad alone"}
-    step = results["model_steps"]["resnet50_bs256"]
-    assert set(step["entries"]) == {"adam", *optimizers.split(",")}
-    assert all(loss == loss for loss in step["final_loss"].values())  # not NaN
     train = results["train_steps"]
     assert train["meta"]["date"] and train["compiles_during_timing"] == 0
+    for step in train["models"].values():
+        assert set(step["entries"]) == {"adam", overhead.OUTPUT, overhead.PAPER}
+        assert all(loss == loss for loss in step["final_loss"].values())  # not NaN
     pinn = train["models"]["pinn32"]
-    assert set(pinn["entries"]) == {"adam", overhead.OUTPUT, overhead.PAPER}
-    assert all(loss == loss for loss in pinn["final_loss"].values())
     ratio = pinn["prediction_over_output"]
     assert ratio["round_ratio_min"] <= ratio["ratio"] <= ratio["round_ratio_max"]
     assert 0.9 < ratio["xla_cost"]["flops"] < 1.1  # one forward, one backward
@@ -76,6 +71,18 @@ def test_overhead_quick_run_and_its_report(scripts, tmp_path):
     assert "Train step: the paper's variant against the output reference" in text
     assert "prediction step / output step" in text
     assert "transformer" in (tmp_path / "overhead.md").read_text()
+    # Compile and update time against adam and AGC, each tree twice.
+    compiled = results["compile"]["trees"]
+    assert set(compiled) == {"mlp64", "blocks48", "resnet50"}
+    for tree in compiled.values():
+        for kind in ("ordinary", "one zero layer"):
+            assert set(tree[kind]["compile_s"]) == {
+                "adam",
+                "adaptive_grad_clip+adam",
+                "stablegrad+adam",
+            }
+            assert all(s[0] > 0 for s in tree[kind]["compile_s"].values())
+    assert "Compile time" in text
 
 
 def test_only_train_steps_keeps_the_other_sections(scripts, tmp_path, monkeypatch):
@@ -92,7 +99,7 @@ def test_only_train_steps_keeps_the_other_sections(scripts, tmp_path, monkeypatc
         "meta": {"date": "then"},
         "trees": {},
         "x": 1,
-        "train_steps": {"models": list(overhead.TRAIN_STEPS), "wall_time_s": 0.0},
+        "train_steps": {"models": ["pinn32", "resnet18_w16"], "wall_time_s": 0.0},
     }
 
 
