@@ -26,9 +26,12 @@ that the subtraction cancels (variance below 1/16 of the mean square). Then a
 power-of-two scale (exact), a first pass gives the scaled mean, a second the
 sums about that mean; a constant layer is centred on its own value, so its std
 is exactly zero. Both paths agree where both are valid. Only the branch taken
-runs. The careful path stacks every same-shaped leaf, large ones too (a copy,
-made only when that branch runs): its kernels are then a handful per shape
-rather than per layer, which is what its compile time scales with.
+runs. A layer that is exactly zero (dead, frozen or masked) does not need the
+careful path: when the fast result fails only on such layers (one more read
+finds their largest magnitude zero), it stands, their statistic exactly zero.
+The careful path stacks every same-shaped leaf, large ones too (a copy, made
+only when that branch runs): its kernels are then a handful per shape rather
+than per layer, which is what its compile time scales with.
 """
 
 from __future__ import annotations
@@ -218,4 +221,11 @@ def group_statistics(
         totals, squares, unscale = _careful_sums(_Plan(groups), statistic)
         return jnp.sqrt(variance(totals, squares)) * unscale
 
-    return jax.lax.cond(jnp.all(trusted), lambda: jnp.sqrt(fast), careful)
+    def unless_zero():
+        # Layers that are exactly zero (dead or frozen) have their statistic,
+        # zero, from the fast sums: one more read, no careful path.
+        largest = plan.reduce(jnp.max, [jnp.abs(x) for x in plan.stacks])
+        zero = jnp.all(trusted | (largest == 0))
+        return jax.lax.cond(zero, lambda: jnp.sqrt(fast), careful)
+
+    return jax.lax.cond(jnp.all(trusted), lambda: jnp.sqrt(fast), unless_zero)

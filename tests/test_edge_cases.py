@@ -174,3 +174,20 @@ def test_stacked_and_lone_leaves_give_the_same_statistics(scale, offset):
             [np.asarray(x, np.float64).ravel() for x in leaves.values()]
         )
         np.testing.assert_allclose(float(got[layer]), stored.std(), rtol=2e-5)
+
+
+@pytest.mark.parametrize("other", [1.0, 1e-30])
+def test_a_zero_layer_is_exact_beside_normal_and_tiny_ones(other):
+    """A zero layer alone would pass the fast sums (the careful path is then
+    skipped); beside a 1e-30 layer the careful path still runs for that one."""
+    rng = np.random.default_rng(1)
+    grads = {
+        "dead": {"w": jnp.zeros((160, 160))},
+        "live": {"w": jnp.asarray(rng.standard_normal((160, 160)))},
+        "other": {"w": jnp.asarray(rng.standard_normal((64, 64)) * other)},
+    }
+    got = sgo.layer_statistics(grads)
+    assert float(got["dead"]) == 0.0
+    for name in ("live", "other"):
+        expected = np.asarray(grads[name]["w"], np.float64).std()
+        assert np.isclose(float(got[name]), expected, rtol=1e-5), name
