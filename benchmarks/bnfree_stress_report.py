@@ -292,8 +292,8 @@ def frontier_verdicts(rows: Sequence[dict[str, Any]]) -> list[str]:
                 f"* **{ours} vs {theirs}** ({where}; lr {_num(lrs[0])} to "
                 f"{_num(lrs[-1])}): the largest learning rate at which most seeds "
                 f"train (90% lower bound >= {MOST}) is **{word}**: {text} vs "
-                f"{their_text}; runs that train: "
-                f"{counts[0]} vs {counts[1]} (of {len(shared[0])})."
+                f"{their_text}; runs that train: {counts[0]} of {len(shared[0])} "
+                f"vs {counts[1]} of {len(shared[1])}."
             )
     if not lines:
         return []
