@@ -262,7 +262,8 @@ def compile_lines(platform: str, section: dict[str, Any]) -> list[str]:
         "`adaptive_grad_clip(0.01)` + adam and `stablegrad()` + adam, the best "
         f"of {rounds} interleaved rounds (JAX's caches cleared before each), "
         "with the tree's random gradients and with its middle weight leaf "
-        "zero (a dead layer: StableGrad's careful path runs). The update: its "
+        "zero (a dead layer: StableGrad's fast sums fail on it and one more read "
+        "finds it zero). The update: its "
         "time as a jit call against adam's in the same rounds.",
         "",
         *mdtables.table(header, body),

@@ -295,7 +295,7 @@ COMPILED = ("adam", "adaptive_grad_clip+adam", "stablegrad+adam")
 
 def with_zero_layer(grads: Any) -> Any:
     """`grads` with its middle weight leaf (ndim >= 2) all zeros: a dead layer,
-    which sends StableGrad's statistic down its careful path."""
+    on which StableGrad's fast sums fail (its zero check then runs)."""
     leaves, treedef = jax.tree.flatten(grads)
     weights = [i for i, x in enumerate(leaves) if x.ndim >= 2]
     middle = weights[len(weights) // 2]
