@@ -88,10 +88,10 @@ def _by(rows: Sequence[dict], key: Callable[[dict], Any]) -> dict[Any, list[dict
 def wilson(k: int, n: int, z: float = Z90) -> tuple[float, float]:
     """The Wilson score interval of a fraction `k` / `n` (90% by default)."""
     p, z2 = k / n, z * z
-    centre, half = p + z2 / (2 * n), z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return max(0.0, (centre - half) / (1 + z2 / n)), min(
-        1.0, (centre + half) / (1 + z2 / n)
-    )
+    scale = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / scale
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / scale
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def one_machine(rows: Sequence[dict[str, Any]]) -> tuple[list[dict], list[dict]]:

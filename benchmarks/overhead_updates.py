@@ -324,11 +324,12 @@ def compile_costs(config: argparse.Namespace) -> dict[str, Any]:
         tree = make(config)
         out[name] = {"description": tree.description}
         out[name]["num_leaves"] = len(jax.tree.leaves(tree.params))
-        for kind, grads in (("ordinary", tree.grads), ("one zero layer", None)):
-            grads = with_zero_layer(tree.grads) if grads is None else grads
+        zero = with_zero_layer(tree.grads)  # shares every other leaf
+        for kind, grads in (("ordinary", tree.grads), ("one zero layer", zero)):
             seconds = {label: [] for label in txs}
             for r in range(config.compile_rounds):
-                for label in [*COMPILED[r % 3 :], *COMPILED[: r % 3]]:
+                shift = r % len(COMPILED)
+                for label in [*COMPILED[shift:], *COMPILED[:shift]]:
                     seconds[label].append(
                         compile_seconds(txs[label], grads, tree.params)
                     )
