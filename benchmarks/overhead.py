@@ -15,9 +15,22 @@ Writes ``overhead_<platform>.json`` in ``--outdir`` for ``overhead_report.py``;
 already there. Each section records the command, date, device and CPU
 affinity that made it.
 
+``--only loss-weighting`` (not in the full run) times what gradient-norm loss
+weighting costs a PINN step: `pinn.train` on ``--problem`` (tanh MLP, critical
+init, Adam 1e-3; ``--seeds`` trained together by vmap, or with 1 one run
+without) with ``loss_weighting=None``, ``"grad_norm"`` (K = ``--every``) and
+``"grad_norm"`` updated at step 0 only; with ``--recipes``, those recipes as
+the long-budget campaign trains them. The medians of the per-round ratios of
+time per step (first to last record) to the first setting's, by wall clock and
+CPU time, go to ``loss_weighting_cost.json`` under ``seeds_<n>`` (or
+``recipes_<problem>_<depth>``, which the long-budget page reads).
+
   python benchmarks/overhead.py                           # ~30 min on 2 cores
   python benchmarks/overhead.py --only compile            # ~6 min
   python benchmarks/overhead.py --quick --outdir /tmp/oh  # smoke run
+  python benchmarks/overhead.py --only loss-weighting --seeds 3 --rounds 3
+  python benchmarks/overhead.py --only loss-weighting --problem burgers \\
+      --recipes adam+warmup+decay,adam+warmup+decay+gradnorm,...
 """
 
 from __future__ import annotations
@@ -29,6 +42,7 @@ import json
 import os
 import pathlib
 import platform
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -44,15 +58,12 @@ from stablegrad_optax import models, pinn
 
 import overhead_timing as timing
 from overhead_timing import jit, ratio_between, timed_section, xla_cost
-from overhead_updates import (
-    TREES,
-    benchmark_tree,
-    compile_costs,
-    optimizers,
-)
+from overhead_updates import TREES, benchmark_tree, compile_costs, optimizers
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
 from common import name_list, positive, run_metadata  # noqa: E402
+from pinn_depth_sweep import problem_and_model  # noqa: E402
+from recipes import RECIPES  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 PAPER, OUTPUT = "stablegrad(prediction)+adam", "stablegrad(output)+adam"
@@ -175,11 +186,6 @@ def train_step_optimizers(
     }
 
 
-def _timed_steps(name: str, entries, config: argparse.Namespace) -> dict[str, Any]:
-    steps_per_call = config.chunk if name == "pinn32" else 1
-    return timed_section("train step", entries, config, steps_per_call)
-
-
 def benchmark_train_step(name: str, config: argparse.Namespace) -> dict[str, Any]:
     """The paper's variant, the output reference, adam and its peers, in one set
     of rounds."""
@@ -188,7 +194,8 @@ def benchmark_train_step(name: str, config: argparse.Namespace) -> dict[str, Any
         for label, (tx, prediction) in train_step_optimizers(config.optimizers).items()
     }
     print(f"{name}: train step, the paper's variant against the output reference")
-    result = _timed_steps(name, entries, config)
+    steps_per_call = config.chunk if name == "pinn32" else 1
+    result = timed_section("train step", entries, config, steps_per_call)
     ratio = ratio_between(result, PAPER, OUTPUT)
     # What XLA's cost model says each compiled call does (whatever else runs).
     cost = {label: run.xla_cost() for label, run in entries.items()}
@@ -250,6 +257,74 @@ def compile_section(config: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def timed_run(problem, model, params, tx, options) -> tuple[float, float]:
+    """(wall-clock s, CPU s) per step of one `pinn.train` run after its first
+    record, which pays for the compilation."""
+    stamps = []
+    stamp = lambda _: stamps.append((time.perf_counter(), time.process_time()))
+    pinn.train(problem, model.apply, params, tx, callback=stamp, **options)
+    steps = (len(stamps) - 1) * options["log_every"]
+    return tuple((stamps[-1][i] - stamps[0][i]) / steps for i in range(2))
+
+
+def weighting_settings(config: argparse.Namespace) -> dict:
+    """Name: (transformation, pinn.train's options), timed in turn."""
+    if not config.recipes:
+        return {
+            name: (optax.adam(1e-3), {"loss_weighting": w, "loss_weighting_every": k})
+            for name, w, k in (
+                ("none", None, config.every),
+                ("grad_norm", "grad_norm", config.every),
+                ("grad_norm, step 0 only", "grad_norm", 10**9),
+            )
+        }
+    options = lambda recipe: {
+        "prediction_reference": recipe.prediction_reference,
+        "loss_weighting": recipe.loss_weighting,
+        "loss_weighting_every": config.every,
+    }
+    return {
+        name: (RECIPES[name].build(config.steps)(1e-3), options(RECIPES[name]))
+        for name in config.recipes
+    }
+
+
+def loss_weighting_section(config: argparse.Namespace) -> dict[str, Any]:
+    """``--only loss-weighting``: the ratios of time per step to the first
+    setting's, into ``loss_weighting_cost.json``."""
+    model = (config.problem, config.depth, 50, "tanh", "critical")
+    problem, model = problem_and_model(*model)
+    x = jnp.zeros((1, 2))
+    if config.seeds == 1:  # one run, no vmap
+        params, keys = model.init(jax.random.key(0), x), jax.random.key(1)
+    else:
+        init_keys = jax.random.split(jax.random.key(0), config.seeds)
+        params = jax.vmap(model.init, in_axes=(0, None))(init_keys, x)
+        keys = jax.random.split(jax.random.key(1), config.seeds)
+    settings = weighting_settings(config)
+    run = {"key": keys, "steps": config.steps, "log_every": config.every}
+    per_step = {clock: {name: [] for name in settings} for clock in ("wall", "cpu")}
+    for _ in range(config.rounds):
+        for name, (tx, options) in settings.items():
+            times = timed_run(problem, model, params, tx, run | options)
+            for clock, step in zip(per_step, times, strict=True):
+                per_step[clock][name].append(step)
+    first = next(iter(settings))
+    keys = ("depth", "seeds", "every", "steps", "rounds", "problem", "recipes")
+    used = {k: getattr(config, k) for k in keys} | {"out": config.outdir}
+    result = run_metadata(settings=used, step_s=per_step)
+    for clock, times in per_step.items():
+        result[f"{clock}_median_ratio_to_{first}"] = {
+            name: statistics.median(
+                t / n for t, n in zip(steps, times[first], strict=True)
+            )
+            for name, steps in times.items()
+            if name != first
+        }
+    print(json.dumps({k: v for k, v in result.items() if "ratio" in k}))
+    return result
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
@@ -268,10 +343,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     add(
         "--only",
-        choices=("train-steps", "compile"),
+        choices=("train-steps", "compile", "loss-weighting"),
         help="time only this section and write it into the JSON already in "
-        "--outdir, keeping the other sections",
+        "--outdir, keeping the other sections (loss-weighting: its own JSON)",
     )
+    # --only loss-weighting: the PINN, the run's length and the records' interval
+    add("--problem", choices=sorted(pinn.PROBLEMS), default="poisson")
+    add("--depth", type=positive(int), default=8)
+    add("--seeds", type=positive(int), default=3)
+    add("--every", type=positive(int), default=100)
+    add("--steps", type=positive(int), default=1200)
+    add("--recipes", type=name_list(tuple(RECIPES), "recipe"))
     add("--note", help="how the machine was set up (what else ran), kept in the JSON")
     add("--resnet-batch", type=positive(int), default=256)
     add("--chunk", type=positive(int), default=5, help="PINN steps per call")
@@ -294,6 +376,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "off; needs --outdir",
     )
     config = parser.parse_args(argv)
+    if config.only == "loss-weighting" and config.steps < 2 * config.every:
+        parser.error("--steps must be at least 2 x --every (two records)")
     if config.quick:
         if config.outdir is None:
             parser.error("--quick needs --outdir (to keep the real results)")
@@ -321,11 +405,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     outdir = pathlib.Path(config.outdir)
     path = outdir / f"overhead_{jax.default_backend()}.json"
     if config.only:
-        results = json.loads(path.read_text()) if path.exists() else {}
         key = config.only.replace("-", "_")
-        section = {"train_steps": train_steps_section, "compile": compile_section}
-        results[key] = section[key](config)
-        wall_time_s = results[key]["wall_time_s"]
+        if config.only == "loss-weighting":  # its own file, an entry per setting
+            path = outdir / "loss_weighting_cost.json"
+            cell = f"recipes_{config.problem}_{config.depth}"
+            key = cell if config.recipes else f"seeds_{config.seeds}"
+        results = json.loads(path.read_text()) if path.exists() else {}
+        section = {
+            "train-steps": train_steps_section,
+            "compile": compile_section,
+            "loss-weighting": loss_weighting_section,
+        }
+        results[key] = section[config.only](config)
+        wall_time_s = time.perf_counter() - start
     else:
         results = {"meta": meta, "config": vars(config)}
         results["trees"] = {name: benchmark_tree(name, config) for name in config.trees}

@@ -2,7 +2,7 @@
 
 The campaign (``benchmarks/campaigns/pinn_long_budget.json``) trains every
 recipe at one learning rate on seeds 1-3; the page gives per cell the errors
-over the seeds and the time per step (`loss_weighting_cost.py --recipes`),
+over the seeds and the time per step (`overhead.py --only loss-weighting`),
 verdicts for the comparisons the campaign exists for, and published numbers.
 
   python benchmarks/pinn_long_budget_report.py            # writes the page
@@ -94,7 +94,8 @@ def load_costs(path: pathlib.Path = COSTS) -> dict:
 
 def step_ratio(costs: dict, problem: str, depth: int, recipe: str) -> str:
     """Time per step against the schedule alone's, from the interleaved timing
-    of the cell (`loss_weighting_cost.py --recipes`); "–" where not timed."""
+    of the cell (`overhead.py --only loss-weighting --recipes ...`); "–" where
+    not timed."""
     entry = costs.get((problem, depth)) or {}
     ratios = entry.get(f"wall_median_ratio_to_{SCHEDULE}")  # None: another first
     if ratios is None or recipe not in entry["step_s"]["wall"]:
@@ -112,8 +113,8 @@ def timing_note(costs: dict) -> str:
         f"Time per step: the median ratio of wall-clock time per step over "
         f"{values(lambda e: e['settings']['rounds'])} interleaved rounds of "
         f"{values(lambda e: e['settings']['steps'])} steps per recipe, the seeds "
-        f"trained together, measured by `python benchmarks/loss_weighting_cost.py "
-        f"--problem P --depth D --recipes ...` ({cells}; "
+        "trained together, measured by `python benchmarks/overhead.py --only "
+        f"loss-weighting --problem P --depth D --recipes ...` ({cells}; "
         f"{values(lambda e: e['device'])}; {values(lambda e: e['date'])}; "
         "`benchmarks/results/loss_weighting_cost.json`), not from the campaign's "
         "batches, which shared the CPU with other work."

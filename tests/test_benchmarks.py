@@ -197,15 +197,14 @@ def test_mlp_regression_runs_and_writes_results(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seeds", [1, 2])
-def test_loss_weighting_cost_tiny_run(tmp_path, seeds):
-    """The weighting's cost benchmark runs and writes one entry per --seeds."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(str(BENCHMARKS))
-        bench = load_script(
-            BENCHMARKS / "loss_weighting_cost.py", "loss_weighting_cost", patch
-        )
-        flags = ["--depth=1", "--every=2", "--steps=4", "--rounds=1"]
-        bench.main([*flags, f"--seeds={seeds}", f"--out={tmp_path}"])
+def test_loss_weighting_cost_tiny_run(scripts, tmp_path, seeds):
+    """The weighting's cost (``--only loss-weighting``) runs and writes one
+    entry per --seeds."""
+    overhead, _ = scripts
+    flags = ["--depth=1", "--every=2", "--steps=4", "--rounds=1"]
+    overhead.main(
+        ["--only=loss-weighting", *flags, f"--seeds={seeds}", f"--outdir={tmp_path}"]
+    )
     saved = json.loads((tmp_path / "loss_weighting_cost.json").read_text())
     entry = saved[f"seeds_{seeds}"]
     assert set(entry["step_s"]) == {"wall", "cpu"}

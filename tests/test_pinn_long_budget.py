@@ -107,7 +107,8 @@ def test_depth_lines_and_table_cells(report):
         "| `adam+warmup+decay` | 32 | 0.600 [0.500, 0.700] | 0.300 | 0/3 | 0/3 | – |"
         in text
     )
-    assert "loss_weighting_cost.py" in report.timing_note({("poisson", 8): timed})
+    note = report.timing_note({("poisson", 8): timed})
+    assert "overhead.py --only loss-weighting" in note
     # No timing: no time ratio.
     text = "\n".join(report.tables(found, {}))
     assert "| 3/3 | 0/3 | – |" in text
