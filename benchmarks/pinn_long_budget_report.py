@@ -1,12 +1,27 @@
-"""The 20,000-step PINN campaign's results page, from its CSV.
+"""Pages of the depth sweep runner's side runs at one learning rate, from their CSVs.
 
-The campaign (``benchmarks/campaigns/pinn_long_budget.json``) trains every
-recipe at one learning rate on seeds 1-3; the page gives per cell the errors
-over the seeds and the time per step (`overhead.py --only loss-weighting`),
-verdicts for the comparisons the campaign exists for, and published numbers.
+The 20,000-step campaign (``benchmarks/campaigns/pinn_long_budget.json``)
+trains every recipe at one learning rate on seeds 1-3; its docs page gives per
+cell the errors over the seeds and the time per step (``overhead.py --only
+loss-weighting``), verdicts for the comparisons the campaign exists for, and
+published numbers.
 
-  python benchmarks/pinn_long_budget_report.py            # writes the page
-  python benchmarks/pinn_long_budget_report.py --check    # is it up to date?
+"The std of dL/d(prediction)" has three readings for a PINN
+(`stablegrad_optax.pinn.PREDICTION_READINGS`): ``data`` (u at the boundary and
+initial points), ``values`` (u at every point) and ``all`` (every output the
+loss reads, derivatives too). The side run
+
+  cd benchmarks && python pinn_depth_sweep.py --problems poisson --inits critical \\
+    --depths 32 --tune-depth 32 --lrs 1e-4 --results \\
+    results/pinn_prediction_readings.csv --optimizers \\
+    "stablegrad(prediction)+adam,stablegrad(prediction-values)+adam,stablegrad(prediction-all)+adam"
+
+(and the same on Helmholtz) trains with each; every run logs all three.
+``pinn_prediction_readings.md``, beside its CSV, gives the final errors per
+reading and how the readings fall over a run (over the reported seeds).
+
+  python benchmarks/pinn_long_budget_report.py            # writes both
+  python benchmarks/pinn_long_budget_report.py --check    # are they up to date?
 """
 
 from __future__ import annotations
@@ -15,6 +30,7 @@ import collections
 import itertools
 import json
 import pathlib
+import statistics
 import sys
 from collections.abc import Sequence
 
@@ -25,6 +41,12 @@ from pinn_depth_sweep_results import num
 SCRIPT = "benchmarks/pinn_long_budget_report.py"
 RESULTS = results.RESULTS.with_name("pinn_long_budget.csv")
 COSTS = results.RESULTS.with_name("loss_weighting_cost.json")  # the time column
+READINGS = results.RESULTS.with_name("pinn_prediction_readings.csv")
+READING_OF = {  # the recipes of the readings' side run, and the reading each steps by
+    "stablegrad(prediction)+adam": "data",
+    "stablegrad(prediction-values)+adam": "values",
+    "stablegrad(prediction-all)+adam": "all",
+}
 SCHEDULE = "adam+warmup+decay"  # the schedule alone: times are ratios to it
 STANDARD = "adam+warmup+decay+gradnorm"  # the core of the field's recipe
 PAPER = "stablegrad(prediction)+adam+warmup+decay"
@@ -305,11 +327,78 @@ def page(
     return "\n".join(lines)
 
 
+def readings_tables(rows: Sequence[dict], history: dict) -> tuple[list, list]:
+    """The readings' side run, per (problem, depth, reading that set the
+    reference, lr), over the reported seeds: its final errors (median, each
+    seed's, how many train), and each reading's scale in the first and the last
+    logged chunk (medians; only where logged)."""
+    found = collections.defaultdict(list)
+    for row in rows:
+        if row["optimizer"] in READING_OF and row["seed"] != results.TUNE_SEED:
+            key = (row["problem"], row["depth"], READING_OF[row["optimizer"]])
+            found[(*key, results.lr_text(row["lr"]))].append(row)
+    g = "{:.3g}".format
+    errors, scales = [], []
+    for key, runs in sorted(found.items()):
+        key = [*map(str, key)]
+        final = sorted(r["final_rel_l2"] for r in runs)
+        trained = f"{sum(e < results.TRAINED for e in final)}/{len(final)}"
+        median = g(statistics.median(final))
+        errors.append([*key, median, ", ".join(map(g, final)), trained])
+        logged = [history.get(results.run_key(r)) for r in runs]
+        logged = [h["reference_scale"] for h in logged if h and "reference_scale" in h]
+        if logged:
+            cells = []
+            for reading in READING_OF.values():
+                first, last = (
+                    statistics.median(h[reading][i] for h in logged) for i in (0, -1)
+                )
+                cells.append(f"{g(first)} -> {g(last)} ({g(first / last)}x)")
+            scales.append([*key, *cells])
+    return errors, scales
+
+
+def readings_page(rows: Sequence[dict], history: dict) -> str:
+    """``pinn_prediction_readings.md``: which reading should set the reference."""
+    errors, scales = readings_tables(rows, history)
+    dates = sorted({r["date"] for r in rows})
+    key = ["problem", "depth"]
+    error = ["lr", "median final rel-L2", "seeds", f"< {results.TRAINED}"]
+    fall = [f"{r}: first -> last (fall)" for r in READING_OF.values()]
+    lines = [
+        "# Which reading of a PINN's prediction sets the paper's reference",
+        "",
+        f"Generated by `{SCRIPT}` from "
+        "`pinn_prediction_readings.csv` (command in the script's docstring); "
+        f"device: {', '.join(sorted({r['device'] for r in rows}))}; dates: "
+        f"{dates[0]} to {dates[-1]}; {len(rows)} runs. Critical init, tanh, width "
+        "50, 1500 steps; the tuning seed (0) is left out of every number below.",
+        "",
+        "## Final error by the reading that set the reference",
+        "",
+        *mdtables.table([*key, "reading that sets the reference", *error], errors),
+        "",
+        "## The three readings over a run",
+        "",
+        "Each run logs all three readings (mean over the first and the last "
+        "logged chunk of steps), whichever one set its reference; median over "
+        "the seeds.",
+        "",
+        *mdtables.table([*key, "run with", "lr", *fall], scales),
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = mdtables.parser(__doc__, RESULTS, "long_budget.md", "the CSV")
+    parser = mdtables.parser(__doc__, RESULTS, "long_budget.md", "the readings' tables")
+    parser.add_argument("--readings", type=pathlib.Path, default=READINGS)
     args = parser.parse_args(argv)
     rows = results.read_rows(args.results)
     outputs = {args.page: page(rows, args.results, args.page, load_costs())}
+    if readings := results.read_rows(args.readings):
+        history = results.read_history(args.readings)
+        outputs[args.readings.with_suffix(".md")] = readings_page(readings, history)
     return mdtables.check_or_write(outputs, args.check, SCRIPT, args.results)
 
 

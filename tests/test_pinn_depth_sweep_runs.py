@@ -209,14 +209,13 @@ def test_every_optimizer_builds_as_the_sweep_builds_it(modules):
 
 def test_readings_report_from_a_tiny_sweep(modules, tiny_csv, tmp_path):
     """The side report on the prediction readings reads the sweep's own files."""
-    with scripts_imported(BENCHMARKS, ["pinn_prediction_readings_report"], []) as (
-        readings,
-    ):
+    with scripts_imported(BENCHMARKS, ["pinn_long_budget_report"], []) as (report,):
         path = tmp_path / "readings.csv"
         path.write_text(tiny_csv.read_text())
         history = tiny_csv.with_name("sweep_history.jsonl")
         path.with_name("readings_history.jsonl").write_text(history.read_text())
-        assert readings.main([f"--results={path}"]) == 0
+        others = [f"--results={tmp_path / 'none.csv'}", f"--page={tmp_path / 'p.md'}"]
+        assert report.main([f"--readings={path}", *others]) == 0
         text = path.with_suffix(".md").read_text()
     # Only the data reading ran; every run logged all three readings.
     assert "| burgers | 2 | data |" in text and "| helmholtz | 3 | data |" in text
