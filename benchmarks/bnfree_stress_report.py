@@ -9,19 +9,19 @@ the CSV (or in ``--outdir``) and the docs page ``docs/results/bnfree_stress.md``
 
 from __future__ import annotations
 
-import collections
 import functools
 import math
 import pathlib
 import statistics
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
 
 import bnfree_stress_results as results
 import mdtables
 import recipes
+from mdtables import group
 
 SCRIPT = "benchmarks/bnfree_stress_report.py"
 TITLE = "# Results: the BatchNorm-free stress test"
@@ -77,14 +77,6 @@ def style(variant: str) -> dict[str, Any]:
     }
 
 
-def _by(rows: Sequence[dict], key: Callable[[dict], Any]) -> dict[Any, list[dict]]:
-    """`rows` grouped by `key(row)`, in the order they were written."""
-    out = collections.defaultdict(list)
-    for row in rows:
-        out[key(row)].append(row)
-    return out
-
-
 def wilson(k: int, n: int, z: float = Z90) -> tuple[float, float]:
     """The Wilson score interval of a fraction `k` / `n` (90% by default)."""
     p, z2 = k / n, z * z
@@ -99,8 +91,8 @@ def one_machine(rows: Sequence[dict[str, Any]]) -> tuple[list[dict], list[dict]]
     them, and the runs of that cell made elsewhere: at the edge of stability a
     seed can train on one CPU and die on another, so a cell is not mixed."""
     kept, elsewhere = [], []
-    for runs in _by(rows, lambda r: results.run_key(r)[:-1]).values():
-        by_device = _by(runs, itemgetter("device"))
+    for runs in group(rows, lambda r: results.run_key(r)[:-1]).values():
+        by_device = group(runs, itemgetter("device"))
         main = max(by_device, key=lambda d: len(by_device[d]))
         for device, own in by_device.items():
             (kept if device == main else elsewhere).extend(own)
@@ -133,8 +125,8 @@ def reruns(kept: Sequence[dict], elsewhere: Sequence[dict]) -> list[str]:
 def groups(rows: Sequence[dict[str, Any]]) -> dict[tuple, dict[str, list[dict]]]:
     """{setting: {variant: runs}}, in the order the runs were written."""
     return {
-        setting: _by(runs, itemgetter("variant"))
-        for setting, runs in _by(rows, itemgetter(*SETTING)).items()
+        setting: group(runs, itemgetter("variant"))
+        for setting, runs in group(rows, itemgetter(*SETTING)).items()
     }
 
 
@@ -200,7 +192,7 @@ def below_eps(logs: dict[str, list[float]] | None) -> tuple[float, float]:
 def frontiers(rows: Sequence[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
     """The runs of each (`FRONTIER`) setting run at two learning rates or more,
     AdamW's (the paper's baseline optimizer) first."""
-    by_setting = _by(rows, itemgetter(*FRONTIER))
+    by_setting = group(rows, itemgetter(*FRONTIER))
     adamw_first = sorted(by_setting, key=lambda key: key[3] != "adamw")
     return {
         key: by_setting[key]
@@ -242,9 +234,9 @@ def frontier_tables(rows: Sequence[dict[str, Any]], logs: dict | None = None):
     lines = []
     for key, runs in frontiers(rows).items():
         lrs = sorted({r["lr"] for r in runs})
-        at = _by(runs, itemgetter("variant", "lr"))
+        at = group(runs, itemgetter("variant", "lr"))
         body = []
-        for variant, own in _by(runs, itemgetter("variant")).items():
+        for variant, own in group(runs, itemgetter("variant")).items():
             ran = sorted({r["lr"] for r in own})
             cells = [_frontier_cell(at.get((variant, lr)), logs or {}) for lr in lrs]
             body.append([variant, *cells, largest_lr(own, ran)[1]])
@@ -273,7 +265,7 @@ def frontier_verdicts(rows: Sequence[dict[str, Any]]) -> list[str]:
     against the second's (higher / same / lower), and how many runs train."""
     lines = []
     for key, runs in frontiers(rows).items():
-        of = _by(runs, itemgetter("variant"))
+        of = group(runs, itemgetter("variant"))
         s = dict(zip(FRONTIER, key, strict=True))
         where = f"{s['model']}, {s['optimizer']}, {s['steps']} steps"
         for ours, theirs in JUDGED:
@@ -281,18 +273,14 @@ def frontier_verdicts(rows: Sequence[dict[str, Any]]) -> list[str]:
             if len(lrs) < 2:
                 continue
             shared = [[r for r in of[v] if r["lr"] in lrs] for v in (ours, theirs)]
-            (rank, text), (their_rank, their_text) = (
-                largest_lr(both, lrs) for both in shared
-            )
-            word = ("same", "higher", "lower")[
-                (rank > their_rank) - (rank < their_rank)
-            ]
+            (rank, text), (other, other_text) = (largest_lr(b, lrs) for b in shared)
+            word = "higher" if rank > other else "lower" if rank < other else "same"
             counts = [sum(map(trains, both)) for both in shared]
             lines.append(
                 f"* **{ours} vs {theirs}** ({where}; lr {_num(lrs[0])} to "
                 f"{_num(lrs[-1])}): the largest learning rate at which most seeds "
                 f"train (90% lower bound >= {MOST}) is **{word}**: {text} vs "
-                f"{their_text}; runs that train: {counts[0]} of {len(shared[0])} "
+                f"{other_text}; runs that train: {counts[0]} of {len(shared[0])} "
                 f"vs {counts[1]} of {len(shared[1])}."
             )
     if not lines:
@@ -311,7 +299,7 @@ def provenance(rows: Sequence[dict[str, Any]]) -> str:
     each = lambda key: ", ".join(sorted({r[key] for r in rows}))
     machines = "; ".join(
         f"{len(runs)} on {device}"
-        for device, runs in _by(rows, itemgetter("device")).items()
+        for device, runs in group(rows, itemgetter("device")).items()
     )
     return (
         f"{len(rows)} runs ({machines}), {dates[0]} to {dates[-1]}, commits "

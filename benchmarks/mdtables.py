@@ -1,4 +1,4 @@
-"""Markdown pieces shared by the benchmark reports: tables and generated pages.
+"""What the benchmark reports share: tables, generated pages, rows by key.
 
 Each report writes whole pages of the documentation (``docs/results/``) from the
 committed results, and ``--check`` tells whether they are up to date.
@@ -7,10 +7,12 @@ committed results, and ``--check`` tells whether they are up to date.
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import pathlib
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PAGES = ROOT / "docs" / "results"
@@ -23,6 +25,20 @@ def table(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
         "|" + "---|" * len(header),
         *("| " + " | ".join(row) + " |" for row in body),
     ]
+
+
+def group(rows: Iterable[dict], key: Callable[[dict], Any]) -> dict[Any, list[dict]]:
+    """`rows` by `key(row)`, in the order they come (a missing key: no rows)."""
+    out = collections.defaultdict(list)
+    for row in rows:
+        out[key(row)].append(row)
+    return out
+
+
+def span(values: Iterable[str]) -> str:
+    """The first and the last of the sorted `values` ("a to b"), or the one."""
+    values = sorted(values)
+    return values[0] if values[0] == values[-1] else f"{values[0]} to {values[-1]}"
 
 
 def parser(doc: str, results: pathlib.Path, page: str, checked: str):

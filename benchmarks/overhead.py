@@ -120,14 +120,9 @@ def resnet_step(resnet, width: int, batch: int, tx, prediction: bool, seed: int)
     labels = jax.random.randint(ky, (batch,), 0, 10)
     params = model.init(kp, images[:1])["params"]
 
-    def predict(p, x, y):
-        del y
-        return model.apply({"params": p}, x)
-
-    def loss(logits, x, y):
-        del x
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
+    predict = lambda p, x, y: model.apply({"params": p}, x)
+    xent = optax.softmax_cross_entropy_with_integer_labels
+    loss = lambda logits, x, y: xent(logits, y).mean()
     if prediction:
         grad_fn = sgo.prediction_value_and_grad(predict, loss)
     else:
@@ -248,10 +243,9 @@ def compile_section(config: argparse.Namespace) -> dict[str, Any]:
     start, meta = time.perf_counter(), overhead_metadata(config)
     trees = compile_costs(config)
     keys = ("rounds", "compile_rounds", "block_seconds", "min_iters", "iters", "seed")
-    config_ = {k: getattr(config, k) for k in keys}
     return {
         "meta": meta,
-        "config": config_,
+        "config": {k: getattr(config, k) for k in keys},
         "trees": trees,
         "wall_time_s": time.perf_counter() - start,
     }

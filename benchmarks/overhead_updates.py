@@ -57,19 +57,20 @@ class Tree(NamedTuple):
     description: str
 
 
-def _random_tree(shapes: Any, seed: int, dtype, description: str) -> Tree:
-    """Parameters ~ N(0, 0.05^2) and gradients ~ N(1e-4, 1e-3^2) of `shapes`."""
+def _random_tree(shapes: Any, seed: int, description: str) -> Tree:
+    """Parameters ~ N(0, 0.05^2) and gradients ~ N(1e-4, 1e-3^2) of `shapes`,
+    each of its leaf's dtype."""
     leaves, treedef = jax.tree.flatten(shapes)
     keys = jax.random.split(jax.random.key(seed), 2 * len(leaves))
 
     def draw(keys, scale, offset):
         normal = [
-            jax.random.normal(k, x.shape, jnp.float32)
+            (jax.random.normal(k, x.shape, jnp.float32) * scale + offset).astype(
+                x.dtype
+            )
             for k, x in zip(keys, leaves, strict=True)
         ]
-        return jax.tree.unflatten(
-            treedef, [(x * scale + offset).astype(dtype) for x in normal]
-        )
+        return jax.tree.unflatten(treedef, normal)
 
     return Tree(draw(keys[::2], 0.05, 0.0), draw(keys[1::2], 1e-3, 1e-4), description)
 
@@ -77,7 +78,7 @@ def _random_tree(shapes: Any, seed: int, dtype, description: str) -> Tree:
 def _model_tree(model, x, config, description: str, **kwargs) -> Tree:
     """A float32 tree shaped like `model`'s parameters."""
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x, **kwargs))
-    return _random_tree(shapes["params"], config.seed, jnp.float32, description)
+    return _random_tree(shapes["params"], config.seed, description)
 
 
 def resnet50_tree(config: argparse.Namespace) -> Tree:
@@ -95,53 +96,42 @@ def mlp_tree(config: argparse.Namespace) -> Tree:
     return _model_tree(model, jnp.zeros((1, 2)), config, description)
 
 
+def _transformer(layers: int, d: int, vocab: int, dtype, full: bool) -> dict:
+    """The shapes of a transformer's parameters (`layers` blocks of width `d`,
+    MLP 4 `d`); `full` gives each norm and projection a bias, and adds a final
+    norm."""
+    shape = functools.partial(jax.ShapeDtypeStruct, dtype=dtype)
+    bias = lambda n: {"bias": shape((n,))} if full else {}
+    dense = lambda n_in, n_out: {"kernel": shape((n_in, n_out)), **bias(n_out)}
+    norm = {"scale": shape((d,)), **bias(d)}
+    block = {
+        "ln_attn": norm,
+        **{name: dense(d, d) for name in ("query", "key", "value", "attn_out")},
+        "ln_mlp": norm,
+        "mlp_in": dense(d, 4 * d) | {"bias": shape((4 * d,))},
+        "mlp_out": dense(4 * d, d) | {"bias": shape((d,))},
+    }
+    shapes = {f"block_{i}": block for i in range(layers)}
+    shapes |= {"embed": {"embedding": shape((vocab, d))}, "head": dense(d, vocab)}
+    return shapes | ({"ln_final": norm} if full else {})
+
+
 def transformer_tree(config: argparse.Namespace) -> Tree:
     layers, d, vocab = (1, 32, 64) if config.quick else (6, 512, 8192)
-    bf16 = functools.partial(jax.ShapeDtypeStruct, dtype=jnp.bfloat16)
-
-    def dense(n_in, n_out):
-        return {"kernel": bf16((n_in, n_out)), "bias": bf16((n_out,))}
-
-    norm = {"scale": bf16((d,)), "bias": bf16((d,))}
-    shapes: dict[str, Any] = {"embed": {"embedding": bf16((vocab, d))}}
-    for i in range(layers):
-        shapes[f"block_{i}"] = {
-            "ln_attn": norm,
-            **{name: dense(d, d) for name in ("query", "key", "value", "attn_out")},
-            "ln_mlp": norm,
-            "mlp_in": dense(d, 4 * d),
-            "mlp_out": dense(4 * d, d),
-        }
-    shapes["ln_final"] = norm
-    shapes["head"] = dense(d, vocab)
     description = (
         f"transformer, {layers} layers, d_model {d}, MLP {4 * d}, vocabulary "
         f"{vocab}, bfloat16"
     )
-    return _random_tree(shapes, config.seed, jnp.bfloat16, description)
+    shapes = _transformer(layers, d, vocab, jnp.bfloat16, full=True)
+    return _random_tree(shapes, config.seed, description)
 
 
 def blocks_tree(config: argparse.Namespace) -> Tree:
     """48 transformer-shaped blocks of width 256, float32 (482 leaves)."""
     blocks, d, vocab = (2, 16, 32) if config.quick else (48, 256, 1024)
-    f32 = functools.partial(jax.ShapeDtypeStruct, dtype=jnp.float32)
-    block = {
-        "ln_attn": {"scale": f32((d,))},
-        **{
-            name: {"kernel": f32((d, d))}
-            for name in ("query", "key", "value", "attn_out")
-        },
-        "ln_mlp": {"scale": f32((d,))},
-        "mlp_in": {"kernel": f32((d, 4 * d)), "bias": f32((4 * d,))},
-        "mlp_out": {"kernel": f32((4 * d, d)), "bias": f32((d,))},
-    }
-    shapes = {f"block_{i}": block for i in range(blocks)}
-    shapes |= {
-        "embed": {"embedding": f32((vocab, d))},
-        "head": {"kernel": f32((d, vocab))},
-    }
     description = f"{blocks} transformer-shaped blocks, d_model {d}, float32"
-    return _random_tree(shapes, config.seed, jnp.float32, description)
+    shapes = _transformer(blocks, d, vocab, jnp.float32, full=False)
+    return _random_tree(shapes, config.seed, description)
 
 
 TREES: dict[str, Callable[[argparse.Namespace], Tree]] = {
@@ -262,14 +252,12 @@ def benchmark_tree(name: str, config: argparse.Namespace) -> dict[str, Any]:
     txs = {k: tx for k, tx in optimizers().items() if k in config.optimizers}
     txs[ALONE] = sgo.stablegrad()
     loops = {label: update_loop(tx) for label, tx in txs.items()}
-    loop_entries = {
-        label: update_loop_entry(tx, loops[label], tree.grads, tree.params)
-        for label, tx in txs.items()
-    }
-    call_entries = {
-        label: update_call_entry(tx, tree.grads, tree.params)
-        for label, tx in txs.items()
-    }
+    loop_entries, call_entries = {}, {}
+    for label, tx in txs.items():
+        loop_entries[label] = update_loop_entry(
+            tx, loops[label], tree.grads, tree.params
+        )
+        call_entries[label] = update_call_entry(tx, tree.grads, tree.params)
     result = {
         "description": tree.description,
         "num_leaves": num_leaves,
@@ -341,12 +329,7 @@ def compile_costs(config: argparse.Namespace) -> dict[str, Any]:
                 "compile_s": {k: [s[1] for s in v] for k, v in seconds.items()},
                 "update_call": timed_section(f"{name}, {kind}", entries, config),
             }
-            print(
-                "  compile (min): "
-                + ", ".join(
-                    f"{k} {min(v):.2f}s"
-                    for k, v in out[name][kind]["compile_s"].items()
-                ),
-                flush=True,
-            )
+            best = out[name][kind]["compile_s"].items()
+            best = ", ".join(f"{k} {min(v):.2f}s" for k, v in best)
+            print(f"  compile (min): {best}", flush=True)
     return out

@@ -18,12 +18,12 @@ ratio of median errors (`pinn_depth_sweep_results.judge`).
 
 from __future__ import annotations
 
-import collections
 import itertools
 import math
 import pathlib
 import sys
 from collections.abc import Sequence
+from operator import itemgetter
 
 import mdtables
 import pinn_depth_sweep_figures as figures
@@ -93,13 +93,9 @@ def judged_pairs(optimizers: Sequence[str]) -> list[tuple[str, str]]:
 
 def provenance(sweep: Sweep) -> str:
     """Where the runs ran: per device, the runs, dates and commits (first to last)."""
-    by_device = collections.defaultdict(list)
-    for r in sweep.rows:
-        by_device[r["device"]].append(r)
     parts = []
-    for device, rows in by_device.items():
-        dates = sorted(set(r["date"] for r in rows))
-        span = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
+    for device, rows in mdtables.group(sweep.rows, itemgetter("device")).items():
+        span = mdtables.span(r["date"] for r in rows)
         # Rows are appended as runs end: the file's order is the order run.
         first, last = rows[0]["git_commit"], rows[-1]["git_commit"]
         commits = f"commit {first}" if first == last else f"commits {first} to {last}"

@@ -33,10 +33,11 @@ import pathlib
 import statistics
 import sys
 from collections.abc import Sequence
+from operator import itemgetter
 
 import mdtables
 import pinn_depth_sweep_results as results
-from pinn_depth_sweep_results import num
+from pinn_depth_sweep_results import TUNE_SEED, lr_text, num
 
 SCRIPT = "benchmarks/pinn_long_budget_report.py"
 RESULTS = results.RESULTS.with_name("pinn_long_budget.csv")
@@ -88,10 +89,7 @@ LITERATURE = (
 
 def cells(rows: Sequence[dict]) -> dict[tuple, list[dict]]:
     """Rows by (problem, depth, recipe)."""
-    found = collections.defaultdict(list)
-    for row in rows:
-        found[row["problem"], row["depth"], row["optimizer"]].append(row)
-    return dict(found)
+    return dict(mdtables.group(rows, itemgetter("problem", "depth", "optimizer")))
 
 
 def summary(runs: Sequence[dict], column: str = "final_rel_l2") -> dict:
@@ -252,8 +250,7 @@ def overlap(found: dict[tuple, list[dict]], seeds: int) -> str:
 def setting(rows: Sequence[dict]) -> str:
     """The settings every row shares, and the provenance in one line."""
     one = lambda k: ", ".join(str(v) for v in sorted({r[k] for r in rows}))
-    dates = sorted({r["date"] for r in rows})
-    span = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
+    span = mdtables.span({r["date"] for r in rows})
     return (
         f"{len(rows)} runs: tanh MLPs of width {one('width')}, {one('init')} init, "
         f"{one('steps')} steps of {one('num_interior')} interior + "
@@ -334,9 +331,9 @@ def readings_tables(rows: Sequence[dict], history: dict) -> tuple[list, list]:
     logged chunk (medians; only where logged)."""
     found = collections.defaultdict(list)
     for row in rows:
-        if row["optimizer"] in READING_OF and row["seed"] != results.TUNE_SEED:
+        if row["optimizer"] in READING_OF and row["seed"] != TUNE_SEED:
             key = (row["problem"], row["depth"], READING_OF[row["optimizer"]])
-            found[(*key, results.lr_text(row["lr"]))].append(row)
+            found[(*key, lr_text(row["lr"]))].append(row)
     g = "{:.3g}".format
     errors, scales = [], []
     for key, runs in sorted(found.items()):
