@@ -4,7 +4,7 @@
 from the per-step histories, ``pinn_depth_sweep_history.png`` (gradient
 imbalance and test error at the deepest depth) and
 ``pinn_depth_sweep_reference.png`` (the prediction reference and the loss at
-the tuning depth). Each optimizer has one colour and marker (`STYLES`).
+the tuning depth). Each optimizer has one colour and marker (`Recipe.style`).
 """
 
 from __future__ import annotations
@@ -20,33 +20,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import pinn_depth_sweep_results as results
+import recipes
 from pinn_depth_sweep_results import Sweep
 
-# Per recipe: the variants of a recipe share its colour. Markers: o plain, s
-# decay, D warmup and decay, P gradient-norm loss weighting, v ^ the others.
-STYLES = {
-    "stablegrad(prediction)+adam": ("tab:red", "o"),  # the paper's StableGrad
-    "stablegrad(prediction-values)+adam": ("tab:red", "v"),
-    "stablegrad(prediction-all)+adam": ("tab:red", "^"),
-    "stablegrad(prediction-global)+adam": ("tab:pink", "o"),
-    "stablegrad(prediction)+adam+decay": ("tab:purple", "s"),
-    "stablegrad(prediction)+adam+warmup+decay": ("tab:purple", "D"),
-    "stablegrad(prediction)+adam+warmup+decay+gradnorm": ("tab:purple", "P"),
-    "adam": ("tab:blue", "o"),
-    "adamw": ("tab:blue", "v"),
-    "lamb": ("tab:blue", "^"),
-    "adam+decay": ("tab:cyan", "s"),
-    "adam+decay(1%)": ("tab:cyan", "v"),
-    "adam+warmup+decay": ("tab:olive", "D"),
-    "adam+warmup+decay+gradnorm": ("tab:olive", "P"),
-    "agc+adam": ("tab:green", "o"),
-    "agc+adam+warmup+decay+gradnorm": ("tab:green", "P"),
-    "stablegrad+adam": ("tab:orange", "o"),
-    "stablegrad(geometric_mean)+adam": ("tab:brown", "o"),
-    "sgd-momentum": ("tab:gray", "o"),
-    "stablegrad+sgd-momentum": ("black", "o"),
-    "stablegrad(1)+sgd-momentum": ("black", "v"),
-}
+STYLES = {name: recipe.style for name, recipe in recipes.RECIPES.items()}
 # The per-step figures' panels: (history name, y label, title). The history
 # figure: gradient imbalance and test error; the reference figure: the
 # prediction reference's "data" reading (every prediction run logs it) and loss.

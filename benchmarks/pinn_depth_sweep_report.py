@@ -10,7 +10,7 @@ protocol, the best median of each depth in bold, then the comparisons, the
 verdicts and the figures; every number on it comes from the CSV, read as cells
 (`pinn_depth_sweep_results.Sweep`).
 
-The paper's StableGrad (`PAPER`) comes first in the rows (`HEADLINE`), the
+The paper's StableGrad (`PAPER`) comes first in the rows (`recipes.RECIPES`), the
 comparisons (`judged_pairs`) and the claims (`claims`). A comparison counts the
 cells where both have every reported seed: better, the same or worse by the
 ratio of median errors (`pinn_depth_sweep_results.judge`).
@@ -34,26 +34,6 @@ from pinn_depth_sweep_results import Sweep, num
 SCRIPT = "benchmarks/pinn_depth_sweep_report.py"
 TITLE = "# Results: the depth sweep"
 PAPER = "stablegrad(prediction)+adam"  # the paper's StableGrad
-# The rows' order (others follow): the paper's variant, its baselines, its
-# readings and ablations, the other references (the default first), the rest.
-HEADLINE = (
-    PAPER,
-    "adam",
-    "adam+decay",
-    "adam+decay(1%)",
-    "adam+warmup+decay",
-    "agc+adam",
-    "stablegrad(prediction)+adam+decay",
-    "stablegrad(prediction-values)+adam",
-    "stablegrad(prediction-all)+adam",
-    "stablegrad(prediction-global)+adam",
-    "stablegrad+adam",
-    "stablegrad(geometric_mean)+adam",
-    "adamw",
-    "lamb",
-    "sgd-momentum",
-    "stablegrad+sgd-momentum",
-)
 # What the paper's variant is compared with, one line each (see `judged_pairs`):
 # its baselines, the output-layer reference and its global (one-factor) ablation.
 PAPER_BASELINES = (
@@ -76,15 +56,16 @@ BASES = {name: recipe.base for name, recipe in recipes.RECIPES.items()}
 
 
 def in_headline_order(optimizers: Sequence[str]) -> list[str]:
-    """`optimizers` in `HEADLINE` order, any others after them as given."""
-    known = [o for o in HEADLINE if o in optimizers]
-    return known + [o for o in optimizers if o not in known]
+    """`optimizers` in the registry's order (`recipes.RECIPES`), any others
+    after them as given."""
+    rank = {name: i for i, name in enumerate(recipes.RECIPES)}
+    return sorted(optimizers, key=lambda o: rank.get(o, len(rank)))
 
 
 def judged_pairs(optimizers: Sequence[str]) -> list[tuple[str, str]]:
     """The (ours, theirs) pairs both run: the paper's variant against each of
-    `PAPER_BASELINES`, each optimizer against its base (`BASES`) in `HEADLINE`
-    order, then each of `NO_ARGUMENT` against the default reference."""
+    `PAPER_BASELINES`, each optimizer against its base (`BASES`) in the
+    registry's order, then each of `NO_ARGUMENT` against the default reference."""
     pairs = [(PAPER, base) for base in PAPER_BASELINES]
     pairs += [(o, BASES.get(o)) for o in in_headline_order(optimizers)]
     pairs += [(o, DEFAULT) for o in NO_ARGUMENT]

@@ -5,9 +5,10 @@ entry, and adding a baseline is adding an entry.
 
 * `RECIPES` (the PINN depth sweep, its campaigns and the MLP regression): an
   optimizer built from a learning rate (and the run's length, for a schedule),
-  the learning-rate grid family it tunes over, what `pinn.train` must pass
-  (the reading of the paper's prediction reference, a loss weighting), and the
-  recipe the reports judge it against.
+  how the figures draw it, the learning-rate grid family it tunes over, what
+  `pinn.train` must pass (the reading of the paper's prediction reference, a
+  loss weighting), and the recipe the reports judge it against; the reports
+  list recipes in the registry's order.
 * `VARIANTS` (the BatchNorm-free stress test): what replaces BatchNorm (the
   model's `norm`) and the transformation that runs before the optimizer.
 """
@@ -55,6 +56,7 @@ class Recipe(NamedTuple):
     """How a benchmark builds one optimizer, and how reports read it."""
 
     make: Callable[[Any], optax.GradientTransformation]  # lr -> transformation
+    style: tuple[str, str]  # the figures' (colour, marker)
     grid: str = "adaptive"  # the learning-rate grid family: "adaptive" or "sgd"
     # If set, `pinn.train` passes `reference_scale=` at every step: the std of
     # dL/d(prediction) under this reading (`pinn.PREDICTION_READINGS`).
@@ -98,60 +100,75 @@ def _one_group(path) -> str:
     return "all"
 
 
-def _paper(base: str, reading="data", *, group_by=None, **fields) -> Recipe:
+def _paper(base: str, style, reading="data", *, group_by=None, **fields) -> Recipe:
     """The paper's StableGrad (prediction reference), then Adam."""
     options = {"group_by": group_by} if group_by else {}  # else StableGrad's own
     make = _after(_stablegrad("prediction", **options), optax.adam)
-    return Recipe(make, prediction_reference=reading, base=base, **fields)
+    return Recipe(make, style, prediction_reference=reading, base=base, **fields)
 
 
 # The core of the field's recipe (jaxpi): the warmup schedule with gradient-norm
 # loss weighting.
 _STANDARD = {"schedule": _warmup_decay, "loss_weighting": "grad_norm"}
 
+# In the reports' order: the paper's variant, its baselines, its readings and
+# ablations, the other references (the default first), the other optimizers,
+# the field's recipe. Styles: the variants of a recipe share its colour;
+# markers: o plain, s decay, D warmup and decay, P gradient-norm loss weighting,
+# v ^ the others.
 RECIPES: dict[str, Recipe] = {
-    "adam": Recipe(optax.adam),
-    # StableGrad's references that need nothing from the loop, then Adam.
-    "stablegrad+adam": Recipe(_after(_stablegrad("output"), optax.adam), base="adam"),
-    "stablegrad(geometric_mean)+adam": Recipe(
-        _after(_stablegrad("geometric_mean"), optax.adam), base="adam"
+    # The paper's reference, read as u at the data points (boundary, initial).
+    "stablegrad(prediction)+adam": _paper("adam", ("tab:red", "o")),
+    # Adam, and with the schedules PINN codes use: exponential decay to 10% (or
+    # 1%) of the peak over the run, and a 10% linear warmup before it; AGC.
+    "adam": Recipe(optax.adam, ("tab:blue", "o")),
+    "adam+decay": Recipe(optax.adam, ("tab:cyan", "s"), schedule=_decay),
+    "adam+decay(1%)": Recipe(
+        optax.adam, ("tab:cyan", "v"), schedule=functools.partial(_decay, to=0.01)
     ),
-    # The paper's reference, read as u at the data points (boundary, initial),
-    # and the other readings of a PINN's prediction: u at every point (direct
+    "adam+warmup+decay": Recipe(optax.adam, ("tab:olive", "D"), schedule=_warmup_decay),
+    "agc+adam": Recipe(agc_adam, ("tab:green", "o")),
+    # The paper's with the lr decayed as adam+decay's: more than a schedule?
+    "stablegrad(prediction)+adam+decay": _paper(
+        "adam+decay", ("tab:purple", "s"), schedule=_decay
+    ),
+    # The other readings of a PINN's prediction: u at every point (direct
     # dependence only), and every output the loss reads (derivatives too).
-    "stablegrad(prediction)+adam": _paper("adam"),
-    "stablegrad(prediction-values)+adam": _paper("adam", "values"),
-    "stablegrad(prediction-all)+adam": _paper("adam", "all"),
-    # The same with the lr decayed as adam+decay's: more than a schedule?
-    "stablegrad(prediction)+adam+decay": _paper("adam+decay", schedule=_decay),
+    "stablegrad(prediction-values)+adam": _paper("adam", ("tab:red", "v"), "values"),
+    "stablegrad(prediction-all)+adam": _paper("adam", ("tab:red", "^"), "all"),
     # Ablation: the prediction reference with every layer in one group (one
     # global factor, no per-layer normalisation).
-    "stablegrad(prediction-global)+adam": _paper("adam", group_by=_one_group),
-    # Adam with the schedules PINN codes use: exponential decay to 10% (or 1%)
-    # of the peak over the run, and a 10% linear warmup before it.
-    "adam+decay": Recipe(optax.adam, schedule=_decay),
-    "adam+decay(1%)": Recipe(optax.adam, schedule=functools.partial(_decay, to=0.01)),
-    "adam+warmup+decay": Recipe(optax.adam, schedule=_warmup_decay),
+    "stablegrad(prediction-global)+adam": _paper(
+        "adam", ("tab:pink", "o"), group_by=_one_group
+    ),
+    # StableGrad's references that need nothing from the loop, then Adam.
+    "stablegrad+adam": Recipe(
+        _after(_stablegrad("output"), optax.adam), ("tab:orange", "o"), base="adam"
+    ),
+    "stablegrad(geometric_mean)+adam": Recipe(
+        _after(_stablegrad("geometric_mean"), optax.adam),
+        ("tab:brown", "o"),
+        base="adam",
+    ),
+    "adamw": Recipe(optax.adamw, ("tab:blue", "v")),
+    "lamb": Recipe(optax.lamb, ("tab:blue", "^")),
+    "sgd-momentum": Recipe(_sgd, ("tab:gray", "o"), "sgd"),
+    "stablegrad+sgd-momentum": Recipe(
+        _after(_stablegrad("output"), _sgd), ("black", "o"), "sgd", base="sgd-momentum"
+    ),
     # The field's recipe, alone, with the paper's StableGrad and with AGC.
-    "adam+warmup+decay+gradnorm": Recipe(optax.adam, **_STANDARD),
+    "adam+warmup+decay+gradnorm": Recipe(optax.adam, ("tab:olive", "P"), **_STANDARD),
     "stablegrad(prediction)+adam+warmup+decay": _paper(
-        "adam+warmup+decay", schedule=_warmup_decay
+        "adam+warmup+decay", ("tab:purple", "D"), schedule=_warmup_decay
     ),
     "stablegrad(prediction)+adam+warmup+decay+gradnorm": _paper(
-        "adam+warmup+decay+gradnorm", **_STANDARD
+        "adam+warmup+decay+gradnorm", ("tab:purple", "P"), **_STANDARD
     ),
-    "agc+adam+warmup+decay+gradnorm": Recipe(agc_adam, **_STANDARD),
-    "adamw": Recipe(optax.adamw),
-    "agc+adam": Recipe(agc_adam),
-    "lamb": Recipe(optax.lamb),
-    "sgd-momentum": Recipe(_sgd, "sgd"),
-    "stablegrad+sgd-momentum": Recipe(
-        _after(_stablegrad("output"), _sgd), "sgd", base="sgd-momentum"
-    ),
+    "agc+adam+warmup+decay+gradnorm": Recipe(agc_adam, ("tab:green", "P"), **_STANDARD),
     # A constant reference: per-layer normalised SGD, whose step does not
     # follow the loss scale, so it shares Adam's grid.
     "stablegrad(1)+sgd-momentum": Recipe(
-        _after(_stablegrad(1.0), _sgd), base="sgd-momentum"
+        _after(_stablegrad(1.0), _sgd), ("black", "v"), base="sgd-momentum"
     ),
 }
 

@@ -281,7 +281,7 @@ def test_the_claims_are_judged_per_variant_the_papers_first(cells, verdicts, pag
     assert "holds here" in paper and "is more often worse" in output
     assert "| poisson | glorot | 4 (0.040) | 4 (0.020) |" in paper
     shown = verdicts.in_headline_order(sweep.optimizers)
-    assert shown == [  # others after HEADLINE's, in the order they were run
+    assert shown == [  # in the registry's order, others after it as they were run
         PAPER,
         "adam",
         "stablegrad+adam",
