@@ -193,12 +193,8 @@ def frontiers(rows: Sequence[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]
     """The runs of each (`FRONTIER`) setting run at two learning rates or more,
     AdamW's (the paper's baseline optimizer) first."""
     by_setting = group(rows, itemgetter(*FRONTIER))
-    adamw_first = sorted(by_setting, key=lambda key: key[3] != "adamw")
-    return {
-        key: by_setting[key]
-        for key in adamw_first
-        if len({r["lr"] for r in by_setting[key]}) > 1
-    }
+    several = [k for k, runs in by_setting.items() if len({r["lr"] for r in runs}) > 1]
+    return {k: by_setting[k] for k in sorted(several, key=lambda k: k[3] != "adamw")}
 
 
 def largest_lr(runs: Sequence[dict[str, Any]], lrs: Sequence[float]):

@@ -41,8 +41,7 @@ def load(path: str | pathlib.Path) -> dict[str, Any]:
 def stage_argv(campaign: dict[str, Any], stage: dict[str, Any]) -> list[str]:
     """The script's command line for one stage (the stage's options win)."""
     options = {**campaign["options"], **stage}
-    options.pop("name")
-    options.pop("optional", None)
+    options = {k: v for k, v in options.items() if k not in ("name", "optional")}
     if "results" in options:  # relative to the repository root
         options["results"] = str(ROOT / options["results"])
     argv = []

@@ -120,8 +120,7 @@ def train_step_lines(platform: str, section: dict[str, Any]) -> list[str]:
         )
     header = ["model", "prediction step / output step", "the same, CPU time"]
     header += [f"`{PAPER}` / adam", f"`{OUTPUT}` / adam", "adam (ms/step)"]
-    meta = section["meta"]
-    command = meta["command"]
+    meta, command = section["meta"], section["meta"]["command"]
     if meta.get("note"):  # printed below the table; overhead.md has the whole command
         command = command.replace(shlex.quote(meta["note"]), "<the note below>")
     return [
@@ -263,8 +262,8 @@ def compile_lines(platform: str, section: dict[str, Any]) -> list[str]:
         f"of {rounds} interleaved rounds (JAX's caches cleared before each), "
         "with the tree's random gradients and with its middle weight leaf "
         "zero (a dead layer: StableGrad's fast sums fail on it and one more read "
-        "finds it zero). The update: its "
-        "time as a jit call against adam's in the same rounds.",
+        "finds it zero). The update: its time as a jit call against adam's in the "
+        "same rounds.",
         "",
         *mdtables.table(header, body),
         "",
@@ -296,8 +295,11 @@ def platform_lines(platform: str, run: dict[str, Any]) -> list[str]:
 def page(runs: dict[str, dict[str, Any]]) -> str:
     """The docs page "Results: performance"; every number from the JSON files."""
     sources = [f"benchmarks/results/overhead_{platform}.json" for platform in runs]
-    lines = [TITLE, "", *mdtables.generated(SCRIPT, sources), ""]
-    lines += [
+    lines = [
+        TITLE,
+        "",
+        *mdtables.generated(SCRIPT, sources),
+        "",
         "Tables for every tree, the kernel counts and XLA's cost model: "
         "`benchmarks/results/overhead.md`, written by the same command.",
         "",
@@ -333,11 +335,6 @@ def _timed(section: dict[str, Any]) -> list[str]:
     return _table(["", "median (us)", "ratio to adam", "steps/round"], rows)
 
 
-def _losses(section: dict[str, Any]) -> str:
-    losses = ", ".join(f"{k} {v:.4g}" for k, v in section["final_loss"].items())
-    return f"Loss after the timed steps: {losses}."
-
-
 def _meta_lines(run: dict[str, Any]) -> list[str]:
     """A run's (or a section's) provenance and compilations, then a blank line."""
     meta = run["meta"]
@@ -366,12 +363,13 @@ def train_step_report(section: dict[str, Any]) -> list[str]:
     for name, model in section["models"].items():
         ratio = model["prediction_over_output"]
         costs = model["xla_cost_per_call"].items()
+        losses = ", ".join(f"{k} {v:.4g}" for k, v in model["final_loss"].items())
         lines += [
             f"#### {TRAIN_STEP_TITLES.get(name, name)}",
             "",
             *_timed(model),
             f"`{PAPER}` / `{OUTPUT}`: {_ratio(ratio, '')}; by the process's CPU "
-            f"time {_ratio(ratio, 'cpu_')}. {_losses(model)}",
+            f"time {_ratio(ratio, 'cpu_')}. Loss after the timed steps: {losses}.",
             "",
             "XLA's cost model of one compiled call:",
             "",

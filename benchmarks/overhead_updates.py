@@ -193,9 +193,8 @@ def fallback_check(tree: Tree) -> dict[str, Any]:
     _, normal = update(tree.grads, tx.init(tree.params))
     _, small = update(tiny, tx.init(tree.params))
     ratio = np.asarray(small.stats, np.float64) / np.asarray(normal.stats, np.float64)
-    return {
-        "stats_ratio_over_1e-30_max_rel_err": float(np.max(np.abs(ratio / 1e-30 - 1))),
-    }
+    error = float(np.max(np.abs(ratio / 1e-30 - 1)))
+    return {"stats_ratio_over_1e-30_max_rel_err": error}
 
 
 def inspect_hlo(tree: Tree, txs, loops) -> dict[str, Any]:
