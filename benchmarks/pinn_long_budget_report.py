@@ -1,10 +1,10 @@
 """Pages of the depth sweep runner's side runs at one learning rate, from their CSVs.
 
 The 20,000-step campaign (``benchmarks/campaigns/pinn_long_budget.json``)
-trains every recipe at one learning rate on seeds 1-3; its docs page gives per
-cell the errors over the seeds and the time per step (``overhead.py --only
-loss-weighting``), verdicts for the comparisons the campaign exists for, and
-published numbers.
+trains every recipe at one learning rate on seeds 1-3 (histories in
+``pinn_long_budget_history.jsonl``); its docs page gives per cell the errors
+over the seeds and the time per step (``overhead.py --only loss-weighting``),
+verdicts for the comparisons the campaign exists for, and published numbers.
 
 "The std of dL/d(prediction)" has three readings for a PINN
 (`stablegrad_optax.pinn.PREDICTION_READINGS`): ``data`` (u at the boundary and
@@ -16,9 +16,10 @@ loss reads, derivatives too). The side run
     results/pinn_prediction_readings.csv --optimizers \\
     "stablegrad(prediction)+adam,stablegrad(prediction-values)+adam,stablegrad(prediction-all)+adam"
 
-(and the same on Helmholtz) trains with each; every run logs all three.
-``pinn_prediction_readings.md``, beside its CSV, gives the final errors per
-reading and how the readings fall over a run (over the reported seeds).
+(and the same on Helmholtz) trains with each; every run logs all three (in
+``pinn_prediction_readings_history.jsonl``). ``pinn_prediction_readings.md``,
+beside its CSV, gives the final errors per reading and how the readings fall
+over a run (over the reported seeds).
 
   python benchmarks/pinn_long_budget_report.py            # writes both
   python benchmarks/pinn_long_budget_report.py --check    # are they up to date?
