@@ -20,10 +20,8 @@ from typing import Any
 def drop_partial_line(path: str | pathlib.Path) -> bool:
     """Removes a last line cut short (a run killed while writing); True if one was."""
     path = pathlib.Path(path)
-    if not path.exists() or path.stat().st_size == 0:
-        return False
-    text = path.read_text()
-    if text.endswith("\n"):
+    text = path.read_text() if path.exists() else ""
+    if not text or text.endswith("\n"):
         return False
     path.write_text(text[: text.rfind("\n") + 1])
     return True
@@ -41,11 +39,8 @@ def read_rows(
     ints: Sequence[str] = (),
     floats: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """The rows of a results file, typed (none if it does not exist yet).
-
-    Raises:
-      ValueError: if the file's header is not `columns`.
-    """
+    """The rows of a results file, typed (none if it does not exist yet); a
+    ValueError if its header is not `columns`."""
     path = pathlib.Path(path)
     if not path.exists():
         return []
@@ -87,11 +82,8 @@ def history_path(path: str | pathlib.Path) -> pathlib.Path:
 
 
 def append_history(path: str | pathlib.Path, records: Iterable[dict]) -> None:
-    """Appends one JSON line per record to the history of results file `path`.
-
-    Written before the rows themselves: a run killed in between is run again
-    and appears twice in the history; `read_history` keeps the last.
-    """
+    """Appends one JSON line per record to the history of results file `path`
+    (before the rows: a run killed in between runs again; the last line wins)."""
     lines = [json.dumps(record) + "\n" for record in records]
     target = history_path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
