@@ -1,17 +1,11 @@
 """BatchNorm-free stress test: does training collapse without BN, and what saves it?
 
-For each model, optimizer, learning rate and variant (`recipes.VARIANTS`: BN,
-none, SkipInit, AGC, StableGrad with each reference), the seeds train one after
-another through the same compiled step; a seed fixes the initial kernels, the
-minibatches and the augmentation, the same for every variant. Optimizers at
-their usual CIFAR settings, not tuned per variant; ``--lrs`` runs other rates
-(the stability frontier). One CSV row per run goes to ``--results``
-(`bnfree_stress_results`), its per-step logs to a JSON-lines file beside it;
-runs already there are skipped, so the benchmark resumes where it stopped.
-With ``--per-machine`` only the runs this machine made count (the ``device``
-column: the CPU model or GPU name, the core count and ``XLA_FLAGS``): at the
-edge of stability a seed can train on one CPU and die on another, so a cell's
-seeds are compared on one machine.
+Trains every model, optimizer, learning rate (``--lrs``: the stability frontier)
+and variant (`recipes.VARIANTS`) on each seed, which fixes the initial kernels
+and the data stream for every variant; the method: ``docs/bnfree.md``. One CSV
+row per run goes to ``--results`` (`bnfree_stress_results`), its per-step logs
+beside it. Runs already there are skipped; with ``--per-machine`` only those
+this machine (the ``device`` column) made.
 
   python benchmarks/bnfree_stress.py --models resnet18 --width 16
   python benchmarks/bnfree_stress_report.py   # table, plots, docs page

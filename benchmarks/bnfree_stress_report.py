@@ -33,8 +33,7 @@ SMOOTH = 10  # steps in the running mean of the plotted minibatch losses
 TRAINS = 0.5  # a run trains when its test accuracy reaches this (chance ~0.1)
 # Most seeds of a cell train when the 90% Wilson interval's lower bound >= MOST.
 Z90, MOST = 1.6449, 0.5
-# Each variant's line: a colour of its own (tab20, in `recipes.VARIANTS`'s
-# order) and a marker per family (what replaces BatchNorm).
+# The figures' marker per family (what replaces BatchNorm); see `style`.
 MARKERS = {"bn": "s", "none": "o", "skipinit": "^"}
 HEADER = ["variant", "diverged", "first non-finite step", "initial loss"]
 HEADER += ["peak minibatch loss", "final train loss", "test accuracy"]
@@ -367,16 +366,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     docs = [TITLE, "", *mdtables.generated(SCRIPT, [mdtables.repo_path(csv)]), ""]
     if rows:  # the docs page: links relative to its file
         docs += [f"Raw rows: [`{csv.name}`]({mdtables.link(csv, page)}).", "", *body]
-        docs += [f"![{f.name}]({mdtables.link(f, page)})" for f in figures]
-        docs.append("")
+        docs += [*(f"![{f.name}]({mdtables.link(f, page)})" for f in figures), ""]
     else:
         docs += ["_No runs yet._", ""]
-    outputs = {
-        page: "\n".join(docs),
-        outdir / "bnfree_stress.md": "\n".join(
-            ["# BatchNorm-free stress benchmark", "", *body]
-        ),
-    }
+    table = "\n".join(["# BatchNorm-free stress benchmark", "", *body])
+    outputs = {page: "\n".join(docs), outdir / "bnfree_stress.md": table}
     return mdtables.check_or_write(outputs, args.check, SCRIPT, args.results, figures)
 
 
