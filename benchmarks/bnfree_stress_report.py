@@ -46,12 +46,11 @@ JUDGED = (
     ("skipinit+stablegrad(prediction)", "skipinit"),
 )
 NOTE = (
-    "**Per setting.** A seed fixes the initial kernels and the minibatch stream, "
-    "the same for every variant. Losses and accuracies: median [min, max] over "
-    "the seeds whose loss stayed finite; a diverged seed counts in the first two "
-    "columns only. The peak, the largest finite minibatch loss, shows a blow-up "
-    "that ends in a dead network at chance level (loss ln 10 = 2.30, accuracy "
-    "~0.1) and not in a NaN."
+    "**Per setting.** A seed fixes the initial kernels and the minibatch stream "
+    "for every variant. Losses and accuracies: median [min, max] over the seeds "
+    "whose loss stayed finite (a diverged seed counts in the first two columns "
+    "only). The peak, the largest finite minibatch loss, shows a blow-up that ends "
+    "at chance level (loss ln 10 = 2.30, accuracy ~0.1) rather than in a NaN."
 )
 COMMAND = (
     "Command: `python benchmarks/bnfree_stress.py` (see `--help`), then "
@@ -59,16 +58,16 @@ COMMAND = (
     "per-step logs: `bnfree_stress_history.jsonl`."
 )
 FRONTIERS = (
-    "**Stability frontiers** (the method: `docs/bnfree.md`). Per learning rate: "
-    f"the seeds that train (test accuracy >= {TRAINS}), all from one machine (at "
-    "the edge of stability the same seed can train on one CPU and die on another), "
-    "with the 90% Wilson interval of that fraction. Largest lr: the largest rate "
-    f"whose lower bound is at least {MOST}, so 3 of 3 seeds (0.53) or 8 of 10 "
-    '(0.54; 7 of 10: 0.44); ">=": the largest it was run at, "<": none it was run '
-    "at. In parentheses, where logged: how many layers' gradient std was below "
-    "Adam's eps (1e-8), the most after the first step (where SkipInit's zero "
-    "branch scalars zero them) → at the last finite step, medians over the seeds; "
-    "a dead network ends with most of its layers there, a rescued one with few."
+    "**Stability frontiers** (the method: `docs/bnfree.md`). Per learning rate, "
+    f"the seeds that train (test accuracy >= {TRAINS}) with the 90% Wilson interval "
+    "of that fraction, all on one machine: at the edge of stability the same seed "
+    "can train on one CPU and die on another. Largest lr: the largest rate whose "
+    f"lower bound is at least {MOST}, e.g. 3 of 3 seeds (0.53) or 8 of 10 (0.54; 7 "
+    'of 10: 0.44); ">=": the largest rate run, "<": none qualifies. In parentheses, '
+    "where logged: how many layers' gradient std was below Adam's eps (1e-8), the "
+    "most after the first step (where SkipInit's zero-init gains zero them) → at "
+    "the last finite step, medians over the seeds; a dead network ends with most of "
+    "its layers there, a rescued one with few."
 )
 
 
@@ -162,13 +161,12 @@ def summary_row(variant: str, runs: Sequence[dict], history=None) -> list[str]:
     """A table row: divergences, and the spread of losses and accuracies."""
     diverged = [r["first_nonfinite_step"] for r in runs if r["first_nonfinite_step"]]
     finite = [r for r in runs if not r["first_nonfinite_step"]]
-    history = history or {}
     return [
         variant,
         f"{len(diverged)}/{len(runs)}",
         ", ".join(str(s) for s in sorted(diverged)) or "–",
         _spread([r["initial_loss"] for r in runs]),
-        _spread([peak(history.get(results.run_key(r))) for r in runs], 2),
+        _spread([peak((history or {}).get(results.run_key(r))) for r in runs], 2),
         _spread([r["final_train_loss"] for r in finite]),
         _spread([r["test_accuracy"] for r in finite]),
     ]
@@ -197,8 +195,7 @@ def below_eps(logs: dict[str, list[float]] | None) -> tuple[float, float]:
 
 
 def frontiers(rows: Sequence[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
-    """The runs of each (`FRONTIER`) setting run at two learning rates or more,
-    AdamW's (the paper's baseline optimizer) first."""
+    """The runs of each `FRONTIER` setting run at several rates, AdamW's first."""
     by_setting = group(rows, itemgetter(*FRONTIER))
     several = [k for k, runs in by_setting.items() if len({r["lr"] for r in runs}) > 1]
     return {k: by_setting[k] for k in sorted(several, key=lambda k: k[3] != "adamw")}
@@ -215,8 +212,7 @@ def largest_lr(runs: Sequence[dict[str, Any]], lrs: Sequence[float]):
 
 
 def _frontier_cell(runs: Sequence[dict[str, Any]] | None, logs: dict) -> str:
-    """Seeds that train of one variant's `runs` at one lr, and (medians over the
-    seeds, where logged) the `below_eps` counts."""
+    """One variant's seeds that train at one lr, and their median `below_eps`."""
     if not runs:
         return "–"
     dead = [below_eps(logs.get(results.run_key(r))) for r in runs]
@@ -272,12 +268,11 @@ def frontier_verdicts(rows: Sequence[dict[str, Any]]) -> list[str]:
     if not lines:
         return []
     return [
-        "**Verdicts**, from the frontier tables below: the paper's variant "
-        "(StableGrad with the prediction reference, no normalisation) against each "
-        "baseline, and on SkipInit against SkipInit alone, over the learning rates "
-        "both were run at. Is the first's largest rate at which most seeds train "
-        f"(90% lower bound >= {MOST}) higher, the same or lower, and how many runs "
-        "of each train?",
+        "**Verdicts**, from the frontier tables below, over the learning rates both "
+        "were run at: the paper's variant (StableGrad with the prediction reference, "
+        "no normalisation) against each baseline, and on SkipInit against SkipInit "
+        "alone. Is the first's largest rate where most seeds train (90% lower bound "
+        f">= {MOST}) higher, the same or lower; how many runs of each train?",
         "",
         *lines,
         "",
@@ -305,15 +300,11 @@ def figure_name(setting: tuple) -> str:
 
 
 def plot(rows, history, figure: str, path: pathlib.Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     settings = {s: v for s, v in groups(rows).items() if figure_name(s) == figure}
-    fig, axes = plt.subplots(
-        1, len(settings), figsize=(6 * len(settings), 4), squeeze=False
-    )
+    fig = Figure(figsize=(6 * len(settings), 4))
+    axes = fig.subplots(1, len(settings), squeeze=False)
     for ax, (setting, variants) in zip(axes[0], settings.items(), strict=True):
         for variant, runs in variants.items():
             curves = [c for r in runs if (c := history.get(results.run_key(r)))]
@@ -340,7 +331,6 @@ def plot(rows, history, figure: str, path: pathlib.Path) -> None:
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
