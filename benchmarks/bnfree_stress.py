@@ -62,8 +62,7 @@ LOGS = ("loss", "min_grad_std", "below_eps")  # per step, in the history file
 
 
 def make_optimizer(optimizer: str, variant: str, lr: float | None = None):
-    """The optimizer at `lr` (default: its usual one), after the variant's
-    transformation if it has one."""
+    """The optimizer at `lr` (default: its usual one), after the variant's own."""
     default_lr, make = OPTIMIZERS[optimizer]
     tx = make(default_lr if lr is None else lr)
     before = recipes.VARIANTS[variant].before
@@ -135,10 +134,9 @@ def run_cell(args, data, model_name, optimizer, variant, seeds, lr=None):
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
         return loss, jnp.argmax(logits, -1) == labels
 
-    # Seeds run one after the other through the same compiled functions, and
-    # steps are a Python loop: on XLA's CPU backend a convolution inside
-    # `lax.scan` runs ~18x slower than the same step jitted alone, and vmapping
-    # seeds (kernels batched into grouped convolutions) ~2x slower than a loop.
+    # Seeds in sequence through the same compiled functions, steps in a Python
+    # loop: on XLA's CPU backend a convolution inside `lax.scan` runs ~18x slower
+    # than jitted alone, and vmapped seeds (grouped convolutions) ~2x slower.
     init, step, evaluate = jax.jit(init), jax.jit(step), jax.jit(evaluate)
     test = (jnp.asarray(data.test_images), jnp.asarray(data.test_labels))
 

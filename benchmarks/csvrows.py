@@ -1,10 +1,9 @@
 """Benchmark results files: one CSV row per run plus a JSON-lines history.
 
-The benchmarks append a run's row as soon as it ends and skip runs already in
-the file, so a killed run can leave a last line cut short (`drop_partial_line`)
-and a history line without its row (the run is run again; the last history
-line for a key wins). Each benchmark's ``*_results`` module names its columns
-and how they are typed; this module reads and writes them.
+A run's row is appended when it ends and runs already in the file are skipped,
+so a killed run can leave a last line cut short (`drop_partial_line`) and a
+history line without its row (it runs again; the last line for a key wins).
+Each benchmark's ``*_results`` module names its columns and their types.
 """
 
 from __future__ import annotations

@@ -66,11 +66,7 @@ class Recipe(NamedTuple):
         if self.schedule is None:
             return self.make
         shape = self.schedule(steps)
-
-        def make(learning_rate):
-            return self.make(lambda count: learning_rate * shape(count))
-
-        return make
+        return lambda learning_rate: self.make(lambda n: learning_rate * shape(n))
 
 
 def _sgd(learning_rate) -> optax.GradientTransformation:
@@ -98,8 +94,7 @@ def _paper(base: str, style, reading="data", *, group_by=None, **fields) -> Reci
     return Recipe(make, style, prediction_reference=reading, base=base, **fields)
 
 
-# The core of the field's recipe (jaxpi): the warmup schedule with gradient-norm
-# loss weighting.
+# The core of the field's recipe (jaxpi): warmup schedule, grad-norm loss weighting.
 _STANDARD = {"schedule": _warmup_decay, "loss_weighting": "grad_norm"}
 
 # In the reports' order: the paper's variant, its baselines, its readings and
@@ -173,7 +168,7 @@ class Variant(NamedTuple):
     prediction: bool = False
 
 
-# StableGrad's references in the stress test; "" is the default ("output").
+# StableGrad's references in the stress test (plain ``+stablegrad``: "output").
 REFERENCES = ("output", "geometric_mean", "mean", "median", "max", "prediction")
 
 
