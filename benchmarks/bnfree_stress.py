@@ -70,10 +70,9 @@ def make_optimizer(optimizer: str, variant: str, lr: float | None = None):
 
 
 def run_cell(args, data, model_name, optimizer, variant, seeds, lr=None):
-    """Trains the seeds of one cell; returns (summary per seed, per-step logs):
-    the logs are arrays [seed, step] named by `LOGS`: the minibatch loss, the
-    smallest per-layer gradient std (before any rescale) and how many layers'
-    gradient std is below `ADAM_EPS`; NaN after a divergence."""
+    """Trains the seeds of one cell: (summary per seed, {`LOGS` name: [seed, step]}):
+    the minibatch loss, the smallest per-layer gradient std (before any rescale)
+    and how many layers' is below `ADAM_EPS`; NaN after a divergence."""
     spec = recipes.VARIANTS[variant]
     kwargs = {"num_classes": data.num_classes, "norm": spec.norm}
     if model_name.startswith("resnet"):
