@@ -1,17 +1,11 @@
 """BatchNorm-free stress test: does training collapse without BN, and what saves it?
 
-For each model, optimizer, learning rate and variant (`recipes.VARIANTS`: BN,
-none, SkipInit, AGC, StableGrad with each reference), the seeds train one after
-another through the same compiled step; a seed fixes the initial kernels, the
-minibatches and the augmentation, the same for every variant. Optimizers at
-their usual CIFAR settings, not tuned per variant; ``--lrs`` runs other rates
-(the stability frontier). One CSV row per run goes to ``--results``
-(`bnfree_stress_results`), its per-step logs to a JSON-lines file beside it;
-runs already there are skipped, so the benchmark resumes where it stopped.
-With ``--per-machine`` only the runs this machine made count (the ``device``
-column: the CPU model or GPU name, the core count and ``XLA_FLAGS``): at the
-edge of stability a seed can train on one CPU and die on another, so a cell's
-seeds are compared on one machine.
+Trains every model, optimizer, learning rate (``--lrs``: the stability frontier)
+and variant (`recipes.VARIANTS`) on each seed, which fixes the initial kernels
+and the data stream for every variant; the method: ``docs/bnfree.md``. One CSV
+row per run goes to ``--results`` (`bnfree_stress_results`), its per-step logs
+beside it. Runs already there are skipped; with ``--per-machine`` only those
+this machine (the ``device`` column) made.
 
   python benchmarks/bnfree_stress.py --models resnet18 --width 16
   python benchmarks/bnfree_stress_report.py   # table, plots, docs page
@@ -68,8 +62,7 @@ LOGS = ("loss", "min_grad_std", "below_eps")  # per step, in the history file
 
 
 def make_optimizer(optimizer: str, variant: str, lr: float | None = None):
-    """The optimizer at `lr` (default: its usual one), after the variant's
-    transformation if it has one."""
+    """The optimizer at `lr` (default: its usual one), after the variant's own."""
     default_lr, make = OPTIMIZERS[optimizer]
     tx = make(default_lr if lr is None else lr)
     before = recipes.VARIANTS[variant].before
@@ -77,10 +70,9 @@ def make_optimizer(optimizer: str, variant: str, lr: float | None = None):
 
 
 def run_cell(args, data, model_name, optimizer, variant, seeds, lr=None):
-    """Trains the seeds of one cell; returns (summary per seed, per-step logs):
-    the logs are arrays [seed, step] named by `LOGS`: the minibatch loss, the
-    smallest per-layer gradient std (before any rescale) and how many layers'
-    gradient std is below `ADAM_EPS`; NaN after a divergence."""
+    """Trains the seeds of one cell: (summary per seed, {`LOGS` name: [seed, step]}):
+    the minibatch loss, the smallest per-layer gradient std (before any rescale)
+    and how many layers' is below `ADAM_EPS`; NaN after a divergence."""
     spec = recipes.VARIANTS[variant]
     kwargs = {"num_classes": data.num_classes, "norm": spec.norm}
     if model_name.startswith("resnet"):
@@ -141,10 +133,9 @@ def run_cell(args, data, model_name, optimizer, variant, seeds, lr=None):
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
         return loss, jnp.argmax(logits, -1) == labels
 
-    # Seeds run one after the other through the same compiled functions, and
-    # steps are a Python loop: on XLA's CPU backend a convolution inside
-    # `lax.scan` runs ~18x slower than the same step jitted alone, and vmapping
-    # seeds (kernels batched into grouped convolutions) ~2x slower than a loop.
+    # Seeds in sequence through the same compiled functions, steps in a Python
+    # loop: on XLA's CPU backend a convolution inside `lax.scan` runs ~18x slower
+    # than jitted alone, and vmapped seeds (grouped convolutions) ~2x slower.
     init, step, evaluate = jax.jit(init), jax.jit(step), jax.jit(evaluate)
     test = (jnp.asarray(data.test_images), jnp.asarray(data.test_labels))
 

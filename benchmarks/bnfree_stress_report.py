@@ -31,11 +31,9 @@ SETTING = ("model", "width", "dataset", "optimizer", "lr", "steps", "batch_size"
 FRONTIER = ("model", "width", "dataset", "optimizer", "steps", "batch_size")
 SMOOTH = 10  # steps in the running mean of the plotted minibatch losses
 TRAINS = 0.5  # a run trains when its test accuracy reaches this (chance ~0.1)
-# A cell's fraction of seeds that train gets a 90% Wilson interval; a rate is
-# on the trainable side of the frontier when its lower bound is at least 0.5.
+# Most seeds of a cell train when the 90% Wilson interval's lower bound >= MOST.
 Z90, MOST = 1.6449, 0.5
-# Each variant's line: a colour of its own (tab20, in `recipes.VARIANTS`'s
-# order) and a marker per family (what replaces BatchNorm).
+# The figures' marker per family (what replaces BatchNorm); see `style`.
 MARKERS = {"bn": "s", "none": "o", "skipinit": "^"}
 HEADER = ["variant", "diverged", "first non-finite step", "initial loss"]
 HEADER += ["peak minibatch loss", "final train loss", "test accuracy"]
@@ -48,18 +46,28 @@ JUDGED = (
     ("skipinit+stablegrad(prediction)", "skipinit"),
 )
 NOTE = (
-    "Seeds fix the initial kernels and the minibatch stream, shared by every "
-    "variant of a seed. Losses and accuracies are median [min, max] over the "
-    "seeds whose loss stayed finite; a diverged seed counts in the first two "
-    "columns only. The peak is the largest finite minibatch loss of a run: a "
-    "blow-up that ends in a dead network at chance level (loss ln 10 = 2.30, "
-    "accuracy ~0.1) shows there, not as a NaN. At the edge of stability a run "
-    "is chaotic: the same seed and code can train on one CPU and die on "
-    "another, so each cell's seeds come from one machine and a cell is judged by "
-    "its fraction of seeds, with its interval. Raw rows: "
-    "`benchmarks/results/bnfree_stress.csv`, per-step losses: "
-    "`bnfree_stress_history.jsonl`; command: `python benchmarks/bnfree_stress.py` "
-    "(see `--help`), then `python benchmarks/bnfree_stress_report.py`."
+    "**Per setting.** A seed fixes the initial kernels and the minibatch stream "
+    "for every variant. Losses and accuracies: median [min, max] over the seeds "
+    "whose loss stayed finite (a diverged seed counts in the first two columns "
+    "only). The peak, the largest finite minibatch loss, shows a blow-up that ends "
+    "at chance level (loss ln 10 = 2.30, accuracy ~0.1) rather than in a NaN."
+)
+COMMAND = (
+    "Command: `python benchmarks/bnfree_stress.py` (see `--help`), then "
+    f"`python {SCRIPT}`; raw rows: `benchmarks/results/bnfree_stress.csv`, "
+    "per-step logs: `bnfree_stress_history.jsonl`."
+)
+FRONTIERS = (
+    "**Stability frontiers** (the method: `docs/bnfree.md`). Per learning rate, "
+    f"the seeds that train (test accuracy >= {TRAINS}) with the 90% Wilson interval "
+    "of that fraction, all on one machine: at the edge of stability the same seed "
+    "can train on one CPU and die on another. Largest lr: the largest rate whose "
+    f"lower bound is at least {MOST}, e.g. 3 of 3 seeds (0.53) or 8 of 10 (0.54; 7 "
+    'of 10: 0.44); ">=": the largest rate run, "<": none qualifies. In parentheses, '
+    "where logged: how many layers' gradient std was below Adam's eps (1e-8), the "
+    "most after the first step (where SkipInit's zero-init gains zero them) → at "
+    "the last finite step, medians over the seeds; a dead network ends with most of "
+    "its layers there, a rescued one with few."
 )
 
 
@@ -88,8 +96,7 @@ def wilson(k: int, n: int, z: float = Z90) -> tuple[float, float]:
 
 def one_machine(rows: Sequence[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
     """Each cell's runs from the machine (``device``) that made the most of
-    them, and the runs of that cell made elsewhere: at the edge of stability a
-    seed can train on one CPU and die on another, so a cell is not mixed."""
+    them, and the runs of that cell made elsewhere (a cell is not mixed)."""
     kept, elsewhere = [], []
     for runs in group(rows, lambda r: results.run_key(r)[:-1]).values():
         by_device = group(runs, itemgetter("device"))
@@ -154,13 +161,12 @@ def summary_row(variant: str, runs: Sequence[dict], history=None) -> list[str]:
     """A table row: divergences, and the spread of losses and accuracies."""
     diverged = [r["first_nonfinite_step"] for r in runs if r["first_nonfinite_step"]]
     finite = [r for r in runs if not r["first_nonfinite_step"]]
-    history = history or {}
     return [
         variant,
         f"{len(diverged)}/{len(runs)}",
         ", ".join(str(s) for s in sorted(diverged)) or "–",
         _spread([r["initial_loss"] for r in runs]),
-        _spread([peak(history.get(results.run_key(r))) for r in runs], 2),
+        _spread([peak((history or {}).get(results.run_key(r))) for r in runs], 2),
         _spread([r["final_train_loss"] for r in finite]),
         _spread([r["test_accuracy"] for r in finite]),
     ]
@@ -183,25 +189,21 @@ def trains(row: dict[str, Any]) -> bool:
 
 def below_eps(logs: dict[str, list[float]] | None) -> tuple[float, float]:
     """How many layers' gradient std was below Adam's eps: the most at any step
-    after the first (SkipInit's zero branch scalars zero their branches'
-    gradients there), and at the last finite step; NaNs without that log."""
+    after the first, and at the last finite step (NaNs without that log)."""
     counts = [v for v in (logs or {}).get("below_eps", ())[1:] if math.isfinite(v)]
     return (max(counts), counts[-1]) if counts else (math.nan, math.nan)
 
 
 def frontiers(rows: Sequence[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
-    """The runs of each (`FRONTIER`) setting run at two learning rates or more,
-    AdamW's (the paper's baseline optimizer) first."""
+    """The runs of each `FRONTIER` setting run at several rates, AdamW's first."""
     by_setting = group(rows, itemgetter(*FRONTIER))
     several = [k for k, runs in by_setting.items() if len({r["lr"] for r in runs}) > 1]
     return {k: by_setting[k] for k in sorted(several, key=lambda k: k[3] != "adamw")}
 
 
 def largest_lr(runs: Sequence[dict[str, Any]], lrs: Sequence[float]):
-    """The largest of the sorted `lrs` at which `runs` (one variant's) train in
-    most seeds, by the 90% Wilson interval's lower bound (at least `MOST`): its
-    index (-1 if none) and as text ("< lowest" where no rate qualifies, ">= top"
-    where the top of the grid does: a lower bound)."""
+    """The largest of the sorted `lrs` at which most of `runs` (one variant's)
+    train (Wilson lower bound >= `MOST`): its index (-1: none) and as text."""
     most = lambda at: at and wilson(sum(map(trains, at)), len(at))[0] >= MOST
     ok = [i for i, lr in enumerate(lrs) if most([r for r in runs if r["lr"] == lr])]
     if not ok:
@@ -210,8 +212,7 @@ def largest_lr(runs: Sequence[dict[str, Any]], lrs: Sequence[float]):
 
 
 def _frontier_cell(runs: Sequence[dict[str, Any]] | None, logs: dict) -> str:
-    """Seeds that train of one variant's `runs` at one lr, and (medians over the
-    seeds, where logged) the `below_eps` counts."""
+    """One variant's seeds that train at one lr, and their median `below_eps`."""
     if not runs:
         return "–"
     dead = [below_eps(logs.get(results.run_key(r))) for r in runs]
@@ -237,28 +238,14 @@ def frontier_tables(rows: Sequence[dict[str, Any]], logs: dict | None = None):
             cells = [_frontier_cell(at.get((variant, lr)), logs or {}) for lr in lrs]
             body.append([variant, *cells, largest_lr(own, ran)[1]])
         header = ["variant", *(f"lr {_num(lr)}" for lr in lrs), "largest lr"]
-        title = (
-            f"**Stability frontier: {describe(key, FRONTIER)}**: seeds that train "
-            f"(test accuracy >= {TRAINS}) per learning rate with the 90% Wilson "
-            "interval of that fraction, and the largest learning rate at which the "
-            f'interval\'s lower bound is at least {MOST} (">=": the largest it was '
-            'run at; "<": no rate it was run at). With 3 seeds only 3 of 3 '
-            "qualifies (0.53), with 10 seeds 8 of 10 (0.54; 7 of 10: 0.44). In "
-            "parentheses, where logged: how many "
-            "layers' gradient std was below Adam's eps (1e-8), the most at any step "
-            "after the first → at the last (finite) step, medians over the seeds (a "
-            "dead network ends with most of its layers there; a rescue brings them "
-            "back; the first step is left out because SkipInit's zero branch "
-            "scalars zero those gradients there)."
-        )
+        title = f"**Stability frontier: {describe(key, FRONTIER)}**"
         lines += [title, "", *mdtables.table(header, body), ""]
-    return lines
+    return [FRONTIERS, "", *lines] if lines else []
 
 
 def frontier_verdicts(rows: Sequence[dict[str, Any]]) -> list[str]:
     """One line per `JUDGED` pair and frontier, over the learning rates both
-    were run at: where the first's largest lr at which most seeds train stands
-    against the second's (higher / same / lower), and how many runs train."""
+    were run at: the first's largest lr against the second's, and runs that train."""
     lines = []
     for key, runs in frontiers(rows).items():
         of = group(runs, itemgetter("variant"))
@@ -274,16 +261,18 @@ def frontier_verdicts(rows: Sequence[dict[str, Any]]) -> list[str]:
             counts = [sum(map(trains, both)) for both in shared]
             lines.append(
                 f"* **{ours} vs {theirs}** ({where}; lr {_num(lrs[0])} to "
-                f"{_num(lrs[-1])}): the largest learning rate at which most seeds "
-                f"train (90% lower bound >= {MOST}) is **{word}**: {text} vs "
-                f"{other_text}; runs that train: {counts[0]} of {len(shared[0])} "
-                f"vs {counts[1]} of {len(shared[1])}."
+                f"{_num(lrs[-1])}): **{word}**, {text} vs {other_text}; runs that "
+                f"train: {counts[0]} of {len(shared[0])} vs {counts[1]} of "
+                f"{len(shared[1])}."
             )
     if not lines:
         return []
     return [
-        "**Verdicts**, the paper's variant (StableGrad with the prediction "
-        "reference, no normalisation) first; from the frontier tables below:",
+        "**Verdicts**, from the frontier tables below, over the learning rates both "
+        "were run at: the paper's variant (StableGrad with the prediction reference, "
+        "no normalisation) against each baseline, and on SkipInit against SkipInit "
+        "alone. Is the first's largest rate where most seeds train (90% lower bound "
+        f">= {MOST}) higher, the same or lower; how many runs of each train?",
         "",
         *lines,
         "",
@@ -291,14 +280,14 @@ def frontier_verdicts(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def provenance(rows: Sequence[dict[str, Any]]) -> str:
-    dates = sorted(r["date"][:10] for r in rows)
+    dates = mdtables.span(r["date"][:10] for r in rows)
     each = lambda key: ", ".join(sorted({r[key] for r in rows}))
     machines = "; ".join(
         f"{len(runs)} on {device}"
         for device, runs in group(rows, itemgetter("device")).items()
     )
     return (
-        f"{len(rows)} runs ({machines}), {dates[0]} to {dates[-1]}, commits "
+        f"{len(rows)} runs ({machines}), {dates}, commits "
         f"{each('git_commit')}, jax {each('jax')}. Rows record the CPU model "
         "(or GPU) and XLA_FLAGS since 2026-12-06; `cpu: cpu (2 cores)` is an "
         "earlier 2-core CPU whose model was not recorded."
@@ -311,15 +300,11 @@ def figure_name(setting: tuple) -> str:
 
 
 def plot(rows, history, figure: str, path: pathlib.Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     settings = {s: v for s, v in groups(rows).items() if figure_name(s) == figure}
-    fig, axes = plt.subplots(
-        1, len(settings), figsize=(6 * len(settings), 4), squeeze=False
-    )
+    fig = Figure(figsize=(6 * len(settings), 4))
+    axes = fig.subplots(1, len(settings), squeeze=False)
     for ax, (setting, variants) in zip(axes[0], settings.items(), strict=True):
         for variant, runs in variants.items():
             curves = [c for r in runs if (c := history.get(results.run_key(r)))]
@@ -346,7 +331,6 @@ def plot(rows, history, figure: str, path: pathlib.Path) -> None:
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -363,25 +347,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in dict.fromkeys(figure_name(s) for s in groups(rows))
     }
     body = [*frontier_verdicts(rows), *frontier_tables(rows, logs)]
-    body += reruns(rows, elsewhere)
+    body += [*reruns(rows, elsewhere), NOTE, ""]
     for setting, variants in groups(rows).items():  # a table per setting
         table = [summary_row(v, runs, history) for v, runs in variants.items()]
         body += [f"**{describe(setting)}**", "", *mdtables.table(HEADER, table), ""]
-    body += [NOTE + (" " + provenance(every) if every else ""), ""]
+    body += [COMMAND + (" " + provenance(every) if every else ""), ""]
     csv, page = args.results, args.page
     docs = [TITLE, "", *mdtables.generated(SCRIPT, [mdtables.repo_path(csv)]), ""]
     if rows:  # the docs page: links relative to its file
         docs += [f"Raw rows: [`{csv.name}`]({mdtables.link(csv, page)}).", "", *body]
-        docs += [f"![{f.name}]({mdtables.link(f, page)})" for f in figures]
-        docs.append("")
+        docs += [*(f"![{f.name}]({mdtables.link(f, page)})" for f in figures), ""]
     else:
         docs += ["_No runs yet._", ""]
-    outputs = {
-        page: "\n".join(docs),
-        outdir / "bnfree_stress.md": "\n".join(
-            ["# BatchNorm-free stress benchmark", "", *body]
-        ),
-    }
+    table = "\n".join(["# BatchNorm-free stress benchmark", "", *body])
+    outputs = {page: "\n".join(docs), outdir / "bnfree_stress.md": table}
     return mdtables.check_or_write(outputs, args.check, SCRIPT, args.results, figures)
 
 

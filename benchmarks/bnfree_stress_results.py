@@ -1,13 +1,11 @@
 """The stress benchmark's results file: columns, reading, appending.
 
-One CSV row per run, keyed by `KEY`. ``first_nonfinite_step`` is the first
-step (1-based) whose minibatch loss was NaN or infinite, 0 if none was;
-``final_minibatch_loss`` the mean over the last chunk of steps,
-``final_train_loss`` the loss on (up to ``--eval-examples``) train images
-without augmentation after the last step, ``test_accuracy`` on the whole
-test split (BatchNorm in inference mode). ``wall_s`` is the cell's time
-(compilation and evaluation included) divided by its number of seeds. The
-per-step logs go to ``<stem>_history.jsonl``.
+One CSV row per run, keyed by `KEY`: ``first_nonfinite_step`` is the first step
+(1-based) whose minibatch loss was not finite, 0 if none; ``final_minibatch_loss``
+the mean over the last chunk of steps; ``final_train_loss`` the loss on up to
+``--eval-examples`` train images, unaugmented, after the last step;
+``test_accuracy`` on the test split (BatchNorm in inference mode); ``wall_s``
+the seed's time (evaluation included, and compilation for a cell's first seed).
 """
 
 from __future__ import annotations
@@ -50,9 +48,8 @@ def run_key(row: dict[str, Any]) -> tuple[str, ...]:
 
 
 def append_history(path: str | pathlib.Path, records: Iterable[dict]) -> None:
-    """Appends {"key": [...], "loss": [...], ...} records: per-step lists beside
-    the key (the loss, ``min_grad_std`` and ``below_eps``; the committed file's
-    earliest lines have the loss only), NaN/inf written as null."""
+    """Appends {"key": [...], "loss": [...], ...} records of per-step lists, NaN
+    and inf as null (the committed file's earliest lines have the loss only)."""
     digits = lambda name, v: round(v, 5) if name == "loss" else float(f"{v:.4g}")
     rounded = lambda name, v: digits(name, v) if math.isfinite(v) else None
     lines = (

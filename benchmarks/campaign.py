@@ -1,12 +1,11 @@
 """Runs a campaign: a JSON file naming a benchmark script and its stages.
 
-A campaign is data (``benchmarks/campaigns/*.json``): the script (a module of
-``benchmarks/`` with ``main(argv)``), the options every stage shares (its
-results file among them) and the stages in the order they run, each a few
-options of its own (cells and recipes). Stages marked ``"optional"`` run only
-with ``--optional``. The script skips the runs its results file already holds,
-so a campaign resumes where it stopped; ``--max-minutes`` stops it from
-starting a new batch after that long (a batch under way finishes).
+A campaign (``benchmarks/campaigns/*.json``) names the script (a module of
+``benchmarks/`` with ``main(argv)``), the options every stage shares and the
+stages in order, each a few options of its own; ``"optional"`` stages run only
+with ``--optional``. The script skips the runs its results file holds, so a
+campaign resumes where it stopped; ``--max-minutes`` stops it starting a new
+batch after that long (one under way finishes).
 
   python benchmarks/campaign.py benchmarks/campaigns/pinn_long_budget.json \\
       --max-minutes 120

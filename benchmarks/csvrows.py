@@ -1,10 +1,9 @@
 """Benchmark results files: one CSV row per run plus a JSON-lines history.
 
-The benchmarks append a run's row as soon as it ends and skip runs already in
-the file, so a killed run can leave a last line cut short (`drop_partial_line`)
-and a history line without its row (the run is run again; the last history
-line for a key wins). Each benchmark's ``*_results`` module names its columns
-and how they are typed; this module reads and writes them.
+A run's row is appended when it ends and runs already in the file are skipped,
+so a killed run can leave a last line cut short (`drop_partial_line`) and a
+history line without its row (it runs again; the last line for a key wins).
+Each benchmark's ``*_results`` module names its columns and their types.
 """
 
 from __future__ import annotations
@@ -20,10 +19,8 @@ from typing import Any
 def drop_partial_line(path: str | pathlib.Path) -> bool:
     """Removes a last line cut short (a run killed while writing); True if one was."""
     path = pathlib.Path(path)
-    if not path.exists() or path.stat().st_size == 0:
-        return False
-    text = path.read_text()
-    if text.endswith("\n"):
+    text = path.read_text() if path.exists() else ""
+    if not text or text.endswith("\n"):
         return False
     path.write_text(text[: text.rfind("\n") + 1])
     return True
@@ -41,11 +38,8 @@ def read_rows(
     ints: Sequence[str] = (),
     floats: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """The rows of a results file, typed (none if it does not exist yet).
-
-    Raises:
-      ValueError: if the file's header is not `columns`.
-    """
+    """The rows of a results file, typed (none if it does not exist yet); a
+    ValueError if its header is not `columns`."""
     path = pathlib.Path(path)
     if not path.exists():
         return []
@@ -87,11 +81,8 @@ def history_path(path: str | pathlib.Path) -> pathlib.Path:
 
 
 def append_history(path: str | pathlib.Path, records: Iterable[dict]) -> None:
-    """Appends one JSON line per record to the history of results file `path`.
-
-    Written before the rows themselves: a run killed in between is run again
-    and appears twice in the history; `read_history` keeps the last.
-    """
+    """Appends one JSON line per record to the history of results file `path`
+    (before the rows: a run killed in between runs again; the last line wins)."""
     lines = [json.dumps(record) + "\n" for record in records]
     target = history_path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

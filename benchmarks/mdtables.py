@@ -45,19 +45,12 @@ def parser(doc: str, results: pathlib.Path, page: str, checked: str):
     """A report's command line: ``--results`` (what it reads), ``--page`` (the
     docs page written) and ``--check``; `doc` is the report's docstring."""
     parser = argparse.ArgumentParser(description=doc.split("\n")[0])
-    parser.add_argument("--results", type=pathlib.Path, default=results)
-    parser.add_argument(
-        "--page",
-        type=pathlib.Path,
-        default=PAGES / page,
-        help="the generated docs page (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--check",
-        action="store_true",
-        help=f"only check that the docs page and {checked} match the results "
-        "(exit 1 if not)",
-    )
+    add = parser.add_argument
+    add("--results", type=pathlib.Path, default=results)
+    page_help = "the generated docs page (default: %(default)s)"
+    add("--page", type=pathlib.Path, default=PAGES / page, help=page_help)
+    check = f"only check that the docs page and {checked} match the results"
+    add("--check", action="store_true", help=check + " (exit 1 if not)")
     return parser
 
 
@@ -81,10 +74,8 @@ def link(path: pathlib.Path, page: pathlib.Path) -> str:
 
 def repo_path(path: pathlib.Path) -> str:
     """`path` relative to the repository when it lies there, else as given."""
-    try:
-        return path.resolve().relative_to(ROOT).as_posix()
-    except ValueError:
-        return str(path)
+    full = path.resolve()
+    return full.relative_to(ROOT).as_posix() if full.is_relative_to(ROOT) else str(path)
 
 
 def check_or_write(
@@ -94,10 +85,9 @@ def check_or_write(
     source,
     figures: Mapping[pathlib.Path, Callable[[pathlib.Path], None]] | None = None,
 ) -> int:
-    """The exit code of a report: with `check`, 0 if every file of `outputs`
-    already holds its text, else 1 with a message saying so (the figures are
-    not compared); without, writes each text and draws each figure (``{path:
-    draw(path)}``), making folders as needed."""
+    """With `check`: 0 if every file of `outputs` holds its text, else 1 and a
+    message (figures are not compared). Else writes each text, draws each figure
+    (``{path: draw(path)}``) and returns 0."""
     if check:
         stale = [
             str(path)

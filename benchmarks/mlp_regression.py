@@ -30,7 +30,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
@@ -176,7 +175,6 @@ def results_table(chosen: dict[str, dict[str, Any]]) -> str:
 def plot_val_curves(chosen: dict[str, dict[str, Any]], path: pathlib.Path) -> None:
     """Validation MSE against step (log scale), one line per optimizer."""
     fig = Figure(figsize=(7, 4.5))
-    FigureCanvasAgg(fig)
     ax = fig.subplots()
     for name, run in chosen.items():
         curve = np.array(run["val_curve"], float)  # None: NaN

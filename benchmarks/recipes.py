@@ -1,16 +1,9 @@
 """The recipes the benchmarks compare: one registry, one entry per name.
 
-A name is a key, never parsed: everything needed to build a recipe sits in its
-entry, and adding a baseline is adding an entry.
-
-* `RECIPES` (the PINN depth sweep, its campaigns and the MLP regression): an
-  optimizer built from a learning rate (and the run's length, for a schedule),
-  how the figures draw it, the learning-rate grid family it tunes over, what
-  `pinn.train` must pass (the reading of the paper's prediction reference, a
-  loss weighting), and the recipe the reports judge it against; the reports
-  list recipes in the registry's order.
-* `VARIANTS` (the BatchNorm-free stress test): what replaces BatchNorm (the
-  model's `norm`) and the transformation that runs before the optimizer.
+A name is a key, never parsed: its entry holds all that builds it, so adding a
+baseline is adding an entry. `RECIPES` (the PINN depth sweep, its campaigns and
+the MLP regression; the reports list them in its order) and `VARIANTS` (the
+BatchNorm-free stress test).
 """
 
 from __future__ import annotations
@@ -61,8 +54,7 @@ class Recipe(NamedTuple):
     # If set, `pinn.train` passes `reference_scale=` at every step: the std of
     # dL/d(prediction) under this reading (`pinn.PREDICTION_READINGS`).
     prediction_reference: str | None = None
-    # If set, the learning rate is the grid's lr times this schedule of a run
-    # of the given number of steps.
+    # If set, the lr is the grid's lr times this schedule (of the run's length).
     schedule: Schedule | None = None
     # `pinn.train`'s loss_weighting (None: the problem's fixed term weights).
     loss_weighting: str | None = None
@@ -74,11 +66,7 @@ class Recipe(NamedTuple):
         if self.schedule is None:
             return self.make
         shape = self.schedule(steps)
-
-        def make(learning_rate):
-            return self.make(lambda count: learning_rate * shape(count))
-
-        return make
+        return lambda learning_rate: self.make(lambda n: learning_rate * shape(n))
 
 
 def _sgd(learning_rate) -> optax.GradientTransformation:
@@ -96,7 +84,6 @@ def _stablegrad(reference="output", **options):
 
 def _one_group(path) -> str:
     """Every layer in one group: the same global factor for all of them."""
-    del path
     return "all"
 
 
@@ -107,8 +94,7 @@ def _paper(base: str, style, reading="data", *, group_by=None, **fields) -> Reci
     return Recipe(make, style, prediction_reference=reading, base=base, **fields)
 
 
-# The core of the field's recipe (jaxpi): the warmup schedule with gradient-norm
-# loss weighting.
+# The core of the field's recipe (jaxpi): warmup schedule, grad-norm loss weighting.
 _STANDARD = {"schedule": _warmup_decay, "loss_weighting": "grad_norm"}
 
 # In the reports' order: the paper's variant, its baselines, its readings and
@@ -174,8 +160,7 @@ RECIPES: dict[str, Recipe] = {
 
 
 class Variant(NamedTuple):
-    """A BatchNorm-free variant: the model's `norm` and what runs before the
-    optimizer."""
+    """A BN-free variant: the model's `norm` and what runs before the optimizer."""
 
     norm: str  # a `stablegrad_optax.models.NORMS` entry
     before: Callable[[], optax.GradientTransformation] | None = None
@@ -183,7 +168,7 @@ class Variant(NamedTuple):
     prediction: bool = False
 
 
-# StableGrad's references in the stress test; "" is the default ("output").
+# StableGrad's references in the stress test (plain ``+stablegrad``: "output").
 REFERENCES = ("output", "geometric_mean", "mean", "median", "max", "prediction")
 
 

@@ -269,7 +269,7 @@ def test_frontier_verdicts_go_each_way(modules, paper, base, word, texts, counts
     assert f"{report.PAPER} vs none" in judged[0]
     ours, theirs = counts.split(" vs ")
     assert (
-        f"is **{word}**: {texts}; runs that train: {ours} of 9 vs {theirs} of 9"
+        f"): **{word}**, {texts}; runs that train: {ours} of 9 vs {theirs} of 9"
         in (judged[0])
     )
     assert report.frontier_verdicts(rows[:9]) == []  # the baseline was not run
