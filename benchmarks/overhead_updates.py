@@ -103,12 +103,7 @@ def timed_section(
         label: config.iters or calibrate(run, config.block_seconds, config.min_iters)
         for label, run in entries.items()
     }
-    print(
-        f"  {name}: compiled and warmed up {len(entries)} entries in "
-        f"{compile_s:.1f}s; {config.rounds} rounds of "
-        f"{min(iters.values())}-{max(iters.values())} steps",
-        flush=True,
-    )
+    print(f"  {name}: {len(entries)} entries warmed up in {compile_s:.1f}s", flush=True)
     labels = list(entries)
     times = {label: ([], []) for label in labels}  # (wall clock, CPU) per step
     gc.collect()
@@ -334,9 +329,7 @@ def inspect_hlo(tree: Tree, txs, loops) -> dict[str, Any]:
     bf16 = any(x.dtype == jnp.bfloat16 for x in leaves)
     f32 = hlo_reads.float32_temporaries(text, stack + 1) if bf16 else None
     return {
-        "backend": jax.default_backend(),
         "entry_counts": counts,
-        "weight_leaves": len(weights),
         "large_leaves": len(large),
         "large_max_reductions": max((r["reductions"] for r in large), default=0),
         "large_max_elementwise": max((r["elementwise"] for r in large), default=0),
@@ -346,7 +339,6 @@ def inspect_hlo(tree: Tree, txs, loops) -> dict[str, Any]:
         "small_max_reductions": max(
             (r["reductions"] + r["stack_reductions"] for r in small), default=0
         ),
-        "conditionals": counts[ALONE]["conditionals"],
         "float32_temporaries": f32,
     }
 
