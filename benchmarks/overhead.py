@@ -11,12 +11,10 @@ cost model of each; ``compile``, compile and update time against adam and AGC.
 ``--only train-steps`` (or ``compile``) replaces that section of the JSON there.
 
 ``--only loss-weighting`` (not in the full run) times `pinn.train` on
-``--problem`` (tanh MLP, critical init, Adam 1e-3; ``--seeds`` trained together
-by vmap, 1 without) with fixed weights, ``"grad_norm"`` every ``--every`` steps
-and ``"grad_norm"`` at step 0 only, or the ``--recipes`` as the long-budget
-campaign trains them. The medians of the per-round ratios of time per step to
-the first setting's, by wall clock and CPU time, go to
-``loss_weighting_cost.json`` under ``seeds_<n>`` or ``recipes_<problem>_<depth>``.
+``--problem`` (``--seeds`` trained together by vmap) with fixed loss weights,
+``"grad_norm"`` every ``--every`` steps and at step 0 only, or the ``--recipes``
+as the long-budget campaign trains them; the medians of the per-round ratios of
+time per step to the first setting's go to ``loss_weighting_cost.json``.
 
   python benchmarks/overhead.py                           # ~30 min on 2 cores
   python benchmarks/overhead.py --only compile            # ~6 min
@@ -32,6 +30,7 @@ import argparse
 import datetime
 import functools
 import json
+import operator
 import os
 import pathlib
 import platform
@@ -179,8 +178,7 @@ def train_step_optimizers(
 
 
 def benchmark_train_step(name: str, config: argparse.Namespace) -> dict[str, Any]:
-    """The paper's variant, the output reference, adam and its peers, in one set
-    of rounds."""
+    """Train steps of the paper's variant, the output reference, adam and peers."""
     entries = {
         label: TRAIN_STEPS[name](tx, prediction, config)
         for label, (tx, prediction) in train_step_optimizers(config.optimizers).items()
@@ -218,8 +216,7 @@ def overhead_metadata(config: argparse.Namespace) -> dict[str, Any]:
 
 
 def _section(config: argparse.Namespace, keys, name: str, build) -> dict[str, Any]:
-    """A section of the JSON, ``build()`` under `name`, with its own provenance
-    and the `keys` of `config`."""
+    """A section of the JSON: ``build()`` under `name`, its provenance and config."""
     start, compiles = time.perf_counter(), updates.TIMED_COMPILES[0]
     section = {"meta": overhead_metadata(config)}
     section["config"] = {k: getattr(config, k) for k in keys}
@@ -298,9 +295,7 @@ def loss_weighting_section(config: argparse.Namespace) -> dict[str, Any]:
     result = run_metadata(settings=used, step_s=per_step)
     for clock, times in per_step.items():
         result[f"{clock}_median_ratio_to_{first}"] = {
-            name: statistics.median(
-                t / n for t, n in zip(steps, times[first], strict=True)
-            )
+            name: statistics.median(map(operator.truediv, steps, times[first]))
             for name, steps in times.items()
             if name != first
         }

@@ -245,11 +245,10 @@ def compile_lines(platform: str, section: dict[str, Any]) -> list[str]:
         "of `jax.jit(tx.update).lower(...).compile()` for `optax.adam`, "
         "`adaptive_grad_clip(0.01)` + adam and `stablegrad()` + adam, the best of "
         f"{section['config']['compile_rounds']} interleaved rounds (JAX's caches "
-        "cleared before each), "
-        "with the tree's random gradients and with its middle weight leaf "
-        "zero (a dead layer: StableGrad's fast sums fail on it and one more read "
-        "finds it zero). The update: its time as a jit call against adam's in the "
-        "same rounds.",
+        "cleared before each), with the tree's random gradients and with its middle "
+        "weight leaf zero (a dead layer: StableGrad's fast sums fail on it and one "
+        "more read finds it zero). The update: its time as a jit call against "
+        "adam's in the same rounds.",
         "",
         *mdtables.table(header, body),
         "",
@@ -374,13 +373,9 @@ def tree_report(name: str, tree: dict[str, Any]) -> list[str]:
         "",
         f"{tree['num_leaves']} leaves, {tree['num_params']:,} parameters.",
         "",
-        "update, compiled loop:",
-        "",
-        *_timed(tree["update_loop"]),
-        "update, jit call:",
-        "",
-        *_timed(tree["update_call"]),
     ]
+    for key, kind in (("update_loop", "compiled loop"), ("update_call", "jit call")):
+        lines += [f"update, {kind}:", "", *_timed(tree[key])]
     if "fallback_check" in tree:
         error = tree["fallback_check"]["stats_ratio_over_1e-30_max_rel_err"]
         lines += [

@@ -3,13 +3,11 @@ real models' parameters.
 
 An *entry* is a closure ``run(n)`` that does ``n`` steps and blocks, carrying its
 own state. `timed_section` times entries in interleaved rounds, by wall clock
-and by the process's CPU time (all threads), counting XLA compilations in the
-rounds (there must be none). Trees (`TREES`, random gradients and parameters)
-are timed in ``update, compiled loop`` (``n`` updates in one jitted
-``fori_loop``: no dispatch) and ``update, jit call`` (``jax.jit(tx.update)``
-called from Python: dispatch and allocation included); rows marked ``[1e-30
-grads]`` (mlp64) run StableGrad's careful path, still against adam on normal
-gradients. ``hlo`` reads what XLA compiles for ``sgo.stablegrad().update``.
+and by the process's CPU time, counting XLA compilations in the rounds (there
+must be none). Trees (`TREES`) are timed in ``update, compiled loop`` (``n``
+updates in one jitted ``fori_loop``: no dispatch) and ``update, jit call``
+(``jax.jit(tx.update)`` called from Python); rows marked ``[1e-30 grads]``
+(mlp64) run StableGrad's careful path, still against adam on normal gradients.
 """
 
 from __future__ import annotations
@@ -203,9 +201,8 @@ def mlp_tree(config: argparse.Namespace) -> Tree:
 
 
 def _transformer(layers: int, d: int, vocab: int, dtype, full: bool) -> dict:
-    """The shapes of a transformer's parameters (`layers` blocks of width `d`,
-    MLP 4 `d`); `full` gives each norm and projection a bias, and adds a final
-    norm."""
+    """The shapes of a transformer's parameters (`layers` blocks of width `d`, MLP
+    4 `d`); `full`: a bias in each norm and projection, and a final norm."""
     shape = functools.partial(jax.ShapeDtypeStruct, dtype=dtype)
     bias = lambda n: {"bias": shape((n,))} if full else {}
     dense = lambda n_in, n_out: {"kernel": shape((n_in, n_out)), **bias(n_out)}
@@ -302,9 +299,8 @@ def fallback_check(tree: Tree) -> dict[str, Any]:
 
 
 def inspect_hlo(tree: Tree, txs, loops) -> dict[str, Any]:
-    """What XLA compiles: kernels per update, and what reads each gradient leaf.
-    `loops` are the timed `update_loop`s of `txs`, already compiled (no new
-    compile)."""
+    """What XLA compiles: kernels per update, and what reads each gradient leaf
+    (`loops`: the timed `update_loop`s of `txs`, already compiled)."""
     counts = {}
     zeros = jax.tree.map(jnp.zeros_like, tree.grads)
     for name, tx in txs.items():
