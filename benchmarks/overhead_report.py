@@ -283,11 +283,11 @@ def page(runs: dict[str, dict[str, Any]]) -> str:
         "",
         *mdtables.generated(SCRIPT, sources),
         "",
-        "A ratio with a range in brackets divides a median time per step by that of "
-        "the step it is set against (`optax.adam`'s unless named), timed in the same "
-        "interleaved rounds; the range is that of the per-round ratios "
-        f"([method]({METHOD})). Tables for every tree, the kernel counts and XLA's "
-        "cost model: `benchmarks/results/overhead.md`, written by the same command.",
+        "A ratio followed by a range in brackets divides one median time per step "
+        "by another (`optax.adam`'s unless the column says otherwise), both timed in "
+        "the same interleaved rounds; the brackets hold the range of the per-round "
+        f"ratios ([method]({METHOD})). Full tables (every tree, kernel counts, XLA's "
+        "cost model): `benchmarks/results/overhead.md`, written by the same command.",
         "",
     ]
     for platform, run in runs.items():
