@@ -1,10 +1,6 @@
-"""What reads each gradient leaf in a compiled update: a small optimized-HLO reader.
-
-It reads ``jax.jit(f).lower(...).compile().as_text()``, where each fusion of the
-ENTRY computation is one kernel (one pass over what it reads). `leaf_reads`
-follows each gradient parameter through free reshapes and sorts its readers into
-reductions, stacking copies, elementwise fusions (the rescale) and the
-``lax.cond`` operand. Used by `overhead_updates` and tests/test_performance.py.
+"""What reads each gradient leaf in a compiled update: a small reader of the
+optimized HLO text, ``jax.jit(f).lower(...).compile().as_text()``, where each
+fusion of the ENTRY computation is one kernel (one pass over what it reads).
 """
 
 from __future__ import annotations
@@ -116,11 +112,10 @@ def entry_counts(text: str) -> dict[str, int]:
 
 
 def leaf_reads(text: str, shapes: Sequence[tuple[int, ...]]) -> list[dict[str, int]]:
-    """For each gradient leaf, what in the ENTRY computation reads it, and how.
-
-    The gradient leaves of `shapes` must be the first parameters, in order (the
-    first argument of ``jax.jit(update, keep_unused=True)``). Per leaf, counts of
-    ``reductions`` (one pass each), ``stacked`` (copies into a larger array) and
+    """For each gradient leaf of `shapes` (the first parameters, in order: the
+    first argument of ``jax.jit(update, keep_unused=True)``), followed through free
+    reshapes, the counts of its readers in the ENTRY computation: ``reductions``
+    (one pass each), ``stacked`` (copies into a larger array) and
     ``stack_reductions`` (reductions of those), ``elementwise`` (other fusions:
     the rescale), ``cond`` (read only if the ``lax.cond`` branch runs), ``other``.
     """

@@ -1,29 +1,20 @@
 """Cost of StableGrad, as a ratio to optax.adam timed in the same process.
 
-Sections, each timed in interleaved rounds (`overhead_timing`): ``trees``, the
-update alone on trees shaped like real models', and what XLA compiles for it
-(`overhead_updates`); ``train_steps``, whole jitted training steps
-(`TRAIN_STEPS`): the paper's variant (``sgo.prediction_value_and_grad`` +
-``stablegrad("prediction")`` + Adam) against the output reference, adam and its
-peers (`train_step_optimizers`), with the ratio of the first two
-(``prediction_over_output``) and XLA's cost model of each
-(``xla_cost_per_call``); ``compile``, compile and update time against adam and
-AGC (`overhead_updates.compile_costs`).
+Writes ``overhead_<platform>.json`` in ``--outdir`` for ``overhead_report.py``,
+each section with the command, date, device and CPU affinity that made it:
+``trees``, the update alone on trees shaped like real models', and what XLA
+compiles for it (`overhead_updates`); ``train_steps``, whole jitted training
+steps (`TRAIN_STEPS`) of the paper's variant (``sgo.prediction_value_and_grad``
++ ``stablegrad("prediction")`` + Adam), the output reference, adam and its
+peers, with the ratio of the first two (``prediction_over_output``) and XLA's
+cost model of each; ``compile``, compile and update time against adam and AGC.
+``--only train-steps`` (or ``compile``) replaces that section of the JSON there.
 
-Writes ``overhead_<platform>.json`` in ``--outdir`` for ``overhead_report.py``;
-``--only train-steps`` (or ``compile``) replaces that section of the JSON
-already there. Each section records the command, date, device and CPU
-affinity that made it.
-
-``--only loss-weighting`` (not in the full run) times what gradient-norm loss
-weighting costs a PINN step: `pinn.train` on ``--problem`` (tanh MLP, critical
-init, Adam 1e-3; ``--seeds`` trained together by vmap, or with 1 one run
-without) with ``loss_weighting=None``, ``"grad_norm"`` (K = ``--every``) and
-``"grad_norm"`` updated at step 0 only; with ``--recipes``, those recipes as
-the long-budget campaign trains them. The medians of the per-round ratios of
-time per step (first to last record) to the first setting's, by wall clock and
-CPU time, go to ``loss_weighting_cost.json`` under ``seeds_<n>`` (or
-``recipes_<problem>_<depth>``, which the long-budget page reads).
+``--only loss-weighting`` (not in the full run) times `pinn.train` on
+``--problem`` (``--seeds`` trained together by vmap) with fixed loss weights,
+``"grad_norm"`` every ``--every`` steps and at step 0 only, or the ``--recipes``
+as the long-budget campaign trains them; the medians of the per-round ratios of
+time per step to the first setting's go to ``loss_weighting_cost.json``.
 
   python benchmarks/overhead.py                           # ~30 min on 2 cores
   python benchmarks/overhead.py --only compile            # ~6 min
@@ -39,6 +30,7 @@ import argparse
 import datetime
 import functools
 import json
+import operator
 import os
 import pathlib
 import platform
@@ -56,9 +48,8 @@ import optax
 import stablegrad_optax as sgo
 from stablegrad_optax import models, pinn
 
-import overhead_timing as timing
-from overhead_timing import jit, ratio_between, timed_section, xla_cost
-from overhead_updates import TREES, benchmark_tree, compile_costs, optimizers
+import overhead_updates as updates
+from overhead_updates import TREES, benchmark_tree, jit, optimizers, timed_section
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
 from common import name_list, positive, run_metadata  # noqa: E402
@@ -69,15 +60,18 @@ RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 PAPER, OUTPUT = "stablegrad(prediction)+adam", "stablegrad(output)+adam"
 
 
+def xla_cost(lowered) -> dict[str, float]:
+    """XLA's cost model of one compiled call (after a run: no new compile)."""
+    cost = lowered.compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    keys = ("flops", "transcendentals", "bytes accessed")
+    return {key.replace(" ", "_"): float(cost[key]) for key in keys}
+
+
 def pinn_step(tx, prediction: bool, config: argparse.Namespace):
     """Chunks of ``--chunk`` training steps of a PINN (Poisson, depth-32 width-50
     tanh MLP, 256 + 256 points); with `prediction`, through the ``"data"``
-    prediction reference, logging its three readings (as the paper measured).
-
-    Each step builder takes ``(tx, prediction, config)`` and returns ``run(n)``,
-    which makes ``n`` calls and blocks; ``run.final_loss`` and ``run.xla_cost()``
-    describe it.
-    """
+    prediction reference, logging its three readings (as the paper measured)."""
     problem = pinn.get_problem("poisson")
     depth, points = (2, 16) if config.quick else (32, 256)
     bounds = (problem.lower, problem.upper)
@@ -160,6 +154,8 @@ def resnet18_step(tx, prediction: bool, config: argparse.Namespace):
 
 
 PEERS = ("stablegrad(geometric_mean)+adam", "adaptive_grad_clip+adam", "lars")
+# Step builders: (tx, prediction, config) -> run(n), which makes n calls and
+# blocks; run.final_loss and run.xla_cost() describe it.
 TRAIN_STEPS = {
     "pinn32": pinn_step,
     "resnet18_w16": resnet18_step,
@@ -182,8 +178,7 @@ def train_step_optimizers(
 
 
 def benchmark_train_step(name: str, config: argparse.Namespace) -> dict[str, Any]:
-    """The paper's variant, the output reference, adam and its peers, in one set
-    of rounds."""
+    """Train steps of the paper's variant, the output reference, adam and peers."""
     entries = {
         label: TRAIN_STEPS[name](tx, prediction, config)
         for label, (tx, prediction) in train_step_optimizers(config.optimizers).items()
@@ -191,7 +186,7 @@ def benchmark_train_step(name: str, config: argparse.Namespace) -> dict[str, Any
     print(f"{name}: train step, the paper's variant against the output reference")
     steps_per_call = config.chunk if name == "pinn32" else 1
     result = timed_section("train step", entries, config, steps_per_call)
-    ratio = ratio_between(result, PAPER, OUTPUT)
+    ratio = updates.ratio_between(result, PAPER, OUTPUT)
     # What XLA's cost model says each compiled call does (whatever else runs).
     cost = {label: run.xla_cost() for label, run in entries.items()}
     ratio["xla_cost"] = {k: cost[PAPER][k] / cost[OUTPUT][k] for k in cost[PAPER]}
@@ -199,11 +194,8 @@ def benchmark_train_step(name: str, config: argparse.Namespace) -> dict[str, Any
     result["final_loss"] = {label: run.final_loss for label, run in entries.items()}
     result["xla_cost_per_call"] = cost
     print(
-        f"    {PAPER} / {OUTPUT}: {ratio['ratio']:.3f}x "
-        f"({ratio['round_ratio_min']:.3f}-{ratio['round_ratio_max']:.3f}); CPU "
-        f"time {ratio['cpu_ratio']:.3f}x ({ratio['cpu_round_ratio_min']:.3f}-"
-        f"{ratio['cpu_round_ratio_max']:.3f}); XLA cost model "
-        + ", ".join(f"{k} {v:.5f}x" for k, v in ratio["xla_cost"].items()),
+        f"    {PAPER} / {OUTPUT}: {ratio['ratio']:.3f}x, CPU time "
+        f"{ratio['cpu_ratio']:.3f}x, flops {ratio['xla_cost']['flops']:.5f}x",
         flush=True,
     )
     return result
@@ -223,32 +215,26 @@ def overhead_metadata(config: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+def _section(config: argparse.Namespace, keys, name: str, build) -> dict[str, Any]:
+    """A section of the JSON: ``build()`` under `name`, its provenance and config."""
+    start, compiles = time.perf_counter(), updates.TIMED_COMPILES[0]
+    section = {"meta": overhead_metadata(config)}
+    section["config"] = {k: getattr(config, k) for k in keys}
+    section[name] = build()
+    section["compiles_during_timing"] = updates.TIMED_COMPILES[0] - compiles
+    section["wall_time_s"] = time.perf_counter() - start
+    return section
+
+
 def train_steps_section(config: argparse.Namespace) -> dict[str, Any]:
-    """The `train_steps` section of the JSON, with its own provenance."""
-    start, compiles = time.perf_counter(), timing.TIMED_COMPILES[0]
-    meta = overhead_metadata(config)
-    models_ = {name: benchmark_train_step(name, config) for name in config.train_steps}
     keys = ("rounds", "block_seconds", "min_iters", "iters", "chunk", "seed")
-    return {
-        "meta": meta,
-        "config": {k: getattr(config, k) for k in keys},
-        "models": models_,
-        "compiles_during_timing": timing.TIMED_COMPILES[0] - compiles,
-        "wall_time_s": time.perf_counter() - start,
-    }
+    steps = lambda: {n: benchmark_train_step(n, config) for n in config.train_steps}
+    return _section(config, keys, "models", steps)
 
 
 def compile_section(config: argparse.Namespace) -> dict[str, Any]:
-    """The `compile` section of the JSON, with its own provenance."""
-    start, meta = time.perf_counter(), overhead_metadata(config)
-    trees = compile_costs(config)
     keys = ("rounds", "compile_rounds", "block_seconds", "min_iters", "iters", "seed")
-    return {
-        "meta": meta,
-        "config": {k: getattr(config, k) for k in keys},
-        "trees": trees,
-        "wall_time_s": time.perf_counter() - start,
-    }
+    return _section(config, keys, "trees", lambda: updates.compile_costs(config))
 
 
 def timed_run(problem, model, params, tx, options) -> tuple[float, float]:
@@ -309,9 +295,7 @@ def loss_weighting_section(config: argparse.Namespace) -> dict[str, Any]:
     result = run_metadata(settings=used, step_s=per_step)
     for clock, times in per_step.items():
         result[f"{clock}_median_ratio_to_{first}"] = {
-            name: statistics.median(
-                t / n for t, n in zip(steps, times[first], strict=True)
-            )
+            name: statistics.median(map(operator.truediv, steps, times[first]))
             for name, steps in times.items()
             if name != first
         }
@@ -329,11 +313,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=list(optimizers()),
         help="comma-separated; adam (the baseline) is always included",
     )
+    gpu = jax.default_backend() == "gpu"
     add(
         "--train-steps",
         type=name_list(tuple(TRAIN_STEPS), "train step"),
-        help="models of the train-steps section; default: pinn32, resnet18_w16, "
-        "and resnet50_bs256 on a GPU",
+        default=["pinn32", "resnet18_w16", *(["resnet50_bs256"] if gpu else [])],
+        help="default: pinn32, resnet18_w16, and resnet50_bs256 on a GPU",
     )
     add(
         "--only",
@@ -375,14 +360,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if config.quick:
         if config.outdir is None:
             parser.error("--quick needs --outdir (to keep the real results)")
-        config.rounds, config.iters, config.chunk = 2, 2, 2
-        config.compile_rounds = 1
-    if timing.BASELINE not in config.optimizers:  # adam, the baseline: always timed
-        config.optimizers.insert(0, timing.BASELINE)
-    if config.train_steps is None:
-        config.train_steps = ["pinn32", "resnet18_w16"]
-        if jax.default_backend() == "gpu":
-            config.train_steps.append("resnet50_bs256")
+        config.rounds, config.iters, config.chunk, config.compile_rounds = 2, 2, 2, 1
+    if updates.BASELINE not in config.optimizers:  # adam, the baseline: always timed
+        config.optimizers.insert(0, updates.BASELINE)
     if config.outdir is None:
         config.outdir = str(RESULTS)
     return config
@@ -390,9 +370,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     config = parse_args(argv)
-    timing.COMPILER_OPTIONS.clear()
+    updates.COMPILER_OPTIONS.clear()
     if config.quick:
-        timing.COMPILER_OPTIONS.update(timing.QUICK_COMPILER_OPTIONS)
+        updates.COMPILER_OPTIONS.update(updates.QUICK_COMPILER_OPTIONS)
     start = time.perf_counter()
     meta = overhead_metadata(config)
     print(f"JAX devices: {jax.devices()}; {meta['device']}", flush=True)
@@ -417,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         results["trees"] = {name: benchmark_tree(name, config) for name in config.trees}
         results["train_steps"] = train_steps_section(config)
         results["compile"] = compile_section(config)
-        results["compiles_during_timing"] = timing.TIMED_COMPILES[0]
+        results["compiles_during_timing"] = updates.TIMED_COMPILES[0]
         results["wall_time_s"] = wall_time_s = time.perf_counter() - start
     outdir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1) + "\n")

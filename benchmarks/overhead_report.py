@@ -3,9 +3,8 @@
   python benchmarks/overhead_report.py            # write overhead.md and the page
   python benchmarks/overhead_report.py --check    # both up to date?
 
-Every number comes from the JSON that ``overhead.py`` writes per platform
-(``overhead_cpu.json``, ...): the full tables go to ``overhead.md`` beside it,
-the summary to ``docs/results/performance.md`` ("Results: performance").
+Every number comes from the JSON that ``overhead.py`` writes per platform: the
+full tables go to ``overhead.md`` beside it, the summary to the docs page.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import mdtables
 RESULTS = mdtables.ROOT / "benchmarks" / "results"
 SCRIPT = "benchmarks/overhead_report.py"
 TITLE = "# Results: performance"
-PLATFORMS = ("cpu", "gpu", "tpu")
+METHOD = "../performance.md#what-the-benchmark-measures-and-how-to-rerun-it"
 TREE_TITLES = {
     "resnet50": "ResNet-50 tree",
     "mlp64": "64-layer MLP",
@@ -48,14 +47,13 @@ PAPER_TARGET = 1.02
 
 def load(results: pathlib.Path) -> dict[str, dict[str, Any]]:
     """{platform: results} for each overhead_<platform>.json present."""
-    paths = {name: results / f"overhead_{name}.json" for name in PLATFORMS}
+    paths = {name: results / f"overhead_{name}.json" for name in ("cpu", "gpu", "tpu")}
     return {name: json.loads(p.read_text()) for name, p in paths.items() if p.exists()}
 
 
 def _ratio(entry: dict[str, Any] | None, prefix: str | None = None) -> str:
     """Median ratio to adam (2 decimals) or, with a `prefix` ("" wall clock,
-    "cpu_" CPU time), of one step over another (3 decimals); in brackets the
-    range of the per-round ratios."""
+    "cpu_" CPU time), of one step over another (3 decimals), with its range."""
     if entry is None:
         return "—"
     p, digits = ("", 2) if prefix is None else (prefix, 3)
@@ -75,31 +73,20 @@ def _provenance(run: dict[str, Any], command: str | None = None) -> str:
 
 
 def _remarks(meta: dict[str, Any]) -> list[str]:
-    """What a run's CPU affinity means for its numbers (if it was pinned), and
-    its ``--note`` (if any)."""
+    """What pinning a run to some cores means for its numbers; its ``--note``."""
     affinity, count = meta.get("cpu_affinity"), meta.get("cpu_count")
     remarks = [meta["note"]] if meta.get("note") else []
     if not affinity or count is None or len(affinity) >= count:
         return remarks
-    cores = ", ".join(str(c) for c in affinity)
     threads = "one thread" if len(affinity) == 1 else f"{len(affinity)} threads"
     pinning = (
-        f"The process was pinned to core {cores} of {count} (`taskset`); XLA:CPU "
-        f"sizes its thread pool to the cores a process may use, so every kernel "
-        f"ran on {threads}. These are single-threaded ratios: with more threads "
-        "(or on a GPU) the large kernels (matmuls, convolutions) get faster while "
-        "small ones (the std of the prediction gradient, per-leaf optimizer work) "
-        "hardly do, so the ratios there can differ; the absolute times are one "
-        "core's, not the machine's."
+        f"The process was pinned to core {', '.join(map(str, affinity))} of {count} "
+        f"(`taskset`), so XLA:CPU ran every kernel on {threads}. With more threads "
+        "(or on a GPU) large kernels (matmuls, convolutions) get faster while small "
+        "ones (the std of the prediction gradient, per-leaf optimizer work) hardly "
+        "do, so the ratios there can differ; the absolute times are one core's."
     )
     return [pinning, *remarks]
-
-
-def _paper_verdict(ratio: dict[str, Any]) -> str:
-    wall, cpu = ratio["ratio"] <= PAPER_TARGET, ratio["cpu_ratio"] <= PAPER_TARGET
-    if wall != cpu:
-        return f"met by {'wall clock' if wall else 'CPU time'} only"
-    return "met" if wall else "not met"
 
 
 def train_step_lines(platform: str, section: dict[str, Any]) -> list[str]:
@@ -111,10 +98,13 @@ def train_step_lines(platform: str, section: dict[str, Any]) -> list[str]:
         ratios = [_ratio(ratio, ""), _ratio(ratio, "cpu_"), _ratio(entries[PAPER])]
         adam_ms = f"{entries['adam']['median_s'] * 1e3:.2f}"
         body.append([title, *ratios, _ratio(entries[OUTPUT]), adam_ms])
+        wall, cpu = (ratio[k] <= PAPER_TARGET for k in ("ratio", "cpu_ratio"))
+        only = "wall clock" if wall else "CPU time"
+        met = ("met" if wall else "not met") if wall == cpu else f"met by {only} only"
         verdicts.append(
             f"* {title}, {platform}: prediction step / output step "
             f"{ratio['ratio']:.3f}x wall clock, {ratio['cpu_ratio']:.3f}x CPU time "
-            f"(target <= {PAPER_TARGET:.2f}x): {_paper_verdict(ratio)}. XLA's cost "
+            f"(target <= {PAPER_TARGET:.2f}x): {met}. XLA's cost "
             "model of the compiled step, prediction over output: flops "
             f"{cost['flops']:.5f}x, bytes accessed {cost['bytes_accessed']:.5f}x."
         )
@@ -125,14 +115,13 @@ def train_step_lines(platform: str, section: dict[str, Any]) -> list[str]:
         command = command.replace(shlex.quote(meta["note"]), "<the note below>")
     return [
         f"**Train step: the paper's variant against the output reference, "
-        f"{platform.upper()}** ({_provenance(section, command)}). The prediction "
-        'step is `sgo.prediction_value_and_grad` + `stablegrad("prediction")` + '
-        'Adam (the PINN through `pinn.make_chunk(..., prediction_reference="data")`'
-        ", which also logs three readings of the reference); the output step is "
-        '`jax.value_and_grad` + `stablegrad("output")` + Adam. Median ratio of '
-        "the per-step wall-clock times; in brackets the range of the per-round "
-        "ratios. CPU time: the same from the process's CPU time (all its "
-        "threads), which leaves out the time other processes held the core.",
+        f"{platform.upper()}** ({_provenance(section, command)}). Prediction step: "
+        '`sgo.prediction_value_and_grad` + `stablegrad("prediction")` + Adam (the '
+        'PINN through `pinn.make_chunk(..., prediction_reference="data")`, which '
+        "also logs three readings of the reference); output step: "
+        '`jax.value_and_grad` + `stablegrad("output")` + Adam. CPU time: the same '
+        "from the process's CPU time (all threads), which leaves out the time other "
+        "processes held the core.",
         "",
         *mdtables.table(header, body),
         "",
@@ -164,7 +153,7 @@ def hlo_lines(run: dict[str, Any]) -> list[str]:
     for name, tree in run["trees"].items():
         hlo, parts = tree["hlo"], []
         adam = hlo["entry_counts"]["adam"]["fusions"]
-        added = hlo["entry_counts"]["stablegrad+adam"]["fusions"] - adam
+        added = hlo["entry_counts"][SG]["fusions"] - adam
         if hlo["large_leaves"]:
             parts.append(
                 f"each of the {hlo['large_leaves']} large weight leaves is read by "
@@ -196,19 +185,17 @@ def verdict(platform: str, run: dict[str, Any]) -> list[str]:
     out = []
     trees, steps = run["trees"], run.get("train_steps", {}).get("models", {})
     if "resnet50" in trees:
-        entries = trees["resnet50"]["update_loop"]["entries"]
-        ours = entries["stablegrad+adam"]["ratio_to_adam"]
-        agc = entries.get("adaptive_grad_clip+adam", {}).get("ratio_to_adam")
-        met = ours <= UPDATE_TARGET and (agc is None or ours < agc)
-        peer = "" if agc is None else f", adaptive_grad_clip+adam {agc:.2f}x"
+        loop = trees["resnet50"]["update_loop"]["entries"]
         call = trees["resnet50"]["update_call"]["entries"]
+        ours, agc = loop[SG]["ratio_to_adam"], loop.get(AGC, {}).get("ratio_to_adam")
+        met = ours <= UPDATE_TARGET and (agc is None or ours < agc)
+        peer = "" if agc is None else f", {AGC} {agc:.2f}x"
         out += [
-            f"* Update alone, ResNet-50 tree, {platform}: stablegrad+adam "
-            f"{ours:.2f}x{peer} (target <= {UPDATE_TARGET:.2f}x and below "
-            f"adaptive_grad_clip): {'met' if met else 'not met'}.",
-            f"* The same update as a jit call from Python: stablegrad+adam "
-            f"{_ratio(call['stablegrad+adam'])}, adaptive_grad_clip+adam "
-            f"{_ratio(call.get('adaptive_grad_clip+adam'))}.",
+            f"* Update alone, ResNet-50 tree, {platform}: {SG} {ours:.2f}x{peer} "
+            f"(target <= {UPDATE_TARGET:.2f}x and below adaptive_grad_clip): "
+            f"{'met' if met else 'not met'}.",
+            f"* The same update as a jit call from Python: {SG} {_ratio(call[SG])}, "
+            f"{AGC} {_ratio(call.get(AGC))}.",
         ]
     if "transformer_bf16" in trees:
         copies = trees["transformer_bf16"]["hlo"]["float32_temporaries"]
@@ -221,8 +208,7 @@ def verdict(platform: str, run: dict[str, Any]) -> list[str]:
             ours = steps[name]["entries"][OUTPUT]
             out.append(
                 f"* {TRAIN_STEP_TITLES[name]}, train step, {platform}: {OUTPUT} "
-                f"{_ratio(ours)} "
-                f"(target <= {target:.2f}x): "
+                f"{_ratio(ours)} (target <= {target:.2f}x): "
                 f"{'met' if ours['ratio_to_adam'] <= target else 'not met'}."
             )
     out.append(
@@ -254,16 +240,15 @@ def compile_lines(platform: str, section: dict[str, Any]) -> list[str]:
     header = ["tree, gradients", "adam (s)", "AGC + adam (s)", "StableGrad + adam (s)"]
     header += ["StableGrad / adam", "StableGrad / AGC"]
     header += ["update: StableGrad / adam", "update: AGC / adam"]
-    rounds = section["config"]["compile_rounds"]
     return [
         f"**Compile time, {platform.upper()}** ({_provenance(section)}). Seconds "
         "of `jax.jit(tx.update).lower(...).compile()` for `optax.adam`, "
-        "`adaptive_grad_clip(0.01)` + adam and `stablegrad()` + adam, the best "
-        f"of {rounds} interleaved rounds (JAX's caches cleared before each), "
-        "with the tree's random gradients and with its middle weight leaf "
-        "zero (a dead layer: StableGrad's fast sums fail on it and one more read "
-        "finds it zero). The update: its time as a jit call against adam's in the "
-        "same rounds.",
+        "`adaptive_grad_clip(0.01)` + adam and `stablegrad()` + adam, the best of "
+        f"{section['config']['compile_rounds']} interleaved rounds (JAX's caches "
+        "cleared before each), with the tree's random gradients and with its middle "
+        "weight leaf zero (a dead layer: StableGrad's fast sums fail on it and one "
+        "more read finds it zero). The update: its time as a jit call against "
+        "adam's in the same rounds.",
         "",
         *mdtables.table(header, body),
         "",
@@ -273,11 +258,9 @@ def compile_lines(platform: str, section: dict[str, Any]) -> list[str]:
 def platform_lines(platform: str, run: dict[str, Any]) -> list[str]:
     """The page's ratio table, HLO notes and verdicts of one platform."""
     return [
-        f"**{platform.upper()}** ({_provenance(run)}). Median ratio of the "
-        "per-step time to `optax.adam`'s in the same rounds; in brackets the "
-        "range of the per-round ratios. `update` = the update alone, repeated "
-        "inside one compiled loop; `jit call` = `jax.jit(tx.update)` called "
-        "from Python.",
+        f"**{platform.upper()}** ({_provenance(run)}). `update` = the update "
+        "alone, repeated inside one compiled loop; `jit call` = "
+        "`jax.jit(tx.update)` called from Python.",
         "",
         *ratio_table(run),
         "",
@@ -300,8 +283,11 @@ def page(runs: dict[str, dict[str, Any]]) -> str:
         "",
         *mdtables.generated(SCRIPT, sources),
         "",
-        "Tables for every tree, the kernel counts and XLA's cost model: "
-        "`benchmarks/results/overhead.md`, written by the same command.",
+        "A ratio followed by a range in brackets divides one median time per step "
+        "by another (`optax.adam`'s unless the column says otherwise), both timed in "
+        "the same interleaved rounds; the brackets hold the range of the per-round "
+        f"ratios ([method]({METHOD})). Full tables (every tree, kernel counts, XLA's "
+        "cost model): `benchmarks/results/overhead.md`, written by the same command.",
         "",
     ]
     for platform, run in runs.items():
@@ -338,8 +324,7 @@ def _timed(section: dict[str, Any]) -> list[str]:
 def _meta_lines(run: dict[str, Any]) -> list[str]:
     """A run's (or a section's) provenance and compilations, then a blank line."""
     meta = run["meta"]
-    affinity = meta.get("cpu_affinity")
-    cores = "" if affinity is None else f"; CPU affinity {affinity}"
+    cores = f"; CPU affinity {meta['cpu_affinity']}" if "cpu_affinity" in meta else ""
     return [
         f"Command: `{meta['command']}`  ",
         f"Device: {meta['device']} ({meta['jax_device']}){cores}  ",
@@ -388,13 +373,9 @@ def tree_report(name: str, tree: dict[str, Any]) -> list[str]:
         "",
         f"{tree['num_leaves']} leaves, {tree['num_params']:,} parameters.",
         "",
-        "update, compiled loop:",
-        "",
-        *_timed(tree["update_loop"]),
-        "update, jit call:",
-        "",
-        *_timed(tree["update_call"]),
     ]
+    for key, kind in (("update_loop", "compiled loop"), ("update_call", "jit call")):
+        lines += [f"update, {kind}:", "", *_timed(tree[key])]
     if "fallback_check" in tree:
         error = tree["fallback_check"]["stats_ratio_over_1e-30_max_rel_err"]
         lines += [
@@ -428,8 +409,8 @@ def full_report(runs: dict[str, dict[str, Any]]) -> str:
         lines += _meta_lines(run)
         for name, tree in run["trees"].items():
             lines += tree_report(name, tree)
-        lines += ["### What XLA compiles for `stablegrad` alone", ""]
-        lines += [*hlo_lines(run), ""]
+        lines += ["### What XLA compiles for `stablegrad` alone", "", *hlo_lines(run)]
+        lines.append("")
     return "\n".join(lines)
 
 

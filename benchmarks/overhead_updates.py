@@ -1,23 +1,23 @@
-"""The update alone, on parameter trees shaped like real models' (overhead.py).
+"""How overhead.py times its entries, and the update alone on trees shaped like
+real models' parameters.
 
-Trees (random gradients and parameters): ``resnet50``, a BN-free ResNet-50's
-parameters (108 leaves, 25.5 M), float32; ``mlp64``, a 64-hidden-layer tanh MLP
-of width 50 (130 leaves), float32; ``transformer_bf16``, a 6-layer transformer
-(d_model 512, MLP 2048, vocabulary 8192, untied ``head``), bfloat16. Timed, each
-in its own rounds: ``update, compiled loop`` (the update ``n`` times inside one
-jitted ``fori_loop``: its own compute, no dispatch) and ``update, jit call``
-(``jax.jit(tx.update)`` called from Python: dispatch and allocation included).
-Rows marked ``[1e-30 grads]`` (mlp64) run StableGrad's careful path; their ratio
-is still to adam on normal gradients. ``hlo`` reads what XLA compiles for
-``sgo.stablegrad().update`` (`hlo_reads`).
+An *entry* is a closure ``run(n)`` that does ``n`` steps and blocks, carrying its
+own state. `timed_section` times entries in interleaved rounds, by wall clock
+and by the process's CPU time, counting XLA compilations in the rounds (there
+must be none). Trees (`TREES`) are timed in ``update, compiled loop`` (``n``
+updates in one jitted ``fori_loop``: no dispatch) and ``update, jit call``
+(``jax.jit(tx.update)`` called from Python); rows marked ``[1e-30 grads]``
+(mlp64) run StableGrad's careful path, still against adam on normal gradients.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import gc
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -29,12 +29,119 @@ import stablegrad_optax as sgo
 from stablegrad_optax import _statistic, models
 
 import hlo_reads
-from overhead_timing import jit, timed_section
 
+BASELINE = "adam"
 LEARNING_RATE = 1e-3
 TINY_SCALE = 1e-30
 REFERENCES = ("output", "mean", "geometric_mean", "median", "max")
 ALONE = "stablegrad alone"
+# A quick run (a smoke test: its times mean nothing) leaves out LLVM's
+# optimizations, a third of XLA:CPU's compile time; the optimized HLO that
+# `hlo_reads` reads comes before them, so its counts are the same.
+QUICK_COMPILER_OPTIONS = {
+    "xla_backend_optimization_level": 0,
+    "xla_llvm_disable_expensive_passes": True,
+}
+COMPILER_OPTIONS: dict[str, Any] = {}  # of every compilation here
+COMPILES = [0]  # XLA backend compilations so far (a retrace shows up as one)
+TIMED_COMPILES = [0]  # compilations seen inside timed rounds
+
+
+def _count_compiles(event: str, duration: float, **kwargs) -> None:
+    if event == "/jax/core/compile/backend_compile_duration":
+        COMPILES[0] += 1
+
+
+jax.monitoring.register_event_duration_secs_listener(_count_compiles)
+
+
+def jit(fun: Callable[..., Any], **kwargs: Any) -> Any:
+    """`jax.jit` with `COMPILER_OPTIONS` (set by `overhead.main`: quick or not)."""
+    return jax.jit(fun, compiler_options=dict(COMPILER_OPTIONS) or None, **kwargs)
+
+
+def calibrate(run: Callable[[int], None], block_seconds: float, min_iters: int):
+    """Steps per block so that `run` takes about `block_seconds` per block."""
+    n = 1
+    while True:
+        start = time.perf_counter()
+        run(n)
+        elapsed = time.perf_counter() - start
+        if elapsed > 0.05 or n >= 1 << 16:
+            break
+        n *= 4
+    return max(min_iters, math.ceil(block_seconds * n / elapsed))
+
+
+def _ratios(top: Sequence[float], bottom: Sequence[float], prefix: str = ""):
+    """Median of the per-step times `top` over `bottom`'s, and the per-round range."""
+    per_round = np.divide(top, bottom)
+    return {
+        prefix + "ratio": float(np.median(top) / np.median(bottom)),
+        prefix + "round_ratio_min": float(per_round.min()),
+        prefix + "round_ratio_max": float(per_round.max()),
+    }
+
+
+def timed_section(
+    name: str,
+    entries: dict[str, Callable[[int], None]],
+    config: argparse.Namespace,
+    steps_per_call: int = 1,
+) -> dict[str, Any]:
+    """Compiles and warms up every entry, gives each its own steps per round
+    (about --block-seconds a block), then runs --rounds rounds of every entry in
+    an order rotated by one each round. Per-step times divide by
+    `steps_per_call` (the steps one call of `run` makes)."""
+    start = time.perf_counter()
+    for run in entries.values():
+        run(2)
+    compile_s = time.perf_counter() - start
+    iters = {
+        label: config.iters or calibrate(run, config.block_seconds, config.min_iters)
+        for label, run in entries.items()
+    }
+    print(f"  {name}: {len(entries)} entries warmed up in {compile_s:.1f}s", flush=True)
+    labels = list(entries)
+    times = {label: ([], []) for label in labels}  # (wall clock, CPU) per step
+    gc.collect()
+    gc.disable()
+    compiles = COMPILES[0]
+    try:
+        for r in range(config.rounds):
+            for label in labels[r % len(labels) :] + labels[: r % len(labels)]:
+                start, cpu_start = time.perf_counter(), time.process_time()
+                entries[label](iters[label])
+                wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+                steps = iters[label] * steps_per_call
+                times[label][0].append(wall / steps)
+                times[label][1].append(cpu / steps)
+    finally:
+        gc.enable()
+        TIMED_COMPILES[0] += COMPILES[0] - compiles
+    out = {}
+    for label, (wall, cpu) in times.items():
+        ratios = _ratios(wall, times[BASELINE][0])
+        ratio, median = ratios.pop("ratio"), float(np.median(wall))
+        print(f"    {label:44s} {median * 1e6:10.1f} us  {ratio:6.2f}x", flush=True)
+        out[label] = {
+            "iters": iters[label],
+            "times_s": wall,
+            "cpu_times_s": cpu,
+            "median_s": median,
+            "ratio_to_adam": ratio,
+            **ratios,
+        }
+    return {"rounds": config.rounds, "entries": out, "compile_and_warmup_s": compile_s}
+
+
+def ratio_between(section: dict[str, Any], top: str, bottom: str) -> dict[str, Any]:
+    """Entry `top`'s median per-step time over `bottom`'s, with the per-round
+    range, by wall clock and (``cpu_``) by the process's CPU time."""
+    entries, out = section["entries"], {"of": top, "to": bottom}
+    for prefix, key in (("", "times_s"), ("cpu_", "cpu_times_s")):
+        out |= _ratios(entries[top][key], entries[bottom][key], prefix)
+    return out
 
 
 def optimizers() -> dict[str, optax.GradientTransformation]:
@@ -64,13 +171,10 @@ def _random_tree(shapes: Any, seed: int, description: str) -> Tree:
     keys = jax.random.split(jax.random.key(seed), 2 * len(leaves))
 
     def draw(keys, scale, offset):
-        normal = [
-            (jax.random.normal(k, x.shape, jnp.float32) * scale + offset).astype(
-                x.dtype
-            )
-            for k, x in zip(keys, leaves, strict=True)
-        ]
-        return jax.tree.unflatten(treedef, normal)
+        normal = lambda k, x: jax.random.normal(k, x.shape, jnp.float32) * scale
+        pairs = zip(keys, leaves, strict=True)
+        drawn = [(normal(k, x) + offset).astype(x.dtype) for k, x in pairs]
+        return jax.tree.unflatten(treedef, drawn)
 
     return Tree(draw(keys[::2], 0.05, 0.0), draw(keys[1::2], 1e-3, 1e-4), description)
 
@@ -97,9 +201,8 @@ def mlp_tree(config: argparse.Namespace) -> Tree:
 
 
 def _transformer(layers: int, d: int, vocab: int, dtype, full: bool) -> dict:
-    """The shapes of a transformer's parameters (`layers` blocks of width `d`,
-    MLP 4 `d`); `full` gives each norm and projection a bias, and adds a final
-    norm."""
+    """The shapes of a transformer's parameters (`layers` blocks of width `d`, MLP
+    4 `d`); `full`: a bias in each norm and projection, and a final norm."""
     shape = functools.partial(jax.ShapeDtypeStruct, dtype=dtype)
     bias = lambda n: {"bias": shape((n,))} if full else {}
     dense = lambda n_in, n_out: {"kernel": shape((n_in, n_out)), **bias(n_out)}
@@ -118,11 +221,9 @@ def _transformer(layers: int, d: int, vocab: int, dtype, full: bool) -> dict:
 
 def transformer_tree(config: argparse.Namespace) -> Tree:
     layers, d, vocab = (1, 32, 64) if config.quick else (6, 512, 8192)
-    description = (
-        f"transformer, {layers} layers, d_model {d}, MLP {4 * d}, vocabulary "
-        f"{vocab}, bfloat16"
-    )
     shapes = _transformer(layers, d, vocab, jnp.bfloat16, full=True)
+    description = f"transformer, {layers} layers, d_model {d}, MLP {4 * d}, "
+    description += f"vocabulary {vocab}, bfloat16"
     return _random_tree(shapes, config.seed, description)
 
 
@@ -185,22 +286,20 @@ def update_call_entry(tx, grads, params) -> Callable[[int], None]:
     return run
 
 
-def fallback_check(tree: Tree) -> dict[str, Any]:
-    """1e-30 gradients take StableGrad's careful path and give 1e-30 x the stats."""
-    tiny = jax.tree.map(lambda g: g * TINY_SCALE, tree.grads)
+def fallback_check(tree: Tree, tiny: Any) -> dict[str, Any]:
+    """Relative error of `tiny`'s stats (careful path) from 1e-30 x the gradients'."""
     tx = sgo.stablegrad()
     update = jit(tx.update)
     _, normal = update(tree.grads, tx.init(tree.params))
     _, small = update(tiny, tx.init(tree.params))
     ratio = np.asarray(small.stats, np.float64) / np.asarray(normal.stats, np.float64)
-    error = float(np.max(np.abs(ratio / 1e-30 - 1)))
+    error = float(np.max(np.abs(ratio / TINY_SCALE - 1)))
     return {"stats_ratio_over_1e-30_max_rel_err": error}
 
 
 def inspect_hlo(tree: Tree, txs, loops) -> dict[str, Any]:
-    """What XLA compiles: kernels per update, and what reads each gradient leaf.
-    `loops` are the timed `update_loop`s of `txs`, already compiled (no new
-    compile)."""
+    """What XLA compiles: kernels per update, and what reads each gradient leaf
+    (`loops`: the timed `update_loop`s of `txs`, already compiled)."""
     counts = {}
     zeros = jax.tree.map(jnp.zeros_like, tree.grads)
     for name, tx in txs.items():
@@ -225,9 +324,7 @@ def inspect_hlo(tree: Tree, txs, loops) -> dict[str, Any]:
     bf16 = any(x.dtype == jnp.bfloat16 for x in leaves)
     f32 = hlo_reads.float32_temporaries(text, stack + 1) if bf16 else None
     return {
-        "backend": jax.default_backend(),
         "entry_counts": counts,
-        "weight_leaves": len(weights),
         "large_leaves": len(large),
         "large_max_reductions": max((r["reductions"] for r in large), default=0),
         "large_max_elementwise": max((r["elementwise"] for r in large), default=0),
@@ -237,7 +334,6 @@ def inspect_hlo(tree: Tree, txs, loops) -> dict[str, Any]:
         "small_max_reductions": max(
             (r["reductions"] + r["stack_reductions"] for r in small), default=0
         ),
-        "conditionals": counts[ALONE]["conditionals"],
         "float32_temporaries": f32,
     }
 
@@ -250,13 +346,10 @@ def benchmark_tree(name: str, config: argparse.Namespace) -> dict[str, Any]:
     print(f"{name}: {tree.description}; {num_leaves} leaves, {num_params} parameters")
     txs = {k: tx for k, tx in optimizers().items() if k in config.optimizers}
     txs[ALONE] = sgo.stablegrad()
+    g, p = tree.grads, tree.params
     loops = {label: update_loop(tx) for label, tx in txs.items()}
-    loop_entries, call_entries = {}, {}
-    for label, tx in txs.items():
-        loop_entries[label] = update_loop_entry(
-            tx, loops[label], tree.grads, tree.params
-        )
-        call_entries[label] = update_call_entry(tx, tree.grads, tree.params)
+    loop_entries = {k: update_loop_entry(tx, loops[k], g, p) for k, tx in txs.items()}
+    call_entries = {k: update_call_entry(tx, g, p) for k, tx in txs.items()}
     result = {
         "description": tree.description,
         "num_leaves": num_leaves,
@@ -269,7 +362,7 @@ def benchmark_tree(name: str, config: argparse.Namespace) -> dict[str, Any]:
             loop_entries[label + " [1e-30 grads]"] = update_loop_entry(
                 txs[label], loops[label], tiny, tree.params
             )
-        result["fallback_check"] = fallback_check(tree)
+        result["fallback_check"] = fallback_check(tree, tiny)
     result["update_loop"] = timed_section("update, compiled loop", loop_entries, config)
     result["update_call"] = timed_section("update, jit call", call_entries, config)
     result["hlo"] = inspect_hlo(tree, txs, loops)
@@ -309,20 +402,17 @@ def compile_costs(config: argparse.Namespace) -> dict[str, Any]:
     out = {}
     for name, make in COMPILE_TREES.items():
         tree = make(config)
+        params = tree.params
         out[name] = {"description": tree.description}
-        out[name]["num_leaves"] = len(jax.tree.leaves(tree.params))
+        out[name]["num_leaves"] = len(jax.tree.leaves(params))
         zero = with_zero_layer(tree.grads)  # shares every other leaf
         for kind, grads in (("ordinary", tree.grads), ("one zero layer", zero)):
             seconds = {label: [] for label in txs}
             for r in range(config.compile_rounds):
                 shift = r % len(COMPILED)
                 for label in [*COMPILED[shift:], *COMPILED[:shift]]:
-                    seconds[label].append(
-                        compile_seconds(txs[label], grads, tree.params)
-                    )
-            entries = {
-                k: update_call_entry(tx, grads, tree.params) for k, tx in txs.items()
-            }
+                    seconds[label].append(compile_seconds(txs[label], grads, params))
+            entries = {k: update_call_entry(tx, grads, params) for k, tx in txs.items()}
             out[name][kind] = {
                 "lower_s": {k: [s[0] for s in v] for k, v in seconds.items()},
                 "compile_s": {k: [s[1] for s in v] for k, v in seconds.items()},
