@@ -224,11 +224,7 @@ def comparisons(sweep: Sweep) -> list[str]:
         return []
     return [
         "Per comparison, over the problem x init x depth cells where both have "
-        "every reported seed: better where the first's median error is more than "
-        f"{round((1 - results.BETTER) * 100)}% lower than the second's, worse "
-        f"where it is more than {round((1 / results.BETTER - 1) * 100)}% higher, "
-        "and the geometric mean of the ratio of median errors (below 1: the first "
-        "better).",
+        f"every reported seed: {results.RULE}.",
         "",
         *lines,
         "",
