@@ -1,16 +1,14 @@
 """Deep-PINN depth sweep: does StableGrad make deep PINNs train, and train better?
 
-Per problem, depth, init and optimizer (a *cell*), MLPs train for the same
-steps on the same points from the same parameters (both set by the seed).
-Stage one runs every learning rate of the optimizer family's grid on
-``--tune-seed``; stage two the other seeds at the rate each protocol picks
-(`pinn_depth_sweep_results`). A stage of a cell is one vmapped batch (the
-learning rate an `optax.inject_hyperparams` leaf), whose CSV rows go to
-``--results`` as it ends; runs already there are skipped, so the sweep resumes
-where it stopped (``--max-minutes``: start no batch after that long).
+Per problem, depth, init and optimizer (a *cell*; the seed sets the parameters
+and the points), stage one runs the optimizer family's lr grid on ``--tune-seed``,
+stage two the other seeds at the rate each protocol picks
+(`pinn_depth_sweep_results`). Each stage of a cell is one vmapped batch (the lr
+an `optax.inject_hyperparams` leaf) whose rows go to ``--results`` as it ends;
+runs already there are skipped, so the sweep resumes where it stopped.
 
   python benchmarks/pinn_depth_sweep.py --optimizers adam,stablegrad+adam
-  python benchmarks/pinn_depth_sweep_report.py   # tables, plots, README section
+  python benchmarks/pinn_depth_sweep_report.py   # its pages and figures
 """
 
 from __future__ import annotations
@@ -107,28 +105,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--num-boundary", type=positive(int), default=256)
     add("--eval-resolution", type=positive(int), default=101)
     add("--num-validation", type=positive(int), default=1024)
-    add(
-        "--lr",
-        type=_rate,
-        help="one learning rate for every optimizer and no tuning stage: every "
-        "seed of --seeds is a reported run at it (a campaign at a fixed recipe)",
-    )
+    add("--lr", type=_rate, help="one lr for every optimizer and seed, no tuning")
     add(
         "--lrs",
         type=_numbers(_rate),
-        help="learning rates instead of each optimizer's grid (e.g. one lr for a "
-        "side comparison; keep such runs in their own --results file)",
+        help="lrs instead of each optimizer's grid (runs for their own --results)",
     )
     add(
         "--no-extend-grids",
         dest="extend_grids",
         action="store_false",
-        help="keep each family's grid as it is even where a tuned rate sits at "
-        "its edge (by default the next half-decade point is added, at most "
-        f"{EXTRA_POINTS} per group)",
+        help=f"add no point (by default up to {EXTRA_POINTS} per group) past a "
+        "grid's edge where a tuned rate sits",
     )
     add("--results", type=pathlib.Path, default=results.RESULTS)
-    add("--max-minutes", type=float)
+    add("--max-minutes", type=float, help="start no batch after that long")
     args = parser.parse_args(argv)
     if args.lr is not None and args.lrs:
         parser.error("--lr and --lrs exclude each other")
