@@ -213,7 +213,6 @@ def run_batch(problem_name, depth, init_name, optimizer, runs, args) -> list[dic
                     k: [r[name][k][i] for r in records] for k in last[name]
                 }
         finite = [v for v in history["rel_l2"] if np.isfinite(v)]
-        stds = [v[i] for v in last["grad_std"].values()]
         rows.append(
             {
                 **cell,
@@ -227,7 +226,7 @@ def run_batch(problem_name, depth, init_name, optimizer, runs, args) -> list[dic
                 "loss_residual": last["residual"][i],
                 "loss_boundary": last["boundary"][i],
                 "loss_initial": last.get("initial", [float("nan")] * len(runs))[i],
-                "min_layer_grad_std": float(np.min(stds)),
+                "min_layer_grad_std": history["min_layer_grad_std"][-1],
                 "grad_imbalance": last["imbalance"][i],
                 "diverged": last["diverged"][i] or last["step"] < args.steps,
                 "wall_s": wall / len(runs),
@@ -256,10 +255,9 @@ def _neighbour(lr: float, up: bool) -> float:
 
 
 def group_grid(rows, cell: dict, args) -> list[float]:
-    """The learning rates of one (problem, init, optimizer) group, over depths:
-    ``--lrs``, or the family's grid, every rate run on the tuning seed, and,
-    while fewer than `EXTRA_POINTS` lie beyond the grid, the next half-decade
-    point past an edge where a depth's tuned rate sits (run at every depth)."""
+    """A group's learning rates: ``--lrs``, or the family's grid, the rates run on
+    the tuning seed, and the next point past an edge where a depth's tuned rate
+    sits (run at every depth; while fewer than `EXTRA_POINTS` lie beyond it)."""
     if args.lrs:
         return sorted(args.lrs)
     base = grid_of(cell["optimizer"], cell["problem"])

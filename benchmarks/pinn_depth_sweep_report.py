@@ -97,9 +97,7 @@ def setting(sweep: Sweep) -> str:
 
 def coverage(sweep: Sweep) -> str:
     """How many started cells have every reported seed under both protocols."""
-    started = {
-        (r["problem"], r["init"], r["optimizer"], r["depth"]) for r in sweep.rows
-    }
+    started = set(map(itemgetter("problem", "init", "optimizer", "depth"), sweep.rows))
     complete = sum(
         all(sweep.complete(protocol, *cell) for protocol in results.PROTOCOLS)
         for cell in started
@@ -228,10 +226,9 @@ def comparisons(sweep: Sweep) -> list[str]:
         "",
         *lines,
         "",
-        "Each comparison by depth (all: every depth), under each protocol: its "
-        "cells better / the same / worse, and its runs that train (error below "
-        f"{results.TRAINED}), the first's vs the second's (of the seeds in those "
-        "cells).",
+        "Each comparison by depth (all: every depth) and protocol: its cells "
+        f"better / the same / worse, and its runs that train (error below "
+        f"{results.TRAINED}), the first's vs the second's.",
         *tables,
     ]
 
@@ -252,9 +249,8 @@ def where(cells: Sequence[tuple], opt: str, base: str) -> list[str]:
 
 
 def best_depths(sweep: Sweep, shown: Sequence[str]) -> list[str]:
-    """Per problem and init: the depth with each optimizer's lowest median error
-    (the paper's second claim: StableGrad's would be deeper), where each has
-    every depth with every reported seed; none: no table."""
+    """Per problem and init where each has every depth complete: the depth of each
+    optimizer's lowest median error (the paper says StableGrad's is deeper)."""
     body = []
     for problem, init in itertools.product(sweep.problems, sweep.inits):
         row = [problem, init]

@@ -92,10 +92,8 @@ def cells(rows: Sequence[dict]) -> dict[tuple, list[dict]]:
 
 def summary(runs: Sequence[dict], column: str = "final_rel_l2") -> dict:
     """Median, range and seeds under each threshold of an error column."""
-    errors = [r[column] for r in runs]
-    stats = results.summarize(errors)
-    finite = [results.error_ratio(e, 1.0) for e in errors]
-    stats["under"] = [sum(e < t for e in finite) for t in THRESHOLDS]
+    stats = results.summarize([r[column] for r in runs])  # NaN: infinite
+    stats["under"] = [sum(r[column] < t for r in runs) for t in THRESHOLDS]
     return stats
 
 
@@ -205,16 +203,13 @@ def overlap(found: dict[tuple, list[dict]], seeds: int) -> str:
     """Does StableGrad's gain shrink once the weighting is there? Its
     geometric-mean ratio without and with it, over the cells that have all four."""
     four, medians = (SCHEDULE, PAPER, STANDARD, STANDARD_PAPER), _medians(found, seeds)
-    keys = sorted(
-        {(p, d) for p, d, _ in found if all((p, d, r) in medians for r in four)}
-    )
+    keys = sorted({k[:2] for k in found if all((*k[:2], r) in medians for r in four)})
+    question = "* **Do StableGrad and the weighting overlap?**"
+    if not keys:
+        return f"{question} No cell has all four yet."
     gain = lambda ours, theirs: results.geo_mean_ratio(
         [(medians[(*k, ours)], medians[(*k, theirs)]) for k in keys]
     )
-    if not keys:
-        return (
-            "* **Do StableGrad and the weighting overlap?** No cell has all four yet."
-        )
     alone, weighted = gain(PAPER, SCHEDULE), gain(STANDARD_PAPER, STANDARD)
     if weighted >= 1 / results.BETTER and alone < results.BETTER:
         reading = "its gain is gone once the weighting is there: they overlap"
@@ -225,20 +220,22 @@ def overlap(found: dict[tuple, list[dict]], seeds: int) -> str:
     else:
         reading = "its effect is about the same with and without the weighting"
     return (
-        f"* **Do StableGrad and the weighting overlap?** Over {len(keys)} cells "
+        f"{question} Over {len(keys)} cells "
         f"({', '.join(f'{p} {d}' for p, d in keys)}), StableGrad's ratio is "
         f"{alone:.2f} added to the schedule alone and {weighted:.2f} added to the "
         f"schedule with the weighting: {reading}."
     )
 
 
-def setting(rows: Sequence[dict]) -> str:
-    """The settings every row shares, and the provenance in one line."""
+def setting(rows: Sequence[dict], csv: str) -> str:
+    """The settings every row shares and the provenance, one line (`csv`: a link)."""
     one = lambda k: ", ".join(str(v) for v in sorted({r[k] for r in rows}))
     span = mdtables.span({r["date"] for r in rows})
     return (
-        f"{len(rows)} runs: tanh MLPs of width {one('width')}, {one('init')} init, "
-        f"{one('steps')} steps of {one('num_interior')} interior + "
+        f"{len(rows)} runs in {csv} (per-run histories beside it, "
+        "`*_history.jsonl`: the error, loss and loss weights every 100 steps): "
+        f"tanh MLPs of width {one('width')}, {one('init')} init, {one('steps')} "
+        f"steps of {one('num_interior')} interior + "
         f"{one('num_boundary')} boundary (+ initial) points resampled every step, "
         f"peak learning rate {one('lr')} for every recipe (10% linear warmup, then "
         f"exponential decay to 10% of the peak), seeds {one('seed')}. Devices: "
@@ -251,21 +248,22 @@ def page(
 ) -> str:
     found, costs = cells(rows), costs or {}
     seeds = len({r["seed"] for r in rows})
+    csv = f"[`{mdtables.repo_path(source)}`]({mdtables.link(source, page_path)})"
     lines = [
         *mdtables.generated(SCRIPT, [mdtables.repo_path(source)]),
         "",
         "# Results: 20,000 steps with the field's recipe",
         "",
-        "Does StableGrad help PINNs trained with the core of the field's recipe "
-        "(jaxpi; Wang, Teng & Perdikaris 2021; see "
+        "Does StableGrad help PINNs trained with the core of jaxpi's recipe "
+        "(Wang, Teng & Perdikaris 2021; see "
         f"[Deep PINNs]({mdtables.link(DEEP_PINNS, page_path)})): Adam with warmup "
         "and decay, points resampled every step, gradient-norm loss weighting (K "
-        "= 100)? Not all of it: no Fourier features, no modified MLP, no causal "
-        "weighting. One learning rate for every recipe and depth (jaxpi's), no "
-        "tuning: what a user of the recipe runs, and a limitation (the short "
-        "sweep found that the best rate follows the depth).",
+        "= 100)? Not with all of it: no Fourier features, no modified MLP, no "
+        "causal weighting; and one learning rate for every recipe and depth, as a "
+        "user of the recipe runs it (a limitation: the short sweep found that the "
+        "best rate follows the depth).",
         "",
-        setting(rows) if rows else "No runs yet.",
+        setting(rows, csv) if rows else "No runs yet.",
         "",
         "## Per cell",
         "",
@@ -292,14 +290,6 @@ def page(
         *mdtables.table(LITERATURE_HEADER, LITERATURE),
         "",
     ]
-    if rows:
-        lines += [
-            f"Raw rows: [`{mdtables.repo_path(source)}`]"
-            f"({mdtables.link(source, page_path)}), per-run histories beside it "
-            "(`*_history.jsonl`: the error, loss and loss weights every 100 "
-            "steps).",
-            "",
-        ]
     return "\n".join(lines)
 
 
