@@ -192,8 +192,7 @@ def judge(ours: float, theirs: float) -> int:
 
 def geo_mean_ratio(pairs: Sequence[tuple[float, float]]) -> float:
     """The geometric mean of `error_ratio` over (ours, theirs) pairs."""
-    logs = [math.log(error_ratio(a, b)) for a, b in pairs]
-    return math.exp(sum(logs) / len(logs))
+    return math.exp(statistics.fmean(math.log(error_ratio(a, b)) for a, b in pairs))
 
 
 class Sweep:
