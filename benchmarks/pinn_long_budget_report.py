@@ -144,19 +144,14 @@ def tables(found: dict[tuple, list[dict]], costs: dict) -> list[str]:
     for problem in sorted({p for p, _, _ in found}):
         body = []
         for recipe, depth in itertools.product(RECIPES, depths):
-            if not (runs := found.get((problem, depth, recipe))):
-                continue
-            s = summary(runs)
-            body.append(
-                [
-                    f"`{recipe}`",
-                    str(depth),
-                    f"{num(s['median'])} [{num(s['min'])}, {num(s['max'])}]",
-                    num(summary(runs, "best_rel_l2")["median"]),
-                    *(f"{k}/{s['n']}" for k in s["under"]),
-                    step_ratio(costs, problem, depth, recipe),
-                ]
-            )
+            if runs := found.get((problem, depth, recipe)):
+                s, best = summary(runs), summary(runs, "best_rel_l2")["median"]
+                errors = f"{num(s['median'])} [{num(s['min'])}, {num(s['max'])}]"
+                under = [f"{k}/{s['n']}" for k in s["under"]]
+                ratio = step_ratio(costs, problem, depth, recipe)
+                body.append(
+                    [f"`{recipe}`", str(depth), errors, num(best), *under, ratio]
+                )
         lines += [f"### {problem.capitalize()}", "", *mdtables.table(header, body), ""]
     return lines
 
