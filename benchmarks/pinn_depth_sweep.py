@@ -1,16 +1,14 @@
 """Deep-PINN depth sweep: does StableGrad make deep PINNs train, and train better?
 
-Per problem, depth, init and optimizer (a *cell*), MLPs train for the same
-steps on the same points from the same parameters (both set by the seed).
-Stage one runs every learning rate of the optimizer family's grid on
-``--tune-seed``; stage two the other seeds at the rate each protocol picks
-(`pinn_depth_sweep_results`). A stage of a cell is one vmapped batch (the
-learning rate an `optax.inject_hyperparams` leaf), whose CSV rows go to
-``--results`` as it ends; runs already there are skipped, so the sweep resumes
-where it stopped (``--max-minutes``: start no batch after that long).
+Per problem, depth, init and optimizer (a *cell*; the seed sets the parameters
+and the points), stage one runs the optimizer family's lr grid on ``--tune-seed``,
+stage two the other seeds at the rate each protocol picks
+(`pinn_depth_sweep_results`). Each stage of a cell is one vmapped batch (the lr
+an `optax.inject_hyperparams` leaf) whose rows go to ``--results`` as it ends;
+runs already there are skipped, so the sweep resumes where it stopped.
 
   python benchmarks/pinn_depth_sweep.py --optimizers adam,stablegrad+adam
-  python benchmarks/pinn_depth_sweep_report.py   # tables, plots, README section
+  python benchmarks/pinn_depth_sweep_report.py   # its pages and figures
 """
 
 from __future__ import annotations
@@ -107,28 +105,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--num-boundary", type=positive(int), default=256)
     add("--eval-resolution", type=positive(int), default=101)
     add("--num-validation", type=positive(int), default=1024)
-    add(
-        "--lr",
-        type=_rate,
-        help="one learning rate for every optimizer and no tuning stage: every "
-        "seed of --seeds is a reported run at it (a campaign at a fixed recipe)",
-    )
+    add("--lr", type=_rate, help="one lr for every optimizer and seed, no tuning")
     add(
         "--lrs",
         type=_numbers(_rate),
-        help="learning rates instead of each optimizer's grid (e.g. one lr for a "
-        "side comparison; keep such runs in their own --results file)",
+        help="lrs instead of each optimizer's grid (runs for their own --results)",
     )
     add(
         "--no-extend-grids",
         dest="extend_grids",
         action="store_false",
-        help="keep each family's grid as it is even where a tuned rate sits at "
-        "its edge (by default the next half-decade point is added, at most "
-        f"{EXTRA_POINTS} per group)",
+        help=f"add no point (by default up to {EXTRA_POINTS} per group) past a "
+        "grid's edge where a tuned rate sits",
     )
     add("--results", type=pathlib.Path, default=results.RESULTS)
-    add("--max-minutes", type=float)
+    add("--max-minutes", type=float, help="start no batch after that long")
     args = parser.parse_args(argv)
     if args.lr is not None and args.lrs:
         parser.error("--lr and --lrs exclude each other")
@@ -222,7 +213,6 @@ def run_batch(problem_name, depth, init_name, optimizer, runs, args) -> list[dic
                     k: [r[name][k][i] for r in records] for k in last[name]
                 }
         finite = [v for v in history["rel_l2"] if np.isfinite(v)]
-        stds = [v[i] for v in last["grad_std"].values()]
         rows.append(
             {
                 **cell,
@@ -236,7 +226,7 @@ def run_batch(problem_name, depth, init_name, optimizer, runs, args) -> list[dic
                 "loss_residual": last["residual"][i],
                 "loss_boundary": last["boundary"][i],
                 "loss_initial": last.get("initial", [float("nan")] * len(runs))[i],
-                "min_layer_grad_std": float(np.min(stds)),
+                "min_layer_grad_std": history["min_layer_grad_std"][-1],
                 "grad_imbalance": last["imbalance"][i],
                 "diverged": last["diverged"][i] or last["step"] < args.steps,
                 "wall_s": wall / len(runs),
@@ -265,10 +255,9 @@ def _neighbour(lr: float, up: bool) -> float:
 
 
 def group_grid(rows, cell: dict, args) -> list[float]:
-    """The learning rates of one (problem, init, optimizer) group, over depths:
-    ``--lrs``, or the family's grid, every rate run on the tuning seed, and,
-    while fewer than `EXTRA_POINTS` lie beyond the grid, the next half-decade
-    point past an edge where a depth's tuned rate sits (run at every depth)."""
+    """A group's learning rates: ``--lrs``, or the family's grid, the rates run on
+    the tuning seed, and the next point past an edge where a depth's tuned rate
+    sits (run at every depth; while fewer than `EXTRA_POINTS` lie beyond it)."""
     if args.lrs:
         return sorted(args.lrs)
     base = grid_of(cell["optimizer"], cell["problem"])

@@ -24,9 +24,7 @@ import recipes
 from pinn_depth_sweep_results import Sweep
 
 STYLES = {name: recipe.style for name, recipe in recipes.RECIPES.items()}
-# The per-step figures' panels: (history name, y label, title). The history
-# figure: gradient imbalance and test error; the reference figure: the
-# prediction reference's "data" reading (every prediction run logs it) and loss.
+# The per-step figures' panels: (history name, y label, title); "a/b" reads a["b"].
 HISTORY = (
     ("grad_imbalance", "per-layer grad std, max / min", "gradient imbalance (median)"),
     ("rel_l2", "relative L2 (median)", "test error at the tuned lr"),
@@ -114,6 +112,10 @@ def curves(sweep: Sweep, history: dict, depth: int, panels=HISTORY) -> dict:
     return found
 
 
+def medians_at(depth: int) -> str:
+    return f"per-step medians at depth {depth} over the reported seeds at the tuned lr"
+
+
 def history_note(sweep: Sweep, history: dict, depth: int) -> str:
     """What the history figure shows, and which runs have no per-step history."""
     missing = collections.Counter(
@@ -122,17 +124,14 @@ def history_note(sweep: Sweep, history: dict, depth: int) -> str:
         if results.run_key(r) not in history
     )
     text = (
-        f"`pinn_depth_sweep_history.png`: per-step medians at depth {depth} over "
-        "the reported seeds at the tuned learning rate (solid: the critical "
+        f"`pinn_depth_sweep_history.png`: {medians_at(depth)} (solid: the critical "
         f"init; dashed: the others). {len(sweep.rows) - sum(missing.values())} of "
         f"{len(sweep.rows)} runs have a per-step history in "
         "`pinn_depth_sweep_history.jsonl`"
     )
     if missing:
         groups = "; ".join(f"{' '.join(g)}: {n}" for g, n in sorted(missing.items()))
-        text += (
-            f"; runs without one (made before it was logged) are not drawn ({groups})"
-        )
+        text += f"; runs without one are not drawn ({groups})"
     return text + "."
 
 
@@ -140,13 +139,12 @@ def reference_note(found: dict, depth: int) -> str:
     """What the reference figure shows (`found`: `curves` of `REFERENCE`)."""
     runs = sum(curve["seeds"] for curve in found.values())
     return (
-        "`pinn_depth_sweep_reference.png`: the prediction reference (the std "
-        "each layer's gradient is rescaled to), its data reading (the std of the "
-        "loss gradient with respect to the network's output at the boundary and "
-        "initial points; logged by every run with a prediction reference, "
-        "whichever reading it steps with), beside the loss: per-step medians at "
-        f"depth {depth} over the reported seeds at the tuned learning rate "
-        f"({runs} runs in {len(found)} problem x init x optimizer groups)."
+        "`pinn_depth_sweep_reference.png`: the prediction reference (the std each "
+        "layer's gradient is rescaled to) in its data reading (the std of dL/du at "
+        "the boundary and initial points, logged by every run with a prediction "
+        "reference, whichever reading it steps with) beside the loss: "
+        f"{medians_at(depth)} ({runs} runs in {len(found)} problem x init x "
+        "optimizer groups)."
     )
 
 

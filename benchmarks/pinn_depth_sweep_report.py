@@ -1,19 +1,12 @@
-"""Tables, plots and the depth sweep's results page, from the sweep's CSV.
+"""The depth sweep's results page, full tables and figures, from its CSV.
 
   python benchmarks/pinn_depth_sweep_report.py            # write all
   python benchmarks/pinn_depth_sweep_report.py --check    # all up to date?
 
-Writes beside the CSV ``pinn_depth_sweep.md`` (every cell with its range,
-learning rate and grid counts) and the figures (`pinn_depth_sweep_figures`),
-and the docs page ``docs/results/depth_sweep.md``: one table per problem and
-protocol, the best median of each depth in bold, then the comparisons, the
-verdicts and the figures; every number on it comes from the CSV, read as cells
-(`pinn_depth_sweep_results.Sweep`).
-
-The paper's StableGrad (`PAPER`) comes first in the rows (`recipes.RECIPES`), the
-comparisons (`judged_pairs`) and the claims (`claims`). A comparison counts the
-cells where both have every reported seed: better, the same or worse by the
-ratio of median errors (`pinn_depth_sweep_results.judge`).
+Writes ``docs/results/depth_sweep.md`` (a table per problem and protocol, the
+comparisons, the paper's claims, the figures) and, beside the CSV,
+``pinn_depth_sweep.md`` (every cell with its range, lr and grid counts) and the
+figures (`pinn_depth_sweep_figures`); cells as `pinn_depth_sweep_results.Sweep`.
 """
 
 from __future__ import annotations
@@ -56,16 +49,14 @@ BASES = {name: recipe.base for name, recipe in recipes.RECIPES.items()}
 
 
 def in_headline_order(optimizers: Sequence[str]) -> list[str]:
-    """`optimizers` in the registry's order (`recipes.RECIPES`), any others
-    after them as given."""
+    """`optimizers` in the registry's order (`recipes.RECIPES`), others after."""
     rank = {name: i for i, name in enumerate(recipes.RECIPES)}
     return sorted(optimizers, key=lambda o: rank.get(o, len(rank)))
 
 
 def judged_pairs(optimizers: Sequence[str]) -> list[tuple[str, str]]:
-    """The (ours, theirs) pairs both run: the paper's variant against each of
-    `PAPER_BASELINES`, each optimizer against its base (`BASES`) in the
-    registry's order, then each of `NO_ARGUMENT` against the default reference."""
+    """The (ours, theirs) pairs both run: `PAPER` against `PAPER_BASELINES`, each
+    optimizer against its base (`BASES`), `NO_ARGUMENT` against `DEFAULT`."""
     pairs = [(PAPER, base) for base in PAPER_BASELINES]
     pairs += [(o, BASES.get(o)) for o in in_headline_order(optimizers)]
     pairs += [(o, DEFAULT) for o in NO_ARGUMENT]
@@ -84,10 +75,15 @@ def provenance(sweep: Sweep) -> str:
     return "; ".join(parts)
 
 
+def listed(values) -> str:
+    """ "a, b, c"."""
+    return ", ".join(map(str, values))
+
+
 def setting(sweep: Sweep) -> str:
     """The training setting (one value of each column: `Sweep` checks)."""
     row = sweep.rows[0]
-    weights = ", ".join(
+    weights = listed(
         f"{p} {results.select(sweep.rows, problem=p)[0]['boundary_weight']:g}"
         for p in sweep.problems
     )
@@ -95,17 +91,13 @@ def setting(sweep: Sweep) -> str:
         f"{row['activation']} MLPs of width {row['width']}, {row['steps']} steps "
         f"of {row['num_interior']} interior + {row['num_boundary']} boundary "
         f"points (Burgers: as many initial points again; boundary weight: "
-        f"{weights}), depths "
-        f"{', '.join(map(str, sweep.depths))}, seeds "
-        f"{', '.join(map(str, sweep.seeds))}"
+        f"{weights}), depths {listed(sweep.depths)}, seeds {listed(sweep.seeds)}"
     )
 
 
 def coverage(sweep: Sweep) -> str:
     """How many started cells have every reported seed under both protocols."""
-    started = {
-        (r["problem"], r["init"], r["optimizer"], r["depth"]) for r in sweep.rows
-    }
+    started = set(map(itemgetter("problem", "init", "optimizer", "depth"), sweep.rows))
     complete = sum(
         all(sweep.complete(protocol, *cell) for protocol in results.PROTOCOLS)
         for cell in started
@@ -138,39 +130,33 @@ def full_tables(sweep: Sweep) -> str:
         f"`pinn_depth_sweep.csv`. {setting(sweep)}. {provenance(sweep)}.",
         "",
         "Cells: median final relative L2 error on the test grid over seeds "
-        f"{', '.join(map(str, sweep.seeds))} [min, max] @ learning rate (↑/↓: "
-        f"the top/bottom of the grid) (seeds with error < {results.TRAINED} / "
-        f"seeds run; div: diverged). `tuned`: the lr with the lowest final "
-        f"validation error on seed {sweep.tune_seed} at that depth; `fixed`: the "
-        f"one chosen that way at depth {sweep.tune_depth}, kept at every depth. "
-        "Loss values in the CSV are means over the last logging interval.",
+        f"{listed(sweep.seeds)} [min, max] @ learning rate (↑/↓: the top/bottom "
+        f"of the grid) (seeds with error < {results.TRAINED} / seeds run; div: "
+        "diverged). `tuned`: the lr with the lowest final validation error on "
+        f"seed {sweep.tune_seed} at that depth; `fixed`: the one chosen that way "
+        f"at depth {sweep.tune_depth}, kept at every depth.",
     ]
     header = ["optimizer", *(f"depth {d}" for d in sweep.depths)]
     shown = in_headline_order(sweep.optimizers)
+
+    def at_lr_of(protocol):  # a cell's text at the protocol's learning rate
+        return lambda *cell: cell_text(sweep.summary(protocol, *cell), True)
+
+    def grid(*cell) -> str:  # the grid points that train on the tuning seed
+        trained, runs = sweep.grid_trained(*cell)
+        return f"{trained}/{runs}" if runs else "–"
+
     for problem in sweep.problems:
         lines += ["", f"## {problem}"]
         for init in sweep.inits:
-            ran = sweep.ran(problem, init, shown)
-            tables = {  # heading -> per optimizer run, a text per depth
-                f"{init} init, {protocol} lr": [
-                    [
-                        cell_text(sweep.summary(protocol, problem, init, o, d), True)
-                        for d in sweep.depths
-                    ]
-                    for o in ran
+            tables = {f"{init} init, {p} lr": at_lr_of(p) for p in results.PROTOCOLS}
+            trains = f"{init} init: learning-rate grid points that train"
+            tables[f"{trains} (seed {sweep.tune_seed})"] = grid
+            for heading, text in tables.items():
+                body = [
+                    [o, *(text(problem, init, o, d) for d in sweep.depths)]
+                    for o in sweep.ran(problem, init, shown)
                 ]
-                for protocol in results.PROTOCOLS
-            }
-            counts = [
-                [sweep.grid_trained(problem, init, o, d) for d in sweep.depths]
-                for o in ran
-            ]
-            grid = f"{init} init: learning-rate grid points that train"
-            tables[f"{grid} (seed {sweep.tune_seed})"] = [
-                [f"{k}/{n}" if n else "–" for k, n in row] for row in counts
-            ]
-            for heading, texts in tables.items():
-                body = [[o, *row] for o, row in zip(ran, texts, strict=True)]
                 lines += ["", f"### {heading}", "", *mdtables.table(header, body)]
     return "\n".join(lines) + "\n"
 
@@ -236,31 +222,24 @@ def comparisons(sweep: Sweep) -> list[str]:
         return []
     return [
         "Per comparison, over the problem x init x depth cells where both have "
-        "every reported seed: better where the first's median error is more than "
-        f"{round((1 - results.BETTER) * 100)}% lower than the second's, worse "
-        f"where it is more than {round((1 / results.BETTER - 1) * 100)}% higher, "
-        "and the geometric mean of the ratio of median errors (below 1: the first "
-        "better).",
+        f"every reported seed: {results.RULE}.",
         "",
         *lines,
         "",
-        "Each comparison by depth (all: every depth), under each protocol: its "
-        "cells better / the same / worse, and its runs that train (error below "
-        f"{results.TRAINED}), the first's vs the second's (of the seeds in those "
-        "cells).",
+        "Each comparison by depth (all: every depth) and protocol: its cells "
+        f"better / the same / worse, and its runs that train (error below "
+        f"{results.TRAINED}), the first's vs the second's (of the seeds run).",
         *tables,
     ]
 
 
-def where(sweep: Sweep, opt: str, base: str) -> list[str]:
-    """The cells (lr per depth) where ``opt`` beats ``base`` and where it loses."""
+def where(cells: Sequence[tuple], opt: str, base: str) -> list[str]:
+    """Where ``opt`` beats ``base`` and where it loses, of the `paired_cells`."""
     lists = {0: [], 1: [], 2: []}
-    for problem, init, depth, ours, theirs in results.paired_cells(
-        sweep, "tuned", opt, base
-    ):
-        lists[results.judge(ours["median"], theirs["median"])].append(
-            f"{problem} {init} depth {depth} ({num(ours['median'])} vs "
-            f"{num(theirs['median'])})"
+    for problem, init, depth, ours, theirs in cells:
+        a, b = ours["median"], theirs["median"]
+        lists[results.judge(a, b)].append(
+            f"{problem} {init} depth {depth} ({num(a)} vs {num(b)})"
         )
     return [
         f"* {word} than {base} (lr per depth; {opt}'s median error vs {base}'s): "
@@ -270,9 +249,8 @@ def where(sweep: Sweep, opt: str, base: str) -> list[str]:
 
 
 def best_depths(sweep: Sweep, shown: Sequence[str]) -> list[str]:
-    """Per problem and init: the depth with each optimizer's lowest median error
-    (the paper's second claim: StableGrad's would be deeper), where each has
-    every depth with every reported seed; none: no table."""
+    """Per problem and init where each has every depth complete: the depth of each
+    optimizer's lowest median error (the paper says StableGrad's is deeper)."""
     body = []
     for problem, init in itertools.product(sweep.problems, sweep.inits):
         row = [problem, init]
@@ -336,7 +314,7 @@ def claims(sweep: Sweep, opt: str, base: str) -> list[str]:
         f"2. *Deeper PINNs train reliably*: {second}.{best}",
         *(["", *table] if table else []),
         "",
-        *where(sweep, opt, base),
+        *where(cells, opt, base),
     ]
 
 
@@ -381,9 +359,8 @@ def init_comparison(sweep: Sweep, shown: Sequence[str], ours: str, usual: str):
 
 
 def regime(sweep: Sweep) -> str | None:
-    """Where Adam's eps stands against the smallest per-layer gradient std at
-    the last step, in plain Adam's runs at the tuned lr that did not collapse
-    to u = 0 (error below 0.9)."""
+    """Adam's eps against the smallest per-layer gradient std at the last step, in
+    plain Adam's runs at the tuned lr that did not collapse (error below 0.9)."""
     cells = itertools.product(sweep.problems, sweep.inits, sweep.depths)
     stds = sorted(
         r["min_layer_grad_std"]
@@ -409,7 +386,6 @@ def page(sweep: Sweep, figures, figure_notes, csv, path: pathlib.Path) -> str:
     """The docs page, with the `figures` (paths) and the notes on them; links to
     them and to the `csv` are relative to the page's `path`."""
     shown = in_headline_order(sweep.optimizers)
-    seeds = ", ".join(map(str, sweep.seeds))
     tables = csv.with_name("pinn_depth_sweep.md")
     lines = [
         TITLE,
@@ -420,7 +396,7 @@ def page(sweep: Sweep, figures, figure_notes, csv, path: pathlib.Path) -> str:
         f"[`{csv.name}`]({mdtables.link(csv, path)}) ({provenance(sweep)}); "
         f"{coverage(sweep)}.",
         "",
-        f"Cells: median final relative L2 error over seeds {seeds} (seed "
+        f"Cells: median final relative L2 error over seeds {listed(sweep.seeds)} (seed "
         f"{sweep.tune_seed} only picks learning rates), and in parentheses how "
         f"many of those seeds end below {results.TRAINED}; in bold, the lowest "
         "median of each depth in a problem's table. Every cell with its "

@@ -1,20 +1,18 @@
 """The depth sweep's results file: its columns, reading, appending, lr choice.
 
-One CSV row per run (`COLUMNS`): its key (`KEY`); the relative L2 error on the
-test grid at the end (``final_rel_l2``), the lowest logged (``best_rel_l2``)
-and on the validation points (``val_rel_l2``); the loss and its terms (means
-over the last ``eval_every`` steps); the smallest per-layer weight-gradient std
-and the imbalance (largest / smallest) at the last step; whether it diverged;
-its batch's wall time (compile included) over the batch's runs; device, date,
-commit. The protocols (`PROTOCOLS`) take the grid point with the lowest final
-validation error on seed `TUNE_SEED`: ``tuned`` at each depth, ``fixed`` at
-`TUNE_DEPTH` for every depth. The other seeds are reported; a run *trains*
-when its final error is below `TRAINED`.
+One CSV row per run (`COLUMNS`, identified by `KEY`): the relative L2 error on
+the test grid at the end (``final_rel_l2``), the lowest logged (``best_rel_l2``),
+on the validation points (``val_rel_l2``); the loss and its terms (means over the
+last ``eval_every`` steps); the smallest per-layer weight-gradient std and the
+imbalance (largest / smallest) at the last step; whether it diverged; its batch's
+wall time (compile included) over its runs; device, date, commit. A protocol
+(`PROTOCOLS`) takes the grid point with the lowest final validation error on seed
+`TUNE_SEED`: ``tuned`` at each depth, ``fixed`` at `TUNE_DEPTH` for every depth.
 
-`Sweep` reads the rows as cells: a *cell* is one (problem, init, optimizer,
-depth), a *group* the cells of one (problem, init, optimizer); results are
-summarised over the seeds other than the tuning seed, which only picks
-learning rates.
+`Sweep` reads the rows as *cells* (problem, init, optimizer, depth; a *group*:
+one problem, init and optimizer), summarised over the seeds but the tuning seed,
+which only picks learning rates; a run *trains* when its final error is below
+`TRAINED`.
 """
 
 from __future__ import annotations
@@ -68,6 +66,12 @@ COLUMNS = (
 )
 TRAINED = 0.1
 BETTER = 0.9  # a ratio of median errors below this is better, above 1/BETTER worse
+RULE = (  # `judge` and `geo_mean_ratio`, as the pages state them
+    f"better where the first's median error is more than {round((1 - BETTER) * 100)}%"
+    " lower than the second's, worse where it is more than "
+    f"{round((1 / BETTER - 1) * 100)}% higher; the ratio is the geometric mean of "
+    "the ratio of median errors (below 1: the first better)"
+)
 PROTOCOLS = ("tuned", "fixed")
 TUNE_SEED = 0
 TUNE_DEPTH = 16
@@ -188,8 +192,7 @@ def judge(ours: float, theirs: float) -> int:
 
 def geo_mean_ratio(pairs: Sequence[tuple[float, float]]) -> float:
     """The geometric mean of `error_ratio` over (ours, theirs) pairs."""
-    logs = [math.log(error_ratio(a, b)) for a, b in pairs]
-    return math.exp(sum(logs) / len(logs))
+    return math.exp(statistics.fmean(math.log(error_ratio(a, b)) for a, b in pairs))
 
 
 class Sweep:
@@ -208,9 +211,7 @@ class Sweep:
             weights = set(r["boundary_weight"] for r in rows if r["problem"] == problem)
             if len(weights) > 1:
                 raise ValueError(f"{problem} runs mix boundary weights {weights}.")
-        self.rows = rows
-        self.tune_seed = tune_seed
-        self.tune_depth = tune_depth
+        self.rows, self.tune_seed, self.tune_depth = rows, tune_seed, tune_depth
         ordered = lambda name: list(dict.fromkeys(r[name] for r in rows))
         self.problems = ordered("problem")
         self.inits = ordered("init")
@@ -290,8 +291,7 @@ def paired_cells(sweep: Sweep, protocol: str, opt: str, base: str) -> list[tuple
 
 
 def counts(cells: Sequence[tuple]) -> list[int]:
-    """How many of the (..., ours, theirs) `cells` are better, the same, worse
-    (`judge` of their median errors)."""
+    """How many (..., ours, theirs) `cells` are better, the same, worse (`judge`)."""
     verdicts = [judge(c[-2]["median"], c[-1]["median"]) for c in cells]
     return [verdicts.count(v) for v in range(3)]
 

@@ -1,25 +1,22 @@
 """Pages of the depth sweep runner's side runs at one learning rate, from their CSVs.
 
-The 20,000-step campaign (``benchmarks/campaigns/pinn_long_budget.json``)
-trains every recipe at one learning rate on seeds 1-3 (histories in
-``pinn_long_budget_history.jsonl``); its docs page gives per cell the errors
-over the seeds and the time per step (``overhead.py --only loss-weighting``),
-verdicts for the comparisons the campaign exists for, and published numbers.
+The 20,000-step campaign (``benchmarks/campaigns/pinn_long_budget.json``; seeds
+1-3; histories in ``pinn_long_budget_history.jsonl``): its docs page gives per
+cell the errors and the time per step (``overhead.py --only loss-weighting``),
+the verdicts of the comparisons it exists for, and published numbers.
 
-"The std of dL/d(prediction)" has three readings for a PINN
-(`stablegrad_optax.pinn.PREDICTION_READINGS`): ``data`` (u at the boundary and
-initial points), ``values`` (u at every point) and ``all`` (every output the
-loss reads, derivatives too). The side run
+The readings of "the std of dL/d(prediction)" (`pinn.PREDICTION_READINGS`:
+``data``, u at the boundary and initial points; ``values``, u at every point;
+``all``, every output the loss reads) each set the reference in the side run
 
   cd benchmarks && python pinn_depth_sweep.py --problems poisson --inits critical \\
     --depths 32 --tune-depth 32 --lrs 1e-4 --results \\
     results/pinn_prediction_readings.csv --optimizers \\
     "stablegrad(prediction)+adam,stablegrad(prediction-values)+adam,stablegrad(prediction-all)+adam"
 
-(and the same on Helmholtz) trains with each; every run logs all three (in
+(and the same on Helmholtz); every run logs all three (in
 ``pinn_prediction_readings_history.jsonl``). ``pinn_prediction_readings.md``,
-beside its CSV, gives the final errors per reading and how the readings fall
-over a run (over the reported seeds).
+beside its CSV, gives the final errors and how each reading falls over a run.
 
   python benchmarks/pinn_long_budget_report.py            # writes both
   python benchmarks/pinn_long_budget_report.py --check    # are they up to date?
@@ -27,7 +24,6 @@ over a run (over the reported seeds).
 
 from __future__ import annotations
 
-import collections
 import itertools
 import json
 import pathlib
@@ -44,6 +40,7 @@ SCRIPT = "benchmarks/pinn_long_budget_report.py"
 RESULTS = results.RESULTS.with_name("pinn_long_budget.csv")
 COSTS = results.RESULTS.with_name("loss_weighting_cost.json")  # the time column
 READINGS = results.RESULTS.with_name("pinn_prediction_readings.csv")
+DEEP_PINNS = mdtables.ROOT / "docs" / "deep_pinns.md"  # explains the campaign
 READING_OF = {  # the recipes of the readings' side run, and the reading each steps by
     "stablegrad(prediction)+adam": "data",
     "stablegrad(prediction-values)+adam": "values",
@@ -95,16 +92,13 @@ def cells(rows: Sequence[dict]) -> dict[tuple, list[dict]]:
 
 def summary(runs: Sequence[dict], column: str = "final_rel_l2") -> dict:
     """Median, range and seeds under each threshold of an error column."""
-    errors = [r[column] for r in runs]
-    stats = results.summarize(errors)
-    finite = [results.error_ratio(e, 1.0) for e in errors]
-    stats["under"] = [sum(e < t for e in finite) for t in THRESHOLDS]
+    stats = results.summarize([r[column] for r in runs])  # NaN: infinite
+    stats["under"] = [sum(r[column] < t for r in runs) for t in THRESHOLDS]
     return stats
 
 
 def load_costs(path: pathlib.Path = COSTS) -> dict:
-    """The interleaved timings of the campaign's recipes, by cell (problem,
-    depth); empty without the file."""
+    """The interleaved timings of the campaign's recipes by (problem, depth), if any."""
     saved = json.loads(path.read_text()) if path.exists() else {}
     return {
         (entry["settings"]["problem"], entry["settings"]["depth"]): entry
@@ -114,9 +108,8 @@ def load_costs(path: pathlib.Path = COSTS) -> dict:
 
 
 def step_ratio(costs: dict, problem: str, depth: int, recipe: str) -> str:
-    """Time per step against the schedule alone's, from the interleaved timing
-    of the cell (`overhead.py --only loss-weighting --recipes ...`); "–" where
-    not timed."""
+    """Time per step against the schedule alone's, from the cell's interleaved
+    timing (`load_costs`); "–" where not timed."""
     entry = costs.get((problem, depth)) or {}
     ratios = entry.get(f"wall_median_ratio_to_{SCHEDULE}")  # None: another first
     if ratios is None or recipe not in entry["step_s"]["wall"]:
@@ -151,19 +144,14 @@ def tables(found: dict[tuple, list[dict]], costs: dict) -> list[str]:
     for problem in sorted({p for p, _, _ in found}):
         body = []
         for recipe, depth in itertools.product(RECIPES, depths):
-            if not (runs := found.get((problem, depth, recipe))):
-                continue
-            s = summary(runs)
-            body.append(
-                [
-                    f"`{recipe}`",
-                    str(depth),
-                    f"{num(s['median'])} [{num(s['min'])}, {num(s['max'])}]",
-                    num(summary(runs, "best_rel_l2")["median"]),
-                    *(f"{k}/{s['n']}" for k in s["under"]),
-                    step_ratio(costs, problem, depth, recipe),
-                ]
-            )
+            if runs := found.get((problem, depth, recipe)):
+                s, best = summary(runs), summary(runs, "best_rel_l2")["median"]
+                errors = f"{num(s['median'])} [{num(s['min'])}, {num(s['max'])}]"
+                under = [f"{k}/{s['n']}" for k in s["under"]]
+                ratio = step_ratio(costs, problem, depth, recipe)
+                body.append(
+                    [f"`{recipe}`", str(depth), errors, num(best), *under, ratio]
+                )
         lines += [f"### {problem.capitalize()}", "", *mdtables.table(header, body), ""]
     return lines
 
@@ -175,27 +163,18 @@ def _medians(found: dict[tuple, list[dict]], seeds: int) -> dict[tuple, float]:
     }
 
 
-def _pairs(medians: dict[tuple, float], cells) -> list[tuple]:
-    """(name, ours, theirs) median errors for each (name, our cell, their cell)
-    of `cells` where both have every seed (`_medians`)."""
-    return [
-        (name, medians[a], medians[b])
-        for name, a, b in cells
-        if {a, b} <= medians.keys()
+def verdict(medians: dict[tuple, float], cells) -> str | None:
+    """ "b / s / w of n (ratio r; each cell)" over the (name, our cell, their cell)
+    `cells` where both have every seed (`_medians`); None where none has."""
+    pairs = [
+        (n, medians[a], medians[b]) for n, a, b in cells if {a, b} <= medians.keys()
     ]
-
-
-def verdict(pairs: Sequence[tuple[str, float, float]]) -> str:
-    """ "b / s / w of n (ratio r): where" for (cell name, ours, theirs) pairs."""
     if not pairs:
-        return "no cell has both yet"
+        return None
     counts = [sum(results.judge(a, b) == k for _, a, b in pairs) for k in range(3)]
     ratio = results.geo_mean_ratio([(a, b) for _, a, b in pairs])
-    cells_text = ", ".join(f"{name} {num(a)} vs {num(b)}" for name, a, b in pairs)
-    return (
-        f"{' / '.join(map(str, counts))} of {len(pairs)} (ratio {ratio:.2f}; "
-        f"{cells_text})"
-    )
+    each = ", ".join(f"{name} {num(a)} vs {num(b)}" for name, a, b in pairs)
+    return f"{' / '.join(map(str, counts))} of {len(pairs)} (ratio {ratio:.2f}; {each})"
 
 
 def comparisons(found: dict[tuple, list[dict]], seeds: int) -> list[str]:
@@ -204,16 +183,14 @@ def comparisons(found: dict[tuple, list[dict]], seeds: int) -> list[str]:
     lines = []
     for question, first, second in COMPARISONS:
         cells = [(f"{p} {d}", (p, d, first), (p, d, second)) for p, d in keys]
-        pairs = _pairs(medians, cells)
-        lines.append(f"* **{question}** (`{first}` vs `{second}`): {verdict(pairs)}.")
+        text = verdict(medians, cells) or "no cell has both yet"
+        lines.append(f"* **{question}** (`{first}` vs `{second}`): {text}.")
     lines.append(overlap(found, seeds))
+    problems = sorted({p for p, _ in keys})
     for recipe in RECIPES:  # each recipe at depth 32 against itself at 8
-        problems = sorted({p for p, _ in keys})
         cells = [(p, (p, 32, recipe), (p, 8, recipe)) for p in problems]
-        if pairs := _pairs(medians, cells):
-            lines.append(
-                f"* **Depth 32 against depth 8, `{recipe}`**: {verdict(pairs)}."
-            )
+        if text := verdict(medians, cells):
+            lines.append(f"* **Depth 32 against depth 8, `{recipe}`**: {text}.")
     return lines
 
 
@@ -221,16 +198,13 @@ def overlap(found: dict[tuple, list[dict]], seeds: int) -> str:
     """Does StableGrad's gain shrink once the weighting is there? Its
     geometric-mean ratio without and with it, over the cells that have all four."""
     four, medians = (SCHEDULE, PAPER, STANDARD, STANDARD_PAPER), _medians(found, seeds)
-    keys = sorted(
-        {(p, d) for p, d, _ in found if all((p, d, r) in medians for r in four)}
-    )
+    keys = sorted({k[:2] for k in found if all((*k[:2], r) in medians for r in four)})
+    question = "* **Do StableGrad and the weighting overlap?**"
+    if not keys:
+        return f"{question} No cell has all four yet."
     gain = lambda ours, theirs: results.geo_mean_ratio(
         [(medians[(*k, ours)], medians[(*k, theirs)]) for k in keys]
     )
-    if not keys:
-        return (
-            "* **Do StableGrad and the weighting overlap?** No cell has all four yet."
-        )
     alone, weighted = gain(PAPER, SCHEDULE), gain(STANDARD_PAPER, STANDARD)
     if weighted >= 1 / results.BETTER and alone < results.BETTER:
         reading = "its gain is gone once the weighting is there: they overlap"
@@ -241,20 +215,22 @@ def overlap(found: dict[tuple, list[dict]], seeds: int) -> str:
     else:
         reading = "its effect is about the same with and without the weighting"
     return (
-        f"* **Do StableGrad and the weighting overlap?** Over {len(keys)} cells "
+        f"{question} Over {len(keys)} cells "
         f"({', '.join(f'{p} {d}' for p, d in keys)}), StableGrad's ratio is "
         f"{alone:.2f} added to the schedule alone and {weighted:.2f} added to the "
         f"schedule with the weighting: {reading}."
     )
 
 
-def setting(rows: Sequence[dict]) -> str:
-    """The settings every row shares, and the provenance in one line."""
+def setting(rows: Sequence[dict], csv: str) -> str:
+    """The settings every row shares and the provenance, one line (`csv`: a link)."""
     one = lambda k: ", ".join(str(v) for v in sorted({r[k] for r in rows}))
     span = mdtables.span({r["date"] for r in rows})
     return (
-        f"{len(rows)} runs: tanh MLPs of width {one('width')}, {one('init')} init, "
-        f"{one('steps')} steps of {one('num_interior')} interior + "
+        f"{len(rows)} runs in {csv} (per-run histories beside it, "
+        "`*_history.jsonl`: the error, loss and loss weights every 100 steps): "
+        f"tanh MLPs of width {one('width')}, {one('init')} init, {one('steps')} "
+        f"steps of {one('num_interior')} interior + "
         f"{one('num_boundary')} boundary (+ initial) points resampled every step, "
         f"peak learning rate {one('lr')} for every recipe (10% linear warmup, then "
         f"exponential decay to 10% of the peak), seeds {one('seed')}. Devices: "
@@ -267,40 +243,35 @@ def page(
 ) -> str:
     found, costs = cells(rows), costs or {}
     seeds = len({r["seed"] for r in rows})
+    csv = f"[`{mdtables.repo_path(source)}`]({mdtables.link(source, page_path)})"
     lines = [
         *mdtables.generated(SCRIPT, [mdtables.repo_path(source)]),
         "",
         "# Results: 20,000 steps with the field's recipe",
         "",
-        "Does StableGrad help PINNs trained as the field trains them? The core of "
-        "the field's recipe (jaxpi; Wang, Teng & Perdikaris 2021): Adam with a "
-        "linear warmup and exponential decay, collocation points resampled every "
-        "step, and gradient-norm loss weighting (`pinn.train(..., "
-        'loss_weighting="grad_norm")`, K = 100). Not all of it: no Fourier '
-        "features, no modified MLP, no causal weighting. One learning rate for "
-        "every recipe and depth (jaxpi's 1e-3), no tuning: what a user of the "
-        "standard recipe runs, and a limitation (the short sweep found that the "
+        "Does StableGrad help PINNs trained with the core of jaxpi's recipe "
+        "(Wang, Teng & Perdikaris 2021; see "
+        f"[Deep PINNs]({mdtables.link(DEEP_PINNS, page_path)})): Adam with warmup "
+        "and decay, points resampled every step, gradient-norm loss weighting (K "
+        "= 100)? Not with all of it: no Fourier features, no modified MLP, no "
+        "causal weighting; and one learning rate for every recipe and depth, as a "
+        "user of the recipe runs it (a limitation: the short sweep found that the "
         "best rate follows the depth).",
         "",
-        setting(rows) if rows else "No runs yet.",
+        setting(rows, csv) if rows else "No runs yet.",
         "",
         "## Per cell",
         "",
-        "The final error over the seeds, the lowest error logged on the way (every "
-        "100 steps; a run can reach a good solution and leave it), how many seeds "
-        "end below 1e-1 and 1e-2, and the time per step against the schedule "
-        "alone. A final error near 1 is the trivial solution u = 0.",
+        "Best: the lowest error logged on the way (every 100 steps; a run can "
+        "reach a good solution and leave it). A final error near 1 is the trivial "
+        "solution u = 0.",
         "",
         timing_note(costs),
         "",
         *tables(found, costs),
         "## Verdicts",
         "",
-        "Better where the first's median error is more than "
-        f"{round((1 - results.BETTER) * 100)}% lower than the second's, worse where "
-        f"it is more than {round((1 / results.BETTER - 1) * 100)}% higher; the ratio "
-        "is the geometric mean of the ratio of median errors (below 1: the first "
-        "better), over the cells where both have every seed.",
+        f"Over the cells where both have every seed: {results.RULE}.",
         "",
         *comparisons(found, seeds),
         "",
@@ -314,30 +285,21 @@ def page(
         *mdtables.table(LITERATURE_HEADER, LITERATURE),
         "",
     ]
-    if rows:
-        lines += [
-            f"Raw rows: [`{mdtables.repo_path(source)}`]"
-            f"({mdtables.link(source, page_path)}), per-run histories beside it "
-            "(`*_history.jsonl`: the error, loss and loss weights every 100 "
-            "steps).",
-            "",
-        ]
     return "\n".join(lines)
 
 
 def readings_tables(rows: Sequence[dict], history: dict) -> tuple[list, list]:
-    """The readings' side run, per (problem, depth, reading that set the
-    reference, lr), over the reported seeds: its final errors (median, each
-    seed's, how many train), and each reading's scale in the first and the last
-    logged chunk (medians; only where logged)."""
-    found = collections.defaultdict(list)
-    for row in rows:
-        if row["optimizer"] in READING_OF and row["seed"] != TUNE_SEED:
-            key = (row["problem"], row["depth"], READING_OF[row["optimizer"]])
-            found[(*key, lr_text(row["lr"]))].append(row)
+    """Per (problem, depth, reading that set the reference, lr), over the reported
+    seeds: the final errors (median, each seed's, how many train), and each
+    reading's scale in the first and the last logged chunk (medians, where logged)."""
+
+    def cell(r):  # (problem, depth, reading that set the reference, lr)
+        return r["problem"], r["depth"], READING_OF[r["optimizer"]], lr_text(r["lr"])
+
+    ours = (r for r in rows if r["optimizer"] in READING_OF and r["seed"] != TUNE_SEED)
     g = "{:.3g}".format
     errors, scales = [], []
-    for key, runs in sorted(found.items()):
+    for key, runs in sorted(mdtables.group(ours, cell).items()):
         key = [*map(str, key)]
         final = sorted(r["final_rel_l2"] for r in runs)
         trained = f"{sum(e < results.TRAINED for e in final)}/{len(final)}"
@@ -359,7 +321,6 @@ def readings_tables(rows: Sequence[dict], history: dict) -> tuple[list, list]:
 def readings_page(rows: Sequence[dict], history: dict) -> str:
     """``pinn_prediction_readings.md``: which reading should set the reference."""
     errors, scales = readings_tables(rows, history)
-    dates = sorted({r["date"] for r in rows})
     key = ["problem", "depth"]
     error = ["lr", "median final rel-L2", "seeds", f"< {results.TRAINED}"]
     fall = [f"{r}: first -> last (fall)" for r in READING_OF.values()]
@@ -368,9 +329,10 @@ def readings_page(rows: Sequence[dict], history: dict) -> str:
         "",
         f"Generated by `{SCRIPT}` from "
         "`pinn_prediction_readings.csv` (command in the script's docstring); "
-        f"device: {', '.join(sorted({r['device'] for r in rows}))}; dates: "
-        f"{dates[0]} to {dates[-1]}; {len(rows)} runs. Critical init, tanh, width "
-        "50, 1500 steps; the tuning seed (0) is left out of every number below.",
+        f"device: {', '.join(sorted({r['device'] for r in rows}))}; "
+        f"{mdtables.span(r['date'] for r in rows)}; {len(rows)} runs. Critical "
+        "init, tanh, width 50, 1500 steps; the tuning seed "
+        f"({TUNE_SEED}) is left out of every number below.",
         "",
         "## Final error by the reading that set the reference",
         "",

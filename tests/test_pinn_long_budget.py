@@ -119,7 +119,7 @@ def test_the_page_says_what_the_recipe_leaves_out(report, tmp_path):
     source = tmp_path / "long.csv"
     text = report.page(_rows(report, errors), source, tmp_path / "page.md")
     assert "20,000 steps" in text and "no causal weighting" in text
-    assert "One learning rate" in text and "3 runs" in text
+    assert "one learning rate for every recipe" in text and "3 runs" in text
 
 
 def test_the_committed_page_is_up_to_date(report):
