@@ -60,10 +60,11 @@ COMMAND = (
 FRONTIERS = (
     "**Stability frontiers** (the method: `docs/bnfree.md`). Per learning rate, "
     f"the seeds that train (test accuracy >= {TRAINS}) with the 90% Wilson interval "
-    "of that fraction, all on one machine: at the edge of stability the same seed "
-    "can train on one CPU and die on another. Largest lr: the largest rate whose "
-    f"lower bound is at least {MOST}, e.g. 3 of 3 seeds (0.53) or 8 of 10 (0.54; 7 "
-    'of 10: 0.44); ">=": the largest rate run, "<": none qualifies. In parentheses, '
+    "of that fraction, each cell's seeds from one machine: at the edge of "
+    "stability the same seed can train on one CPU and die on another. Largest lr: "
+    f"the largest rate whose lower bound is at least {MOST}: with 3 seeds only 3 of "
+    '3 (0.53), with 10 seeds 8 of 10 (0.54; 7 of 10: 0.44); ">=": the largest '
+    'rate run, "<": none qualifies. In parentheses, '
     "where logged: how many layers' gradient std was below Adam's eps (1e-8), the "
     "most after the first step (where SkipInit's zero-init gains zero them) → at "
     "the last finite step, medians over the seeds; a dead network ends with most of "

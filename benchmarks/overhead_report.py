@@ -52,8 +52,9 @@ def load(results: pathlib.Path) -> dict[str, dict[str, Any]]:
 
 
 def _ratio(entry: dict[str, Any] | None, prefix: str | None = None) -> str:
-    """Median ratio to adam (2 decimals) or, with a `prefix` ("" wall clock,
-    "cpu_" CPU time), of one step over another (3 decimals), with its range."""
+    """The ratio of median times to adam's (2 decimals) or, with a `prefix`
+    ("" wall clock, "cpu_" CPU time), of one step's to another's (3 decimals),
+    with the range of the per-round ratios."""
     if entry is None:
         return "—"
     p, digits = ("", 2) if prefix is None else (prefix, 3)

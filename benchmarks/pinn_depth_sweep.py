@@ -226,7 +226,9 @@ def run_batch(problem_name, depth, init_name, optimizer, runs, args) -> list[dic
                 "loss_residual": last["residual"][i],
                 "loss_boundary": last["boundary"][i],
                 "loss_initial": last.get("initial", [float("nan")] * len(runs))[i],
-                "min_layer_grad_std": history["min_layer_grad_std"][-1],
+                "min_layer_grad_std": float(
+                    np.min([v[i] for v in last["grad_std"].values()])
+                ),
                 "grad_imbalance": last["imbalance"][i],
                 "diverged": last["diverged"][i] or last["step"] < args.steps,
                 "wall_s": wall / len(runs),

@@ -228,7 +228,8 @@ def comparisons(sweep: Sweep) -> list[str]:
         "",
         "Each comparison by depth (all: every depth) and protocol: its cells "
         f"better / the same / worse, and its runs that train (error below "
-        f"{results.TRAINED}), the first's vs the second's (of the seeds run).",
+        f"{results.TRAINED}), the first's vs the second's (of the seeds in those "
+        "cells).",
         *tables,
     ]
 

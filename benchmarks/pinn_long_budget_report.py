@@ -253,10 +253,10 @@ def page(
         "(Wang, Teng & Perdikaris 2021; see "
         f"[Deep PINNs]({mdtables.link(DEEP_PINNS, page_path)})): Adam with warmup "
         "and decay, points resampled every step, gradient-norm loss weighting (K "
-        "= 100)? Not with all of it: no Fourier features, no modified MLP, no "
-        "causal weighting; and one learning rate for every recipe and depth, as a "
-        "user of the recipe runs it (a limitation: the short sweep found that the "
-        "best rate follows the depth).",
+        "= 100)? Not all of that recipe is here: no Fourier features, no modified "
+        "MLP, no causal weighting. And one learning rate for every recipe and depth "
+        "(jaxpi's 1e-3), no tuning, as a user of the recipe runs it (a limitation: "
+        "the short sweep found that the best rate follows the depth).",
         "",
         setting(rows, csv) if rows else "No runs yet.",
         "",
