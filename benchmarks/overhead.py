@@ -303,6 +303,16 @@ def loss_weighting_section(config: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+# --only loss-weighting's options and defaults; refused without it.
+LOSS_WEIGHTING = {
+    "problem": "poisson",
+    "depth": 8,
+    "seeds": 3,
+    "every": 100,
+    "steps": 1200,
+}
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
@@ -327,11 +337,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--outdir, keeping the other sections (loss-weighting: its own JSON)",
     )
     # --only loss-weighting: the PINN, the run's length and the records' interval
-    add("--problem", choices=sorted(pinn.PROBLEMS), default="poisson")
-    add("--depth", type=positive(int), default=8)
-    add("--seeds", type=positive(int), default=3)
-    add("--every", type=positive(int), default=100)
-    add("--steps", type=positive(int), default=1200)
+    add("--problem", choices=sorted(pinn.PROBLEMS))
+    for name in ("depth", "seeds", "every", "steps"):
+        add(f"--{name}", type=positive(int), help=f"default {LOSS_WEIGHTING[name]}")
     add("--recipes", type=name_list(tuple(RECIPES), "recipe"))
     add("--note", help="how the machine was set up (what else ran), kept in the JSON")
     add("--resnet-batch", type=positive(int), default=256)
@@ -355,6 +363,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "off; needs --outdir",
     )
     config = parser.parse_args(argv)
+    given = [f"--{n}" for n in (*LOSS_WEIGHTING, "recipes") if vars(config)[n]]
+    if given and config.only != "loss-weighting":
+        parser.error(f"{', '.join(given)}: only with --only loss-weighting")
+    for name, value in LOSS_WEIGHTING.items():
+        setattr(config, name, vars(config)[name] or value)
     if config.only == "loss-weighting" and config.steps < 2 * config.every:
         parser.error("--steps must be at least 2 x --every (two records)")
     if config.quick:

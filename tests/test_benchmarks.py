@@ -142,6 +142,9 @@ def test_bad_flags_exit_with_a_message(scripts, capsys):
         with pytest.raises(SystemExit):
             overhead.parse_args(flags)
     assert "choose from" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a loss-weighting option without its section
+        overhead.parse_args(["--problem", "burgers"])
+    assert "--problem: only with --only loss-weighting" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -213,3 +216,19 @@ def test_loss_weighting_cost_tiny_run(scripts, tmp_path, seeds):
         "grad_norm, step 0 only",
     }
     assert entry["device"] and entry["git_commit"]
+
+
+@pytest.mark.slow
+def test_loss_weighting_cost_of_recipes(scripts, tmp_path):
+    """``--recipes`` times whole recipes against the first one, into the
+    ``recipes_<problem>_<depth>`` entry the long-budget page reads."""
+    overhead, _ = scripts
+    flags = ["--depth=1", "--every=2", "--steps=4", "--rounds=1", "--seeds=1"]
+    recipes = "--recipes=adam+warmup+decay,adam+warmup+decay+gradnorm"
+    overhead.main(["--only=loss-weighting", *flags, recipes, f"--outdir={tmp_path}"])
+    saved = json.loads((tmp_path / "loss_weighting_cost.json").read_text())
+    ratios = saved["recipes_poisson_1"]["wall_median_ratio_to_adam+warmup+decay"]
+    assert (
+        list(ratios) == ["adam+warmup+decay+gradnorm"]
+        and ratios["adam+warmup+decay+gradnorm"] > 0
+    )
