@@ -22,16 +22,20 @@ The fast result is not trusted for a layer whose mean square falls outside the
 safe float32 range (entries above about 1e19 overflow, below about 1e-19 flush
 to zero), is zero or not finite, or whose mean is so large against its spread
 that the subtraction cancels (variance below 1/16 of the mean square). Then a
-`lax.cond` takes a careful path for every layer: the largest magnitude gives a
-power-of-two scale (exact), a first pass gives the scaled mean, a second the
-sums about that mean; a constant layer is centred on its own value, so its std
-is exactly zero. Both paths agree where both are valid. Only the branch taken
+`lax.cond` takes a careful path for every layer: each leaf's largest
+magnitude gives a power-of-two scale (exact, read from the exponent bits), and
+one more pass sums the scaled entries and their squares about a shift: the
+mean from the fast sum (the midpoint of the leaf's range where that sum
+overflowed), or the leaf's own value if it is constant, so that its std is
+exactly zero. The sums correct the shift's rounding, and a group's leaves are
+then brought to the scale of its largest and to one centre (Chan et al.'s
+pairwise update). Both paths agree where both are valid. Only the branch taken
 runs. A layer that is exactly zero (dead, frozen or masked) does not need the
 careful path: when the fast result fails only on such layers (one more read
 finds their largest magnitude zero), it stands, their statistic exactly zero.
 The careful path stacks every same-shaped leaf, large ones too (a copy, made
-only when that branch runs): its kernels are then a handful per shape rather
-than per layer, which is what its compile time scales with.
+only when that branch runs): its kernels and fusions are then a handful per
+shape rather than per layer, which is what its compile time scales with.
 """
 
 from __future__ import annotations
@@ -50,7 +54,6 @@ _SAFE_MEAN_SQUARE = 2.0**-100
 # The fast variance is trusted down to this fraction of the mean square
 # (rounding in the two sums is then amplified at most 16 times).
 _SAFE_VARIANCE_RATIO = 1.0 / 16.0
-_MAX_EXPONENT = 125
 # Leaves with at most this many entries are stacked with their same-shaped
 # peers (a copy, cheap in cache); larger ones are reduced where they lie.
 _STACK_MAX_SIZE = 1 << 14
@@ -63,42 +66,36 @@ def validate_statistic(statistic: object) -> None:
 
 
 class _Plan:
-    """Which leaf belongs to which group; leaves stacked by shape and dtype."""
+    """Which leaf belongs to which group; small leaves stacked by shape."""
 
-    def __init__(
-        self, groups: Sequence[Sequence[jax.Array]], max_stack: int | None = None
-    ):
-        """Stacks leaves of one shape, dtype and sharding; with `max_stack`,
-        only those with at most that many entries."""
+    def __init__(self, groups: Sequence[Sequence[jax.Array]], members=None):
+        """Stacks the leaves of each bucket of `members` (by default
+        `_buckets(leaves, _STACK_MAX_SIZE)`)."""
         leaves = [leaf for group in groups for leaf in group]
         sizes = [len(g) for g in groups]
         self.num_groups = len(groups)
         self.group_of = np.repeat(np.arange(len(groups)), sizes)
-        self.counts = np.array([sum(int(np.size(x)) for x in g) for g in groups])
-        self.counts = self.counts.astype(np.float32)
-        buckets: dict[tuple, list[int]] = {}
-        for i, leaf in enumerate(leaves):
-            key = (tuple(np.shape(leaf)), jnp.dtype(leaf.dtype), _sharding_of(leaf))
-            if max_stack is not None and np.size(leaf) > max_stack:
-                key = i  # alone: a stack of one is a reshape, not a copy
-            buckets.setdefault(key, []).append(i)
-        self.members = [np.array(m) for m in buckets.values()]
-        self.unbucket = np.argsort(np.concatenate(self.members))
-        # Each bucket's groups, a row per bucket (padded with its first group).
-        width = max(len(m) for m in self.members)
-        self.padded = np.stack(
-            [np.resize(self.group_of[m], width) for m in self.members]
-        )
+        self.sizes = np.array([np.size(x) for x in leaves], np.float32)
+        self.counts = np.zeros(len(groups), np.float32)
+        np.add.at(self.counts, self.group_of, self.sizes)
+        if members is None:
+            members = _buckets(leaves, _STACK_MAX_SIZE)
+        self.members = members
+        self.unbucket = np.argsort(np.concatenate(members))
         # Each bucket as one (k, *shape) array in its accumulator dtype (f32 or
         # f64); k leaves of one shape.
         self.stacks = []
-        for m in self.members:
+        for m in members:
             acc = jnp.promote_types(leaves[m[0]].dtype, jnp.float32)
             self.stacks.append(jnp.stack([leaves[i] for i in m]).astype(acc))
 
-    def per_group(self, per_bucket: list[jax.Array], op=jax.ops.segment_sum):
+    def per_leaf(self, per_bucket: Sequence[jax.Array]) -> jax.Array:
+        """Per-bucket (k,) results -> one value per leaf, in the groups' order."""
+        return jnp.concatenate(per_bucket)[self.unbucket]
+
+    def per_group(self, per_bucket: Sequence[jax.Array], op=jax.ops.segment_sum):
         """Per-bucket (k,) results -> one value per group (summed, or `op`)."""
-        per_leaf = jnp.concatenate(per_bucket)[self.unbucket]
+        per_leaf = self.per_leaf(per_bucket)
         if len(per_leaf) == self.num_groups:  # one leaf per group
             return per_leaf
         return op(
@@ -108,26 +105,24 @@ class _Plan:
             indices_are_sorted=True,
         )
 
-    def reduce(self, op, values) -> jax.Array:
-        """Per-group reduction (`jnp.sum`, `jnp.max`, `jnp.min`) of `values`."""
-        segment = {
-            jnp.sum: jax.ops.segment_sum,
-            jnp.max: jax.ops.segment_max,
-            jnp.min: jax.ops.segment_min,
-        }[op]
-        per_bucket = [
-            op(y, axis=tuple(range(1, y.ndim))).astype(jnp.float32) for y in values
-        ]
-        return self.per_group(per_bucket, segment)
+    def sums(self, values: Sequence[jax.Array]) -> jax.Array:
+        """Per-group float32 sum of `values` (one array per bucket)."""
+        return self.per_group(
+            [jnp.sum(y, _rows(y)).astype(jnp.float32) for y in values]
+        )
 
-    def lifted(self, per_group: jax.Array):
-        """A per-group vector as one (k, 1, ..., 1) array per bucket, each a
-        buffer of its own (`split_rows`): the buckets' kernels read no slice."""
-        for members, x, row in zip(
-            self.members, self.stacks, split_rows(per_group[self.padded]), strict=True
-        ):
-            lift = (len(members),) + (1,) * (x.ndim - 1)
-            yield row[: len(members)].reshape(lift).astype(x.dtype)
+
+def _buckets(leaves: Sequence[jax.Array], max_stack: int | None) -> list:
+    """Indices of the leaves of each shape, dtype and sharding; with
+    `max_stack`, a leaf with more entries is a bucket of its own (a stack of
+    one is a reshape, not a copy)."""
+    buckets: dict[object, list[int]] = {}
+    for i, leaf in enumerate(leaves):
+        key = (tuple(np.shape(leaf)), jnp.dtype(leaf.dtype), _sharding_of(leaf))
+        if max_stack is not None and np.size(leaf) > max_stack:
+            key = i
+        buckets.setdefault(key, []).append(i)
+    return [np.array(m) for m in buckets.values()]
 
 
 def split_rows(matrix: jax.Array) -> list[jax.Array]:
@@ -160,27 +155,81 @@ def _sharding_of(leaf) -> object:
         return None
 
 
-def _careful_sums(plan: _Plan, statistic: str):
-    """Per-group sum and sum of squares of (x * scale - shift), and 1 / scale.
+def _rows(x: jax.Array) -> tuple[int, ...]:
+    return tuple(range(1, x.ndim))
 
-    Each group is scaled by a power of two to a largest magnitude below 1, then
-    ("std") centred on its scaled mean, or on its value if it is constant.
-    """
-    highs = plan.reduce(jnp.max, plan.stacks)
-    lows = plan.reduce(jnp.min, plan.stacks)
+
+def _max_min(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The largest and smallest entry of each row of `x`. (Two reductions: a
+    variadic one would gather a sharded leaf.)"""
+    return jnp.max(x, _rows(x)), jnp.min(x, _rows(x))
+
+
+def _powers_of_two(highs: jax.Array, lows: jax.Array):
+    """(scale, 1 / scale), powers of two with scale * max(|highs|, |lows|) in
+    [1, 2), read from the exponent bits (a few integer operations, where
+    `frexp` and `ldexp` put dozens into every kernel that reads them). The
+    exponent is clipped to the normal range, so both are exact; zero gets the
+    largest scale, Inf and NaN the smallest (they stay what they are)."""
     largest = jnp.maximum(jnp.abs(highs), jnp.abs(lows))
-    _, exponent = jnp.frexp(largest)
-    usable = jnp.isfinite(largest) & (largest > 0)
-    exponent = jnp.where(usable, jnp.clip(exponent, -_MAX_EXPONENT, _MAX_EXPONENT), 0)
-    scale = jnp.ldexp(jnp.ones_like(largest), -exponent)
-    scaled = [x * s for x, s in zip(plan.stacks, plan.lifted(scale), strict=True)]
+    info = jnp.finfo(largest.dtype)
+    bits = jnp.dtype(f"int{info.bits}")
+    bias = (1 << (info.nexp - 1)) - 1
+    exponent = jax.lax.bitcast_convert_type(largest, bits) >> info.nmant
+    exponent = jnp.clip(exponent & ((1 << info.nexp) - 1), 2, 2 * bias - 2)
+    power = lambda e: jax.lax.bitcast_convert_type(e << info.nmant, largest.dtype)
+    return power(2 * bias - exponent), power(exponent)
+
+
+def _careful_rows(x, highs, lows, totals, statistic: str):
+    """Per row (leaf) of a bucket: 1 / scale, and of its entries times scale a
+    shift and the sum and the sum of squares about it. The shift is their
+    value if they are constant, else their mean from the fast sum (its
+    midpoint if that overflowed), zero for "rms"."""
+    scale, unscale = _powers_of_two(highs, lows)
+    lift = (-1,) + (1,) * (x.ndim - 1)
+    scaled = x * scale.reshape(lift)
+    if statistic == "rms":
+        zero = jnp.zeros_like(scale)
+        return unscale, zero, zero, jnp.sum(scaled * scaled, _rows(x))
+    mean = totals * scale / np.prod(x.shape[1:])
+    mean = jnp.where(jnp.isfinite(totals), mean, (highs * scale + lows * scale) / 2)
+    shift = jnp.where(highs == lows, highs * scale, mean)  # constant: exact
+    centred = scaled - shift.reshape(lift)
+    return unscale, shift, jnp.sum(centred, _rows(x)), jnp.sum(centred**2, _rows(x))
+
+
+def _careful(plan: _Plan, totals, max_min, statistic: str) -> jax.Array:
+    """The statistic of each group: each leaf scaled by a power of two to a
+    largest magnitude below 2, and summed about its shift; then a group's
+    leaves rescaled to its largest one's scale and moved to a common centre.
+
+    `totals` and `max_min` hold, per bucket, the sum of each leaf (from the
+    fast path) and its largest and smallest entries.
+    """
+    highs = plan.per_group([m[0] for m in max_min], jax.ops.segment_max)
+    lows = plan.per_group([m[1] for m in max_min], jax.ops.segment_min)
+    parts = [
+        _careful_rows(x, *m, t, statistic)
+        for x, m, t in zip(plan.stacks, max_min, totals, strict=True)
+    ]
+    unscale, shift, totals, squares = (
+        plan.per_leaf(p) for p in zip(*parts, strict=True)
+    )
+    if len(unscale) > plan.num_groups:  # some group has several leaves
+        group = lambda v, op=jax.ops.segment_sum: op(
+            v, plan.group_of, num_segments=plan.num_groups, indices_are_sorted=True
+        )
+        top = group(unscale, jax.ops.segment_max)
+        ratio = unscale / top[plan.group_of]  # a power of two, at most 1
+        shift, totals, squares = shift * ratio, totals * ratio, squares * ratio**2
+        apart = shift - (group(plan.sizes * shift) / plan.counts)[plan.group_of]
+        squares = group(squares + apart * (2 * totals + plan.sizes * apart))
+        totals, unscale = group(totals + plan.sizes * apart), top
+    variance = jnp.maximum(squares - totals * totals / plan.counts, 0) / plan.counts
     if statistic == "std":
-        mean = plan.reduce(jnp.sum, scaled) / plan.counts
-        shift = jnp.where(highs == lows, highs * scale, mean)
-        scaled = [x - m for x, m in zip(scaled, plan.lifted(shift), strict=True)]
-    totals = plan.reduce(jnp.sum, scaled)
-    squares = plan.reduce(jnp.sum, [y * y for y in scaled])
-    return totals, squares, 1.0 / scale
+        variance = jnp.where(highs == lows, 0, variance)
+    return jnp.sqrt(variance) * unscale
 
 
 def group_statistics(
@@ -198,7 +247,7 @@ def group_statistics(
       ("std") or an all-zero group ("rms"); NaN or Inf if a group holds one.
     """
     validate_statistic(statistic)
-    plan = _Plan(groups, _STACK_MAX_SIZE)
+    plan = _Plan(groups)
 
     def variance(totals, squares):
         mean_square = squares / plan.counts
@@ -207,8 +256,9 @@ def group_statistics(
         mean = totals / plan.counts
         return jnp.maximum(mean_square - mean * mean, 0.0)
 
-    totals = plan.reduce(jnp.sum, plan.stacks)
-    squares = plan.reduce(jnp.sum, [x * x for x in plan.stacks])
+    row_totals = [jnp.sum(x, _rows(x)) for x in plan.stacks]
+    totals = plan.per_group([t.astype(jnp.float32) for t in row_totals])
+    squares = plan.sums([x * x for x in plan.stacks])
     mean_square = squares / plan.counts
     fast = variance(totals, squares)
     trusted = (
@@ -217,15 +267,33 @@ def group_statistics(
         & (fast >= _SAFE_VARIANCE_RATIO * mean_square)
     )
 
-    def careful():
-        totals, squares, unscale = _careful_sums(_Plan(groups), statistic)
-        return jnp.sqrt(variance(totals, squares)) * unscale
+    # The careful path stacks every same-shaped leaf, large ones too (a copy,
+    # made only when it runs): its kernels and fusions are then one set per
+    # shape rather than per leaf, which is what its compile time scales with.
+    whole = _buckets([leaf for group in groups for leaf in group], None)
+    shared = len(whole) == len(plan.members)  # no two large leaves alike
 
     def unless_zero():
         # Layers that are exactly zero (dead or frozen) have their statistic,
-        # zero, from the fast sums: one more read, no careful path.
-        largest = plan.reduce(jnp.max, [jnp.abs(x) for x in plan.stacks])
-        zero = jnp.all(trusted | (largest == 0))
-        return jax.lax.cond(zero, lambda: jnp.sqrt(fast), careful)
+        # zero, from the fast sums: one more read, no careful path. Where the
+        # careful path reuses the fast stacks, that read also gives it each
+        # leaf's largest and smallest entries.
+        if shared:
+            max_min = [_max_min(x) for x in plan.stacks]
+            largest = [jnp.maximum(-low, high) for high, low in max_min]
+        else:
+            largest = [jnp.max(jnp.abs(x), _rows(x)) for x in plan.stacks]
+        zero = jnp.all(trusted | (plan.per_group(largest, jax.ops.segment_max) == 0))
+
+        def careful():
+            if shared:
+                return _careful(plan, row_totals, max_min, statistic)
+            per_leaf = plan.per_leaf(row_totals)
+            stacked = _Plan(groups, whole)
+            max_min_ = [_max_min(x) for x in stacked.stacks]
+            return _careful(stacked, [per_leaf[m] for m in whole], max_min_, statistic)
+
+        careful_32 = lambda: careful().astype(jnp.float32)
+        return jax.lax.cond(zero, lambda: jnp.sqrt(fast), careful_32)
 
     return jax.lax.cond(jnp.all(trusted), lambda: jnp.sqrt(fast), unless_zero)

@@ -176,6 +176,32 @@ def test_stacked_and_lone_leaves_give_the_same_statistics(scale, offset):
         np.testing.assert_allclose(float(got[layer]), stored.std(), rtol=2e-5)
 
 
+@pytest.mark.parametrize("offset", [0.0, 1e5])
+def test_a_layers_leaves_far_apart_in_scale_and_mean(offset):
+    """The careful path scales each leaf on its own, then brings a layer's
+    leaves to the scale of its largest and to one centre: exact for leaves 60
+    orders apart, for means 1e5 times the spread (within and across leaves),
+    beside a lone leaf, and for a layer constant across its leaves."""
+    rng = np.random.default_rng(2)
+    normal = lambda shape, scale, mean=offset: jnp.asarray(
+        (rng.standard_normal(shape) + mean) * scale, jnp.float32
+    )
+    grads = {
+        "apart": {"w": normal((64, 64), 1e30), "v": normal((2, 4), 1e-30)},
+        "near": {"w": normal((130, 130), 1e25), "v": normal((2, 5), 1e25, 2 * offset)},
+        "lone": {"w": normal((130, 130), 1.0)},
+        "tiny": {"w": normal((1, 3), 1e-30), "v": normal((2, 5), 1e-30)},
+        "flat": {"w": jnp.full((4, 4), 3e20), "v": jnp.full((130, 130), 3e20)},
+    }
+    got = sgo.layer_statistics(grads)
+    for layer, leaves in grads.items():
+        stored = np.concatenate(
+            [np.asarray(x, np.float64).ravel() for x in leaves.values()]
+        )
+        np.testing.assert_allclose(float(got[layer]), stored.std(), rtol=2e-5)
+    assert float(got["flat"]) == 0.0
+
+
 @pytest.mark.parametrize("other", [1.0, 1e-30])
 def test_a_zero_layer_is_exact_beside_normal_and_tiny_ones(other):
     """A zero layer alone would pass the fast sums (the careful path is then
