@@ -275,9 +275,10 @@ def group_statistics(
 
     def unless_zero():
         # Layers that are exactly zero (dead or frozen) have their statistic,
-        # zero, from the fast sums: one more read, no careful path. Where the
-        # careful path reuses the fast stacks, that read also gives it each
-        # leaf's largest and smallest entries.
+        # zero, from the fast sums: one more pass finds their largest magnitude
+        # zero, no careful path. Where the careful path reuses the fast stacks,
+        # that pass reads each leaf's largest and smallest entries (two
+        # reductions), and the careful path starts from them.
         if shared:
             max_min = [_max_min(x) for x in plan.stacks]
             largest = [jnp.maximum(-low, high) for high, low in max_min]
