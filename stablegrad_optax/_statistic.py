@@ -35,7 +35,9 @@ careful path: when the fast result fails only on such layers (one more read
 finds their largest magnitude zero), it stands, their statistic exactly zero.
 The careful path stacks every same-shaped leaf, large ones too (a copy, made
 only when that branch runs): its kernels and fusions are then a handful per
-shape rather than per layer, which is what its compile time scales with.
+shape rather than per layer, which is what its compile time scales with. It
+stacks them from the fast path's stacks, so that each leaf enters the
+conditionals once (each of a conditional's operands costs compile time too).
 """
 
 from __future__ import annotations
@@ -68,9 +70,10 @@ def validate_statistic(statistic: object) -> None:
 class _Plan:
     """Which leaf belongs to which group; small leaves stacked by shape."""
 
-    def __init__(self, groups: Sequence[Sequence[jax.Array]], members=None):
+    def __init__(self, groups: Sequence[Sequence[jax.Array]], members=None, rows=None):
         """Stacks the leaves of each bucket of `members` (by default
-        `_buckets(leaves, _STACK_MAX_SIZE)`)."""
+        `_buckets(leaves, _STACK_MAX_SIZE)`); `rows`, if given, holds each leaf
+        as a (1, *shape) array in its accumulator dtype, to stack from."""
         leaves = [leaf for group in groups for leaf in group]
         sizes = [len(g) for g in groups]
         self.num_groups = len(groups)
@@ -86,8 +89,16 @@ class _Plan:
         # f64); k leaves of one shape.
         self.stacks = []
         for m in members:
+            if rows is not None:
+                self.stacks.append(jnp.concatenate([rows[i] for i in m]))
+                continue
             acc = jnp.promote_types(leaves[m[0]].dtype, jnp.float32)
             self.stacks.append(jnp.stack([leaves[i] for i in m]).astype(acc))
+
+    def rows(self) -> list[jax.Array]:
+        """Each leaf as a (1, *shape) row of its stack, in the groups' order."""
+        rows = [x[j : j + 1] for x in self.stacks for j in range(len(x))]
+        return [rows[i] for i in self.unbucket]
 
     def per_leaf(self, per_bucket: Sequence[jax.Array]) -> jax.Array:
         """Per-bucket (k,) results -> one value per leaf, in the groups' order."""
@@ -272,6 +283,9 @@ def group_statistics(
     # shape rather than per leaf, which is what its compile time scales with.
     whole = _buckets([leaf for group in groups for leaf in group], None)
     shared = len(whole) == len(plan.members)  # no two large leaves alike
+    # Otherwise it stacks the fast stacks' rows and takes the leaves' sums as
+    # one vector made here: each leaf enters the conditionals once.
+    leaf_totals = None if shared else plan.per_leaf(row_totals)
 
     def unless_zero():
         # Layers that are exactly zero (dead or frozen) have their statistic,
@@ -289,10 +303,10 @@ def group_statistics(
         def careful():
             if shared:
                 return _careful(plan, row_totals, max_min, statistic)
-            per_leaf = plan.per_leaf(row_totals)
-            stacked = _Plan(groups, whole)
+            stacked = _Plan(groups, whole, plan.rows())
             max_min_ = [_max_min(x) for x in stacked.stacks]
-            return _careful(stacked, [per_leaf[m] for m in whole], max_min_, statistic)
+            leaf_totals_ = [leaf_totals[m] for m in whole]
+            return _careful(stacked, leaf_totals_, max_min_, statistic)
 
         careful_32 = lambda: careful().astype(jnp.float32)
         return jax.lax.cond(zero, lambda: jnp.sqrt(fast), careful_32)
