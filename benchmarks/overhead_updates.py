@@ -397,7 +397,7 @@ def compile_seconds(tx, grads, params) -> tuple[float, float]:
 def compile_costs(config: argparse.Namespace) -> dict[str, Any]:
     """Per tree, with its gradients and with one zero layer: the seconds each of
     `COMPILED` takes to compile (--compile-rounds interleaved rounds) and the
-    update's time (jit call, timed rounds)."""
+    update's time (jit call and compiled loop, timed rounds)."""
     txs = {label: tx for label, tx in optimizers().items() if label in COMPILED}
     out = {}
     for name, make in COMPILE_TREES.items():
@@ -412,11 +412,18 @@ def compile_costs(config: argparse.Namespace) -> dict[str, Any]:
                 shift = r % len(COMPILED)
                 for label in [*COMPILED[shift:], *COMPILED[:shift]]:
                     seconds[label].append(compile_seconds(txs[label], grads, params))
-            entries = {k: update_call_entry(tx, grads, params) for k, tx in txs.items()}
+            calls = {k: update_call_entry(tx, grads, params) for k, tx in txs.items()}
+            loops = {
+                k: update_loop_entry(tx, update_loop(tx), grads, params)
+                for k, tx in txs.items()
+            }
             out[name][kind] = {
                 "lower_s": {k: [s[0] for s in v] for k, v in seconds.items()},
                 "compile_s": {k: [s[1] for s in v] for k, v in seconds.items()},
-                "update_call": timed_section(f"{name}, {kind}", entries, config),
+                "update_call": timed_section(
+                    f"{name}, {kind}, jit call", calls, config
+                ),
+                "update_loop": timed_section(f"{name}, {kind}, loop", loops, config),
             }
             best = out[name][kind]["compile_s"].items()
             best = ", ".join(f"{k} {min(v):.2f}s" for k, v in best)
