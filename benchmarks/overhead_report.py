@@ -227,7 +227,7 @@ def compile_lines(platform: str, section: dict[str, Any]) -> list[str]:
         for kind in ("ordinary", "one zero layer"):
             best = {k: min(v) for k, v in tree[kind]["compile_s"].items()}
             call = tree[kind]["update_call"]["entries"]
-            loop = tree[kind].get("update_loop", {}).get("entries", {})  # new
+            loop = tree[kind]["update_loop"]["entries"]
             body.append(
                 [
                     f"{COMPILE_TITLES.get(name, name)} ({tree['num_leaves']} leaves), "
@@ -235,7 +235,7 @@ def compile_lines(platform: str, section: dict[str, Any]) -> list[str]:
                     *(f"{best[k]:.2f}" for k in ("adam", AGC, SG)),
                     f"{best[SG] / best['adam']:.2f}x",
                     f"{best[SG] / best[AGC]:.2f}x",
-                    *(_ratio(t.get(k)) for t in (call, loop) for k in (SG, AGC)),
+                    *(_ratio(t[k]) for t in (call, loop) for k in (SG, AGC)),
                 ]
             )
     header = ["tree, gradients", "adam (s)", "AGC + adam (s)", "StableGrad + adam (s)"]
